@@ -1,0 +1,49 @@
+// The `vit` executable: registers one subcommand per file and maps failures to exit codes.
+//   0  success
+//   1  the command ran but some of its work failed (e.g. some inputs could not be read)
+//   2  usage error, or a model/file that cannot be used; the message says which
+
+#include <exception>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "app/command.h"
+#include "app/exit_codes.h"
+#include "app/info_command.h"
+
+int main(int argc, char** argv) {
+  // Results go to stdout; logs and errors to stderr, so output stays machine-readable when piped.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("vit"));
+  spdlog::set_pattern("%^%l%$: %v");
+
+  CLI::App app{"vit: train, evaluate, inspect and export Vision Transformers (LibTorch)"};
+  app.set_version_flag("--version", "vit " VIT_VERSION);
+  app.require_subcommand(1);
+  bool verbose = false;
+  bool quiet = false;
+  app.add_flag("-v,--verbose", verbose, "Log debug messages");
+  app.add_flag("-q,--quiet", quiet, "Log only warnings and errors");
+
+  const std::vector<vit::app::Command> commands{vit::app::setup_info(app)};
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);  // prints help, version or the usage error
+    return code == 0 ? vit::app::kExitOk : vit::app::kExitUsage;
+  }
+  spdlog::set_level(verbose ? spdlog::level::debug : quiet ? spdlog::level::warn : spdlog::level::info);
+
+  try {
+    for (const auto& command : commands) {
+      if (command.cli->parsed()) return command.run();
+    }
+    return vit::app::kExitUsage;  // unreachable: require_subcommand(1) guarantees one was parsed
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return vit::app::kExitUsage;
+  }
+}

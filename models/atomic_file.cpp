@@ -1,0 +1,63 @@
+#include "models/atomic_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+
+namespace vit {
+namespace {
+
+namespace fs = std::filesystem;
+
+// fsync by path: std::ofstream gives no file descriptor. Without it a power loss after rename() could leave
+// an empty file under the final name on some file systems.
+void sync_path(const fs::path& path, int flags) {
+  const int fd = ::open(path.c_str(), flags);
+  if (fd < 0) return;  // best effort: some file systems refuse to open directories
+  ::fsync(fd);
+  ::close(fd);
+}
+
+fs::path temporary_path_for(const fs::path& path) {
+  static std::atomic<unsigned> counter{0};
+  const auto name = "." + path.filename().string() + ".tmp." + std::to_string(::getpid()) + "." +
+                    std::to_string(counter++);
+  return path.parent_path() / name;
+}
+
+}  // namespace
+
+void write_file_atomically(const fs::path& path, const std::function<void(std::ostream&)>& write) {
+  if (path.filename().empty()) throw std::runtime_error("cannot write '" + path.string() + "': not a file name");
+  const fs::path parent = path.parent_path().empty() ? fs::path(".") : path.parent_path();
+  if (!fs::is_directory(parent))
+    throw std::runtime_error("cannot write '" + path.string() + "': folder '" + parent.string() +
+                             "' does not exist");
+  const fs::path temporary = temporary_path_for(path);
+  try {
+    {
+      std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+      if (!out) throw std::runtime_error(std::strerror(errno));
+      write(out);
+      out.flush();
+      if (!out) throw std::runtime_error("write failed (disk full?)");
+    }
+    sync_path(temporary, O_RDONLY);
+    std::error_code error;
+    fs::rename(temporary, path, error);
+    if (error) throw std::runtime_error(error.message());
+    sync_path(parent, O_RDONLY | O_DIRECTORY);
+  } catch (const std::exception& e) {
+    std::error_code ignored;
+    fs::remove(temporary, ignored);
+    throw std::runtime_error("cannot write '" + path.string() + "': " + e.what());
+  }
+}
+
+}  // namespace vit

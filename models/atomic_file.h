@@ -1,0 +1,16 @@
+#pragma once
+// Writing files so that a crash, a full disk or Ctrl-C mid-write never leaves a half-written file in place of a
+// good one: the content goes to a temporary file beside the target, is flushed to disk, then renamed over it.
+
+#include <filesystem>
+#include <functional>
+#include <ostream>
+
+namespace vit {
+
+// Calls `write` with a stream on a temporary file in the target's folder, then atomically replaces `path`.
+// Throws std::runtime_error naming the file if anything fails; the previous file, if any, is then untouched and
+// the temporary file removed.
+void write_file_atomically(const std::filesystem::path& path, const std::function<void(std::ostream&)>& write);
+
+}  // namespace vit

@@ -1,0 +1,93 @@
+#include "models/layers.h"
+
+#include <torch/nn/functional/activation.h>
+#include <torch/nn/functional/dropout.h>
+#include <torch/version.h>
+
+#if TORCH_VERSION_MAJOR >= 2
+#include <ATen/ops/scaled_dot_product_attention.h>
+#else
+#include <ATen/ops/_scaled_dot_product_attention.h>
+#endif
+
+namespace vit {
+
+torch::Tensor drop_path(const torch::Tensor& x, double drop_prob, bool training) {
+  if (!training || drop_prob == 0.0) return x;
+  const double keep_prob = 1.0 - drop_prob;
+  // One Bernoulli draw per sample, broadcast over the remaining dimensions: (B, 1, 1, ...).
+  std::vector<int64_t> mask_shape(static_cast<size_t>(x.dim()), 1);
+  mask_shape[0] = x.size(0);
+  auto mask = torch::empty(mask_shape, x.options()).bernoulli_(keep_prob);
+  return x * mask.div_(keep_prob);
+}
+
+torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                              double dropout_p) {
+#if TORCH_VERSION_MAJOR >= 2
+  return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, dropout_p);
+#else
+  return std::get<0>(at::_scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, dropout_p,
+                                                       /*need_attn_weights=*/false, /*is_causal=*/false));
+#endif
+}
+
+PatchEmbedImpl::PatchEmbedImpl(int64_t in_chans, int64_t embed_dim, int64_t patch_size) {
+  proj_ = register_module(
+      "proj", torch::nn::Conv2d(torch::nn::Conv2dOptions(in_chans, embed_dim, patch_size).stride(patch_size)));
+}
+
+torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& images) {
+  auto x = proj_->forward(images);    // (B, D, H/P, W/P)
+  return x.flatten(2).transpose(1, 2); // (B, N, D)
+}
+
+AttentionImpl::AttentionImpl(int64_t dim, int64_t num_heads, double attn_drop, double proj_drop)
+    : num_heads_(num_heads), attn_drop_(attn_drop) {
+  qkv_ = register_module("qkv", torch::nn::Linear(torch::nn::LinearOptions(dim, 3 * dim).bias(true)));
+  proj_ = register_module("proj", torch::nn::Linear(dim, dim));
+  proj_drop_ = register_module("proj_drop", torch::nn::Dropout(proj_drop));
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
+  // Sizes other than the batch are architecture constants; the batch stays -1 so that a traced graph keeps
+  // a dynamic batch dimension.
+  const int64_t tokens = x.size(1);
+  const int64_t dim = x.size(2);
+  const int64_t head_dim = dim / num_heads_;
+  auto qkv = qkv_->forward(x)
+                 .reshape({-1, tokens, 3, num_heads_, head_dim})  // (B, N, 3, H, Dh)
+                 .permute({2, 0, 3, 1, 4});                       // (3, B, H, N, Dh)
+  auto q = qkv[0], k = qkv[1], v = qkv[2];                        // each (B, H, N, Dh)
+  auto out = fused_attention(q, k, v, is_training() ? attn_drop_ : 0.0);  // (B, H, N, Dh)
+  out = out.transpose(1, 2).reshape({-1, tokens, dim});                   // (B, N, D)
+  return proj_drop_->forward(proj_->forward(out));
+}
+
+MlpImpl::MlpImpl(int64_t dim, int64_t hidden_dim, double drop) {
+  fc1_ = register_module("fc1", torch::nn::Linear(dim, hidden_dim));
+  fc2_ = register_module("fc2", torch::nn::Linear(hidden_dim, dim));
+  drop_ = register_module("drop", torch::nn::Dropout(drop));
+}
+
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
+  auto hidden = drop_->forward(torch::gelu(fc1_->forward(x)));  // exact erf GELU, as timm's nn.GELU()
+  return drop_->forward(fc2_->forward(hidden));
+}
+
+BlockImpl::BlockImpl(const BlockOptions& o) : drop_path_(o.drop_path) {
+  auto layer_norm = [&](const char* name) {
+    return register_module(name, torch::nn::LayerNorm(torch::nn::LayerNormOptions({o.dim}).eps(o.norm_eps)));
+  };
+  norm1_ = layer_norm("norm1");
+  attn_ = register_module("attn", Attention(o.dim, o.num_heads, o.attn_drop, o.proj_drop));
+  norm2_ = layer_norm("norm2");
+  mlp_ = register_module("mlp", Mlp(o.dim, o.mlp_hidden_dim, o.proj_drop));
+}
+
+torch::Tensor BlockImpl::forward(const torch::Tensor& x) {
+  auto y = x + drop_path(attn_->forward(norm1_->forward(x)), drop_path_, is_training());
+  return y + drop_path(mlp_->forward(norm2_->forward(y)), drop_path_, is_training());
+}
+
+}  // namespace vit

@@ -1,0 +1,87 @@
+#pragma once
+// The building blocks of a Vision Transformer, named as timm names them so that state-dict keys match
+// timm's checkpoints one to one (`patch_embed.proj`, `blocks.N.attn.qkv`, `blocks.N.mlp.fc1`, ...).
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/dropout.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+#include <torch/nn/pimpl.h>
+
+namespace vit {
+
+// Stochastic depth: during training, drops the whole residual branch of each sample with probability
+// `drop_prob` and rescales the survivors so the expectation is unchanged. Identity in eval mode.
+torch::Tensor drop_path(const torch::Tensor& x, double drop_prob, bool training);
+
+// Scaled dot-product attention over (B, H, N, D) tensors through LibTorch's fused kernel, whose name and
+// signature changed between 1.13 and 2.x; the version is picked at compile time.
+torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                              double dropout_p);
+
+// Images (B, C, H, W) -> patch tokens (B, N, D) with one strided convolution (kernel = stride = patch).
+class PatchEmbedImpl : public torch::nn::Module {
+ public:
+  PatchEmbedImpl(int64_t in_chans, int64_t embed_dim, int64_t patch_size);
+  torch::Tensor forward(const torch::Tensor& images);
+
+ private:
+  torch::nn::Conv2d proj_{nullptr};
+};
+TORCH_MODULE(PatchEmbed);
+
+// Multi-head self-attention with one fused qkv projection (rows ordered q, k, v, as in timm).
+class AttentionImpl : public torch::nn::Module {
+ public:
+  AttentionImpl(int64_t dim, int64_t num_heads, double attn_drop, double proj_drop);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  int64_t num_heads_;
+  double attn_drop_;
+  torch::nn::Linear qkv_{nullptr};
+  torch::nn::Linear proj_{nullptr};
+  torch::nn::Dropout proj_drop_{nullptr};
+};
+TORCH_MODULE(Attention);
+
+// Two linear layers with an exact (erf) GELU between them.
+class MlpImpl : public torch::nn::Module {
+ public:
+  MlpImpl(int64_t dim, int64_t hidden_dim, double drop);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  torch::nn::Linear fc1_{nullptr};
+  torch::nn::Linear fc2_{nullptr};
+  torch::nn::Dropout drop_{nullptr};
+};
+TORCH_MODULE(Mlp);
+
+struct BlockOptions {
+  int64_t dim;
+  int64_t num_heads;
+  int64_t mlp_hidden_dim;
+  double norm_eps;
+  double proj_drop;
+  double attn_drop;
+  double drop_path;
+};
+
+// Pre-norm transformer encoder block: x + attn(norm1(x)), then x + mlp(norm2(x)).
+class BlockImpl : public torch::nn::Module {
+ public:
+  explicit BlockImpl(const BlockOptions& options);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  double drop_path_;
+  torch::nn::LayerNorm norm1_{nullptr};
+  Attention attn_{nullptr};
+  torch::nn::LayerNorm norm2_{nullptr};
+  Mlp mlp_{nullptr};
+};
+TORCH_MODULE(Block);
+
+}  // namespace vit

@@ -1,0 +1,35 @@
+#include "models/model_info.h"
+
+namespace vit {
+
+int64_t count_parameters(const ViTConfig& c) {
+  const int64_t d = c.embed_dim;
+  const int64_t hidden = c.mlp_hidden_dim();
+  const int64_t patch_embed = c.in_chans * c.patch_size * c.patch_size * d + d;
+  const int64_t tokens = (c.class_token ? d : 0) + c.sequence_length() * d;
+  const int64_t block = 2 * d                   // norm1
+                        + d * 3 * d + 3 * d     // attn.qkv
+                        + d * d + d             // attn.proj
+                        + 2 * d                 // norm2
+                        + d * hidden + hidden   // mlp.fc1
+                        + hidden * d + d;       // mlp.fc2
+  const int64_t final_norm = 2 * d;             // norm or fc_norm
+  const int64_t head = c.num_classes > 0 ? d * c.num_classes + c.num_classes : 0;
+  return patch_embed + tokens + c.depth * block + final_norm + head;
+}
+
+double count_macs(const ViTConfig& c) {
+  const double d = static_cast<double>(c.embed_dim);
+  const double t = static_cast<double>(c.sequence_length());
+  const double hidden = static_cast<double>(c.mlp_hidden_dim());
+  const double patch_embed =
+      static_cast<double>(c.num_patches()) * d * static_cast<double>(c.in_chans * c.patch_size * c.patch_size);
+  const double block = t * d * 3 * d     // qkv
+                       + 2 * t * t * d   // q @ k^T and attn @ v, summed over heads
+                       + t * d * d       // proj
+                       + 2 * t * d * hidden;  // fc1 + fc2
+  const double head = d * static_cast<double>(c.num_classes);
+  return patch_embed + static_cast<double>(c.depth) * block + head;
+}
+
+}  // namespace vit

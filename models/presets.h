@@ -1,0 +1,35 @@
+#pragma once
+// Named model presets in timm's style: `vit_base_patch16_224()` and friends, plus small ones that train in
+// minutes on a 2-core CPU.
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "models/vit_config.h"
+
+namespace vit {
+
+struct ModelPreset {
+  ViTConfig config;
+  PreprocessConfig preprocess;
+};
+
+// ImageNet-sized models with timm's architectures and timm's augreg preprocessing
+// (bicubic, crop_pct 0.9, mean = std = 0.5).
+ModelPreset vit_tiny_patch16_224();
+ModelPreset vit_small_patch16_224();
+ModelPreset vit_base_patch16_224();
+ModelPreset vit_base_patch32_224();
+ModelPreset vit_large_patch16_224();
+
+// Small models for small images: 7x7 = 49 patches of 4x4 pixels on 28x28 grayscale (Fashion-MNIST), 8x8 = 64
+// patches on 32x32 RGB (CIFAR-sized). No center crop: such images are already framed.
+ModelPreset vit_mini_patch4_28();
+ModelPreset vit_mini_patch4_32();
+
+std::optional<ModelPreset> find_preset(std::string_view name);
+std::vector<std::string> preset_names();
+
+}  // namespace vit

@@ -1,0 +1,102 @@
+#include "models/vision_transformer.h"
+
+#include <torch/nn/init.h>
+
+#include <sstream>
+
+namespace vit {
+namespace {
+
+// timm's trunc_normal_(std=.02) truncates at +-2 absolute, i.e. 100 standard deviations out: the same
+// distribution as a plain normal for every practical purpose, which is what LibTorch 1.13 offers.
+void init_normal(torch::Tensor& t, double std) {
+  torch::NoGradGuard no_grad;
+  t.normal_(0.0, std);
+}
+
+}  // namespace
+
+VisionTransformerImpl::VisionTransformerImpl(const ViTConfig& config) : config_(config) {
+  config_.validate();
+  const ViTConfig& c = config_;
+  patch_embed_ = register_module("patch_embed", PatchEmbed(c.in_chans, c.embed_dim, c.patch_size));
+  if (c.class_token) cls_token_ = register_parameter("cls_token", torch::zeros({1, 1, c.embed_dim}));
+  pos_embed_ = register_parameter("pos_embed", torch::zeros({1, c.sequence_length(), c.embed_dim}));
+  pos_drop_ = register_module("pos_drop", torch::nn::Dropout(c.pos_drop_rate));
+
+  blocks_ = register_module("blocks", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.depth; ++i) {
+    // Stochastic depth rises linearly from 0 in the first block to drop_path_rate in the last.
+    const double drop_path = c.depth > 1 ? c.drop_path_rate * static_cast<double>(i) / (c.depth - 1) : 0.0;
+    blocks_->push_back(Block(BlockOptions{c.embed_dim, c.num_heads, c.mlp_hidden_dim(), c.norm_eps,
+                                          c.proj_drop_rate, c.attn_drop_rate, drop_path}));
+  }
+  auto layer_norm = torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.embed_dim}).eps(c.norm_eps));
+  if (c.fc_norm) {
+    fc_norm_ = register_module("fc_norm", layer_norm);
+  } else {
+    norm_ = register_module("norm", layer_norm);
+  }
+  head_drop_ = register_module("head_drop", torch::nn::Dropout(c.drop_rate));
+  if (c.num_classes > 0) head_ = register_module("head", torch::nn::Linear(c.embed_dim, c.num_classes));
+  init_weights();
+}
+
+void VisionTransformerImpl::init_weights() {
+  // timm's default scheme: position embedding and every Linear ~ N(0, 0.02) with zero bias, class token
+  // ~ N(0, 1e-6); the patch-embedding convolution and LayerNorms keep PyTorch's defaults.
+  init_normal(pos_embed_, 0.02);
+  if (cls_token_.defined()) init_normal(cls_token_, 1e-6);
+  for (auto& module : modules(/*include_self=*/false)) {
+    if (auto* linear = module->as<torch::nn::Linear>()) {
+      init_normal(linear->weight, 0.02);
+      torch::NoGradGuard no_grad;
+      linear->bias.zero_();
+    }
+  }
+}
+
+void VisionTransformerImpl::check_input(const torch::Tensor& images) const {
+  const ViTConfig& c = config_;
+  const bool ok = images.dim() == 4 && images.size(1) == c.in_chans && images.size(2) == c.image_size &&
+                  images.size(3) == c.image_size;
+  if (!ok) {
+    std::ostringstream message;
+    message << "model input: expected images of shape (B, " << c.in_chans << ", " << c.image_size << ", "
+            << c.image_size << "), got " << images.sizes();
+    throw std::invalid_argument(message.str());
+  }
+}
+
+torch::Tensor VisionTransformerImpl::forward_features(const torch::Tensor& images) {
+  check_input(images);
+  auto x = patch_embed_->forward(images);  // (B, N, D)
+  if (cls_token_.defined()) {
+    // expand_as rather than expand({B, ...}): a traced graph then keeps the batch dimension dynamic.
+    auto cls = cls_token_.expand_as(x.narrow(1, 0, 1));  // (B, 1, D)
+    x = torch::cat({cls, x}, 1);                          // (B, T, D)
+  }
+  x = pos_drop_->forward(x + pos_embed_);
+  for (const auto& block : *blocks_) x = block->as<Block>()->forward(x);
+  return norm_ ? norm_->forward(x) : x;
+}
+
+torch::Tensor VisionTransformerImpl::forward_head(const torch::Tensor& tokens, bool pre_logits) {
+  torch::Tensor pooled;
+  if (config_.global_pool == GlobalPool::Token) {
+    pooled = tokens.select(1, 0);  // (B, D): the class token
+  } else {
+    const int64_t prefix = config_.num_prefix_tokens();
+    pooled = tokens.narrow(1, prefix, tokens.size(1) - prefix).mean(1);  // (B, D): mean over patches
+  }
+  if (fc_norm_) pooled = fc_norm_->forward(pooled);
+  pooled = head_drop_->forward(pooled);
+  if (pre_logits || !head_) return pooled;
+  return head_->forward(pooled);  // (B, num_classes)
+}
+
+torch::Tensor VisionTransformerImpl::forward(const torch::Tensor& images) {
+  return forward_head(forward_features(images));
+}
+
+}  // namespace vit

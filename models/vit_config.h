@@ -1,0 +1,77 @@
+#pragma once
+// Architecture and preprocessing of a Vision Transformer: plain data, no LibTorch, so that every layer of the
+// toolkit (weights files, the command line, the image pipeline) can describe a model without building one.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace vit {
+
+// How the token sequence is reduced to one feature vector for the head (timm's `global_pool`).
+enum class GlobalPool {
+  Token,  // the class token's output ("token")
+  Avg,    // mean over the patch tokens, prefix tokens excluded ("avg")
+};
+
+std::string to_string(GlobalPool pool);
+GlobalPool parse_global_pool(const std::string& text);  // throws std::invalid_argument naming the value
+
+// One struct for the whole architecture; field names follow timm's VisionTransformer arguments.
+struct ViTConfig {
+  int64_t image_size = 224;   // square input side in pixels; must be a multiple of patch_size
+  int64_t patch_size = 16;    // side of the square patches (conv kernel = stride)
+  int64_t in_chans = 3;       // 1 (grayscale) or 3 (RGB)
+  int64_t num_classes = 1000; // 0 gives a model without head that returns pooled features
+  int64_t embed_dim = 768;    // token width D
+  int64_t depth = 12;         // number of encoder blocks
+  int64_t num_heads = 12;     // attention heads; embed_dim must divide evenly
+  double mlp_ratio = 4.0;     // MLP hidden width = embed_dim * mlp_ratio
+  bool class_token = true;    // prepend a learned class token (required by GlobalPool::Token)
+  GlobalPool global_pool = GlobalPool::Token;
+  // timm's fc_norm: with average pooling the final LayerNorm moves after the pooling (`fc_norm`) instead of
+  // before it (`norm`); this is timm's default, and the state-dict keys differ accordingly.
+  bool fc_norm = false;
+  double norm_eps = 1e-6;     // LayerNorm epsilon (timm/torchvision 1e-6; Hugging Face ViT 1e-12)
+  double drop_rate = 0.0;     // dropout before the head
+  double pos_drop_rate = 0.0; // dropout after adding position embeddings
+  double proj_drop_rate = 0.0;// dropout after the attention projection and inside the MLP
+  double attn_drop_rate = 0.0;// dropout on attention probabilities
+  double drop_path_rate = 0.0;// stochastic depth, rising linearly from 0 to this over the blocks
+
+  int64_t grid_size() const { return image_size / patch_size; }
+  int64_t num_patches() const { return grid_size() * grid_size(); }
+  int64_t num_prefix_tokens() const { return class_token ? 1 : 0; }
+  int64_t sequence_length() const { return num_patches() + num_prefix_tokens(); }
+  int64_t head_dim() const { return embed_dim / num_heads; }
+  int64_t mlp_hidden_dim() const { return static_cast<int64_t>(static_cast<double>(embed_dim) * mlp_ratio); }
+
+  // Throws std::invalid_argument naming the first field that is out of range, with its value.
+  void validate() const;
+};
+
+enum class Interpolation { Bilinear, Bicubic };
+std::string to_string(Interpolation interpolation);
+Interpolation parse_interpolation(const std::string& text);
+
+// How images are turned into model input at evaluation time (timm's pretrained_cfg): resize the short side to
+// image_size / crop_pct, center-crop image_size, scale to [0, 1], normalise. Travels with the weights.
+struct PreprocessConfig {
+  Interpolation interpolation = Interpolation::Bicubic;
+  double crop_pct = 0.9;                   // fraction of the resized short side kept by the center crop
+  std::vector<double> mean{0.5, 0.5, 0.5}; // one value per input channel
+  std::vector<double> std{0.5, 0.5, 0.5};
+
+  void validate(int64_t in_chans) const;   // throws std::invalid_argument naming the field
+};
+
+// JSON forms used in weights-file metadata and run directories. Reading is strict: a missing key, a value of
+// the wrong type or an unknown key throws std::invalid_argument naming it.
+void to_json(nlohmann::json& j, const ViTConfig& config);
+void from_json(const nlohmann::json& j, ViTConfig& config);
+void to_json(nlohmann::json& j, const PreprocessConfig& preprocess);
+void from_json(const nlohmann::json& j, PreprocessConfig& preprocess);
+
+}  // namespace vit

@@ -1,0 +1,114 @@
+// Configs, presets and the analytic size/compute figures: no model is built here.
+
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "models/model_info.h"
+#include "models/model_source.h"
+#include "models/presets.h"
+#include "tests/catch.h"
+
+using Catch::Matchers::Contains;
+
+namespace vit {
+
+TEST_CASE("every preset is valid and findable by its name", "[config]") {
+  const auto names = preset_names();
+  REQUIRE(names.size() >= 7);
+  REQUIRE(std::set<std::string>(names.begin(), names.end()).size() == names.size());
+  for (const auto& name : names) {
+    auto preset = find_preset(name);
+    REQUIRE(preset.has_value());
+    REQUIRE_NOTHROW(preset->config.validate());
+    REQUIRE_NOTHROW(preset->preprocess.validate(preset->config.in_chans));
+  }
+  REQUIRE_FALSE(find_preset("vit_huge_patch99_1").has_value());
+}
+
+TEST_CASE("parameter counts match timm's", "[config]") {
+  // Figures from timm's model tables / sum(p.numel() for p in model.parameters()).
+  CHECK(count_parameters(vit_tiny_patch16_224().config) == 5'717'416);
+  CHECK(count_parameters(vit_small_patch16_224().config) == 22'050'664);
+  CHECK(count_parameters(vit_base_patch16_224().config) == 86'567'656);
+  CHECK(count_parameters(vit_base_patch32_224().config) == 88'224'232);
+  CHECK(count_parameters(vit_large_patch16_224().config) == 304'326'632);
+}
+
+TEST_CASE("compute matches timm's GMACs for ViT-B/16", "[config]") {
+  // timm lists vit_base_patch16_224 at 17.6 GMACs and vit_base_patch32_224 at 4.4.
+  CHECK(count_macs(vit_base_patch16_224().config) / 1e9 == Approx(17.56).epsilon(0.01));
+  CHECK(count_macs(vit_base_patch32_224().config) / 1e9 == Approx(4.41).epsilon(0.01));
+}
+
+TEST_CASE("invalid configs are rejected with the field and value", "[config]") {
+  ViTConfig c = vit_tiny_patch16_224().config;
+  SECTION("heads must divide the width") {
+    c.embed_dim = 100;
+    REQUIRE_THROWS_WITH(c.validate(), Contains("embed_dim 100 must be divisible by num_heads 3"));
+  }
+  SECTION("image size must be a multiple of the patch") {
+    c.image_size = 225;
+    REQUIRE_THROWS_WITH(c.validate(), Contains("image_size must be a positive multiple of patch_size 16, got 225"));
+  }
+  SECTION("channels are 1 or 3") {
+    c.in_chans = 4;
+    REQUIRE_THROWS_WITH(c.validate(), Contains("in_chans must be 1 or 3, got 4"));
+  }
+  SECTION("token pooling needs a class token") {
+    c.class_token = false;
+    REQUIRE_THROWS_WITH(c.validate(), Contains("global_pool 'token' needs class_token = true"));
+  }
+  SECTION("rates are probabilities") {
+    c.drop_path_rate = 1.5;
+    REQUIRE_THROWS_WITH(c.validate(), Contains("drop_path_rate must be in [0, 1), got 1.5"));
+  }
+}
+
+TEST_CASE("preprocessing must fit the channel count", "[config]") {
+  PreprocessConfig p;  // three channels
+  REQUIRE_THROWS_WITH(p.validate(1), Contains("mean needs 1 values (one per channel), got 3"));
+  p.crop_pct = 0.0;
+  REQUIRE_THROWS_WITH(p.validate(3), Contains("crop_pct must be in (0, 1], got 0"));
+}
+
+TEST_CASE("configs round-trip through JSON and bad JSON names the key", "[config]") {
+  ViTConfig c = vit_mini_patch4_28().config;
+  c.global_pool = GlobalPool::Avg;
+  c.fc_norm = true;
+  c.drop_path_rate = 0.1;
+  const nlohmann::json j = c;
+  const auto back = j.get<ViTConfig>();
+  CHECK(nlohmann::json(back) == j);
+  CHECK(back.global_pool == GlobalPool::Avg);
+  CHECK(back.depth == c.depth);
+
+  nlohmann::json missing = j;
+  missing.erase("depth");
+  REQUIRE_THROWS_WITH(missing.get<ViTConfig>(), Contains("model config: missing key 'depth'"));
+  nlohmann::json wrong_type = j;
+  wrong_type["depth"] = "six";
+  REQUIRE_THROWS_WITH(wrong_type.get<ViTConfig>(), Contains("key 'depth' has the wrong type (string)"));
+  nlohmann::json unknown = j;
+  unknown["dpeth"] = 6;
+  REQUIRE_THROWS_WITH(unknown.get<ViTConfig>(), Contains("unknown key 'dpeth'"));
+  nlohmann::json bad_pool = j;
+  bad_pool["global_pool"] = "max";
+  REQUIRE_THROWS_WITH(bad_pool.get<ViTConfig>(), Contains("global_pool must be 'token' or 'avg', got 'max'"));
+
+  PreprocessConfig p = vit_mini_patch4_28().preprocess;
+  const nlohmann::json pj = p;
+  CHECK(nlohmann::json(pj.get<PreprocessConfig>()) == pj);
+}
+
+TEST_CASE("a model argument is a preset or a file, and neither is a clear error", "[config]") {
+  const auto preset = describe_model("vit_base_patch16_224");
+  CHECK(preset.is_preset);
+  CHECK(preset.metadata.class_names.size() == 1000);
+  CHECK(preset.metadata.class_names[999] == "999");
+  REQUIRE_THROWS_WITH(describe_model("vit_bsae_patch16_224"),
+                      Contains("'vit_bsae_patch16_224' is neither a model preset nor an existing file") &&
+                          Contains("vit_base_patch16_224"));
+}
+
+}  // namespace vit

@@ -1,0 +1,160 @@
+// The model itself: names, sizes, shapes, determinism, and that it can learn.
+
+#include <torch/nn/functional/loss.h>
+#include <torch/nn/module.h>
+#include <torch/optim/adamw.h>
+
+#include <set>
+#include <string>
+
+#include "models/model_info.h"
+#include "models/presets.h"
+#include "models/state_dict.h"
+#include "models/vision_transformer.h"
+#include "tests/catch.h"
+
+using Catch::Matchers::Contains;
+
+namespace vit {
+namespace {
+
+ViTConfig tiny_config() {
+  ViTConfig c;
+  c.image_size = 16;
+  c.patch_size = 4;
+  c.num_classes = 5;
+  c.embed_dim = 32;
+  c.depth = 2;
+  c.num_heads = 4;
+  return c;
+}
+
+int64_t module_parameter_count(const torch::nn::Module& module) {
+  int64_t count = 0;
+  for (const auto& p : module.parameters()) count += p.numel();
+  return count;
+}
+
+}  // namespace
+
+TEST_CASE("state-dict keys are timm's", "[model]") {
+  torch::manual_seed(0);
+  ViTConfig c = tiny_config();
+  VisionTransformer model(c);
+  std::set<std::string> expected{"cls_token", "pos_embed", "patch_embed.proj.weight", "patch_embed.proj.bias",
+                                 "norm.weight", "norm.bias", "head.weight", "head.bias"};
+  for (int b = 0; b < 2; ++b) {
+    const std::string p = "blocks." + std::to_string(b) + ".";
+    for (const char* leaf : {"norm1", "attn.qkv", "attn.proj", "norm2", "mlp.fc1", "mlp.fc2"}) {
+      expected.insert(p + leaf + ".weight");
+      expected.insert(p + leaf + ".bias");
+    }
+  }
+  std::set<std::string> actual;
+  for (const auto& [name, tensor] : state_dict(*model)) actual.insert(name);
+  CHECK(actual == expected);
+  const auto tensors = state_dict(*model);
+  CHECK(tensors.at("pos_embed").sizes() == torch::IntArrayRef({1, 17, 32}));
+  CHECK(tensors.at("blocks.1.attn.qkv.weight").sizes() == torch::IntArrayRef({96, 32}));
+  CHECK(tensors.at("blocks.0.mlp.fc1.weight").sizes() == torch::IntArrayRef({128, 32}));
+}
+
+TEST_CASE("average pooling uses fc_norm and may drop the class token, as timm", "[model]") {
+  ViTConfig c = tiny_config();
+  c.global_pool = GlobalPool::Avg;
+  c.class_token = false;
+  c.fc_norm = true;
+  VisionTransformer model(c);
+  const auto tensors = state_dict(*model);
+  CHECK(tensors.count("fc_norm.weight") == 1);
+  CHECK(tensors.count("norm.weight") == 0);
+  CHECK(tensors.count("cls_token") == 0);
+  CHECK(tensors.at("pos_embed").sizes() == torch::IntArrayRef({1, 16, 32}));
+  model->eval();
+  CHECK(model->forward(torch::randn({3, 3, 16, 16})).sizes() == torch::IntArrayRef({3, 5}));
+  CHECK(module_parameter_count(*model) == count_parameters(c));
+}
+
+TEST_CASE("every preset builds with the analytic parameter count and gives logits of the right shape", "[model]") {
+  torch::NoGradGuard no_grad;
+  for (const auto& name : preset_names()) {
+    INFO(name);
+    const ViTConfig c = find_preset(name)->config;
+    VisionTransformer model(c);
+    model->eval();
+    CHECK(module_parameter_count(*model) == count_parameters(c));
+    const auto logits = model->forward(torch::randn({2, c.in_chans, c.image_size, c.image_size}));
+    CHECK(logits.sizes() == torch::IntArrayRef({2, c.num_classes}));
+    CHECK(torch::isfinite(logits).all().item<bool>());
+  }
+}
+
+TEST_CASE("eval mode is deterministic and samples do not leak across the batch", "[model]") {
+  torch::manual_seed(1);
+  ViTConfig c = tiny_config();
+  c.drop_rate = c.attn_drop_rate = c.proj_drop_rate = c.pos_drop_rate = 0.3;
+  c.drop_path_rate = 0.3;
+  VisionTransformer model(c);
+  const auto images = torch::randn({4, 3, 16, 16});
+
+  model->eval();
+  const auto a = model->forward(images);
+  const auto b = model->forward(images);
+  CHECK(torch::equal(a, b));
+  const auto alone = model->forward(images.narrow(0, 2, 1));
+  CHECK((alone - a.narrow(0, 2, 1)).abs().max().item<double>() < 1e-5);
+
+  model->train();  // dropout and stochastic depth now change the output
+  CHECK_FALSE(torch::allclose(model->forward(images), a));
+}
+
+TEST_CASE("drop_path drops whole samples and keeps the expectation", "[model]") {
+  torch::manual_seed(2);
+  const auto x = torch::ones({1000, 3, 4});
+  CHECK(torch::equal(drop_path(x, 0.5, /*training=*/false), x));
+  const auto y = drop_path(x, 0.25, /*training=*/true);
+  const auto per_sample = y.flatten(1);
+  // Each sample is all zeros or all 1/0.75.
+  CHECK(torch::equal(std::get<0>(per_sample.min(1)), std::get<0>(per_sample.max(1))));
+  const auto kept = (per_sample.select(1, 0) > 0).to(torch::kFloat).mean().item<double>();
+  CHECK(kept == Approx(0.75).margin(0.05));
+  CHECK(per_sample.max().item<double>() == Approx(1.0 / 0.75));
+}
+
+TEST_CASE("a wrongly shaped input is an error naming the expected shape", "[model]") {
+  VisionTransformer model(tiny_config());
+  REQUIRE_THROWS_WITH(model->forward(torch::randn({2, 1, 16, 16})),
+                      Contains("expected images of shape (B, 3, 16, 16), got [2, 1, 16, 16]"));
+  REQUIRE_THROWS_WITH(model->forward(torch::randn({2, 3, 32, 32})), Contains("got [2, 3, 32, 32]"));
+}
+
+TEST_CASE("the model over-fits a small batch: the loss falls and gradients reach every parameter", "[model]") {
+  torch::manual_seed(3);
+  ViTConfig c = tiny_config();
+  VisionTransformer model(c);
+  const auto images = torch::randn({8, 3, 16, 16});
+  const auto labels = torch::arange(8) % c.num_classes;
+  torch::optim::AdamW optimizer(model->parameters(), torch::optim::AdamWOptions(3e-3).weight_decay(0.0));
+
+  double first_loss = 0.0;
+  double last_loss = 0.0;
+  for (int step = 0; step < 80; ++step) {
+    optimizer.zero_grad();
+    auto loss = torch::nn::functional::cross_entropy(model->forward(images), labels);
+    loss.backward();
+    if (step == 0) {
+      for (const auto& item : model->named_parameters()) {
+        INFO(item.key());
+        REQUIRE(item.value().grad().defined());
+        CHECK(item.value().grad().abs().sum().item<double>() > 0.0);
+      }
+      first_loss = loss.item<double>();
+    }
+    optimizer.step();
+    last_loss = loss.item<double>();
+  }
+  CHECK(first_loss > 1.0);             // about ln(5) = 1.6 at initialisation
+  CHECK(last_loss < 0.1 * first_loss);
+}
+
+}  // namespace vit

@@ -1,0 +1,45 @@
+# Finds the toolkit's dependencies. Each failure names the Debian package that provides the missing piece;
+# third_party/install-deps.sh installs all of them.
+
+function(vit_require found what package)
+  if(NOT ${found})
+    message(FATAL_ERROR "${what} not found: install the Debian package '${package}' "
+                        "(third_party/install-deps.sh installs every dependency)")
+  endif()
+endfunction()
+
+# LibTorch: Debian's libtorch-dev is found with no hints; a pip PyTorch's with
+#   -DCMAKE_PREFIX_PATH=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
+find_package(Torch QUIET)
+vit_require(Torch_FOUND "LibTorch (find_package(Torch))" "libtorch-dev")
+message(STATUS "LibTorch ${Torch_VERSION}: ${TORCH_LIBRARIES}")
+
+find_package(nlohmann_json 3.9 QUIET)
+vit_require(nlohmann_json_FOUND "nlohmann_json" "nlohmann-json3-dev")
+
+find_package(OpenCV QUIET COMPONENTS core imgproc imgcodecs)
+if(OpenCV_FOUND)
+  set(VIT_HAVE_OPENCV ON)
+  message(STATUS "OpenCV ${OpenCV_VERSION}: building the image pipeline and the vit executable")
+elseif(VIT_REQUIRE_OPENCV)
+  vit_require(OpenCV_FOUND "OpenCV (core, imgproc, imgcodecs)" "libopencv-dev")
+else()
+  set(VIT_HAVE_OPENCV OFF)
+  message(WARNING "OpenCV not found (Debian package 'libopencv-dev'): building only the models library "
+                  "and its tests; the image pipeline and the vit executable are skipped")
+endif()
+
+if(VIT_HAVE_OPENCV)
+  find_package(CLI11 QUIET)
+  vit_require(CLI11_FOUND "CLI11" "libcli11-dev")
+  find_package(spdlog QUIET)
+  vit_require(spdlog_FOUND "spdlog" "libspdlog-dev")
+endif()
+
+if(VIT_BUILD_TESTS)
+  find_package(Catch2 2 QUIET)
+  if(NOT Catch2_FOUND)
+    find_package(Catch2 3 QUIET)
+  endif()
+  vit_require(Catch2_FOUND "Catch2" "catch2")
+endif()

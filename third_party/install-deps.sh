@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package the vit toolkit needs to build, test and run.
+# Idempotent: packages already present are left alone. Uses sudo only when not root.
+# usage: third_party/install-deps.sh [--runtime-only]
+set -euo pipefail
+
+build_packages=(
+  build-essential cmake git pkg-config
+  libtorch-dev            # LibTorch 1.13 (CPU)
+  libopencv-dev           # image decoding and transforms
+  libcli11-dev            # command-line parsing
+  libspdlog-dev           # logging
+  nlohmann-json3-dev      # safetensors headers, config files
+  catch2                  # unit tests
+)
+# What the built `vit` needs to run (the Dockerfile's runtime stage installs only these).
+runtime_packages=(
+  libtorch1.13 libopencv-core406 libopencv-imgproc406 libopencv-imgcodecs406 libspdlog1.10 libfmt9
+  libopenblas0-openmp     # without it LibTorch falls back to the reference BLAS (~30x slower matmul)
+)
+test_packages=(
+  python3-torch python3-torchvision   # independent reference implementation for the tests
+  python3-numpy
+)
+
+packages=("${runtime_packages[@]}")
+if [[ ${1:-} != --runtime-only ]]; then
+  packages+=("${build_packages[@]}" "${test_packages[@]}")
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#packages[@]} packages already installed"
+  exit 0
+fi
+
+as_root=()
+if [[ $(id -u) != 0 ]]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  as_root=(sudo)
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${as_root[@]}" apt-get update -qq
+"${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
