@@ -5,7 +5,7 @@
 #include "data/image_decode.h"
 #include "tests/catch.h"
 
-using Catch::Matchers::Contains;
+using vit::test::Contains;
 
 namespace vit::data {
 namespace {

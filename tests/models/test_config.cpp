@@ -9,7 +9,7 @@
 #include "models/presets.h"
 #include "tests/catch.h"
 
-using Catch::Matchers::Contains;
+using vit::test::Contains;
 
 namespace vit {
 

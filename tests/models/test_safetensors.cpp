@@ -13,7 +13,7 @@
 #include "tests/catch.h"
 #include "tests/temp_dir.h"
 
-using Catch::Matchers::Contains;
+using vit::test::Contains;
 using vit::test::read_bytes;
 using vit::test::TempDir;
 using vit::test::write_bytes;

@@ -13,7 +13,7 @@
 #include "models/vision_transformer.h"
 #include "tests/catch.h"
 
-using Catch::Matchers::Contains;
+using vit::test::Contains;
 
 namespace vit {
 namespace {

@@ -13,7 +13,7 @@
 #include "tests/catch.h"
 #include "tests/temp_dir.h"
 
-using Catch::Matchers::Contains;
+using vit::test::Contains;
 using vit::test::TempDir;
 
 namespace vit {

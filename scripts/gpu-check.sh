@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# For the lent GPU machine (pip PyTorch with CUDA, no OpenCV C++): builds the models library and its tests
+# against that PyTorch's LibTorch and runs them, the torchvision reference and the CUDA check included.
+# The log goes to $OUT/gpu-check.log when $OUT is set (the device tool), else to build-gpu/.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+log_dir=${OUT:-build-gpu}
+mkdir -p "$log_dir"
+{
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  python3 -c 'import torch, torchvision; print("torch", torch.__version__, "torchvision", torchvision.__version__)'
+  cmake --version | head -n 1
+  prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
+  cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
+        -DVIT_REFERENCE_PYTHON="$(command -v python3)" || exit 1
+  time cmake --build build-gpu -j"$(nproc)" || exit 1
+  ctest --test-dir build-gpu --output-on-failure -j8
+} 2>&1 | tee "$log_dir/gpu-check.log"
