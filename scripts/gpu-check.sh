@@ -14,5 +14,13 @@ mkdir -p "$log_dir"
   cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
         -DVIT_REFERENCE_PYTHON="$(command -v python3)" || exit 1
   time cmake --build build-gpu -j"$(nproc)" || exit 1
-  ctest --test-dir build-gpu --output-on-failure -j8
+  if ! ctest --test-dir build-gpu --output-on-failure -j8; then
+    # A backtrace of the first failed unit test, where a debugger is at hand (cuda-gdb debugs host code too).
+    failed=$(sed -n 's/^[0-9]*:models: *//p' build-gpu/Testing/Temporary/LastTestsFailed.log | head -n 1)
+    if [[ -n $failed ]] && command -v cuda-gdb >/dev/null; then
+      cuda-gdb -batch -ex run -ex bt --args build-gpu/tests/vit_models_tests "$failed" 2>&1 | tail -n 40
+    fi
+  fi
+  echo "std::filesystem symbols exported by libtorch_cpu: $(nm -D --defined-only "$prefix/../../lib/libtorch_cpu.so" \
+    | c++filt | grep -c 'std::filesystem' || true)"
 } 2>&1 | tee "$log_dir/gpu-check.log"

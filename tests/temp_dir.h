@@ -1,10 +1,19 @@
 #pragma once
 // A fresh folder under the system temp dir, removed with everything in it when the test ends.
+//
+// Removal and listing use POSIX calls rather than std::filesystem::remove_all / directory_iterator: pip
+// PyTorch's libtorch exports std::filesystem symbols from an older libstdc++, which the dynamic linker binds
+// in place of the system's, and the directory iteration then crashes (seen with PyTorch 2.11 and g++ 13).
+
+#include <dirent.h>
+#include <ftw.h>
+#include <stdio.h>
 
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
+#include <vector>
 
 namespace vit::test {
 
@@ -16,8 +25,8 @@ class TempDir {
     std::filesystem::create_directories(path_);
   }
   ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
+    auto remove_entry = [](const char* path, const struct stat*, int, struct FTW*) { return ::remove(path); };
+    ::nftw(path_.c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS);
   }
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
@@ -28,6 +37,19 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// Names in a folder, without "." and "..".
+inline std::vector<std::string> list_names(const std::filesystem::path& dir) {
+  std::vector<std::string> names;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (const dirent* entry = ::readdir(d)) {
+      const std::string name = entry->d_name;
+      if (name != "." && name != "..") names.push_back(name);
+    }
+    ::closedir(d);
+  }
+  return names;
+}
 
 inline void write_bytes(const std::filesystem::path& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
