@@ -1,6 +1,7 @@
 #include "models/weights_file.h"
 
 #include <stdexcept>
+#include <type_traits>
 
 #include <nlohmann/json.hpp>
 
@@ -43,19 +44,20 @@ ModelMetadata decode(const Metadata& raw, const fs::path& path) {
   if (version == raw.end() || version->second != kVersionValue)
     fail("unsupported vit weights format version '" + (version == raw.end() ? "" : version->second) +
          "' (this build reads version " + kVersionValue + ")");
-  ModelMetadata m;
-  for (const char* key : {kConfigKey, kPreprocessKey, kClassNamesKey}) {
+  // Each value is JSON text; parse errors and type errors alike name the key.
+  auto parse = [&](const char* key, auto& out) {
     auto it = raw.find(key);
     if (it == raw.end()) fail(std::string("metadata lacks '") + key + "'");
     try {
-      const json value = json::parse(it->second);
-      if (key == kConfigKey) m.config = value.get<ViTConfig>();
-      if (key == kPreprocessKey) m.preprocess = value.get<PreprocessConfig>();
-      if (key == kClassNamesKey) m.class_names = value.get<std::vector<std::string>>();
+      out = json::parse(it->second).get<std::decay_t<decltype(out)>>();
     } catch (const std::exception& e) {
       fail(std::string("metadata '") + key + "' is invalid: " + e.what());
     }
-  }
+  };
+  ModelMetadata m;
+  parse(kConfigKey, m.config);
+  parse(kPreprocessKey, m.preprocess);
+  parse(kClassNamesKey, m.class_names);
   try {
     m.validate();
   } catch (const std::exception& e) {
