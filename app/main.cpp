@@ -12,7 +12,9 @@
 
 #include "app/command.h"
 #include "app/exit_codes.h"
+#include "app/dataset_command.h"
 #include "app/info_command.h"
+#include "app/train_command.h"
 
 int main(int argc, char** argv) {
   // Results go to stdout; logs and errors to stderr, so output stays machine-readable when piped.
@@ -27,7 +29,8 @@ int main(int argc, char** argv) {
   app.add_flag("-v,--verbose", verbose, "Log debug messages");
   app.add_flag("-q,--quiet", quiet, "Log only warnings and errors");
 
-  const std::vector<vit::app::Command> commands{vit::app::setup_info(app)};
+  const std::vector<vit::app::Command> commands{vit::app::setup_train(app), vit::app::setup_info(app),
+                                                vit::app::setup_dataset(app)};
 
   try {
     app.parse(argc, argv);

@@ -16,11 +16,11 @@ ModelPreset imagenet_preset(int64_t patch_size, int64_t embed_dim, int64_t depth
   return preset;  // other fields keep the ViTConfig / PreprocessConfig defaults, which are timm's
 }
 
-ModelPreset small_image_preset(int64_t image_size, int64_t in_chans) {
+ModelPreset small_image_preset(int64_t image_size, int64_t patch_size, int64_t in_chans) {
   ModelPreset preset;
   ViTConfig& c = preset.config;
   c.image_size = image_size;
-  c.patch_size = 4;
+  c.patch_size = patch_size;
   c.in_chans = in_chans;
   c.num_classes = 10;
   c.embed_dim = 128;
@@ -42,7 +42,7 @@ constexpr std::array<std::pair<std::string_view, PresetFn>, 7> kPresets{{
     {"vit_base_patch16_224", vit_base_patch16_224},
     {"vit_base_patch32_224", vit_base_patch32_224},
     {"vit_large_patch16_224", vit_large_patch16_224},
-    {"vit_mini_patch4_28", vit_mini_patch4_28},
+    {"vit_mini_patch7_28", vit_mini_patch7_28},
     {"vit_mini_patch4_32", vit_mini_patch4_32},
 }};
 
@@ -53,8 +53,8 @@ ModelPreset vit_small_patch16_224() { return imagenet_preset(16, 384, 12, 6); }
 ModelPreset vit_base_patch16_224() { return imagenet_preset(16, 768, 12, 12); }
 ModelPreset vit_base_patch32_224() { return imagenet_preset(32, 768, 12, 12); }
 ModelPreset vit_large_patch16_224() { return imagenet_preset(16, 1024, 24, 16); }
-ModelPreset vit_mini_patch4_28() { return small_image_preset(28, 1); }
-ModelPreset vit_mini_patch4_32() { return small_image_preset(32, 3); }
+ModelPreset vit_mini_patch7_28() { return small_image_preset(28, 7, 1); }
+ModelPreset vit_mini_patch4_32() { return small_image_preset(32, 4, 3); }
 
 std::optional<ModelPreset> find_preset(std::string_view name) {
   for (const auto& [preset_name, make] : kPresets) {

@@ -7,4 +7,4 @@ bash third_party/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DVIT_REQUIRE_OPENCV=ON -DVIT_BUILD_TESTS=OFF
 cmake --build build -j"$(nproc)" --target vit
 build/app/vit info vit_base_patch16_224
-build/app/vit info vit_mini_patch4_28
+build/app/vit info vit_mini_patch7_28

@@ -11,12 +11,17 @@ build_packages=(
   libcli11-dev            # command-line parsing
   libspdlog-dev           # logging
   nlohmann-json3-dev      # safetensors headers, config files
+  zlib1g-dev              # reading gzipped IDX files (Fashion-MNIST)
   catch2                  # unit tests
 )
 # What the built `vit` needs to run (the Dockerfile's runtime stage installs only these).
 runtime_packages=(
   libtorch1.13 libopencv-core406 libopencv-imgproc406 libopencv-imgcodecs406 libspdlog1.10 libfmt9
   libopenblas0-openmp     # without it LibTorch falls back to the reference BLAS (~30x slower matmul)
+)
+# The main job's data set: Fashion-MNIST as gzipped IDX files under /usr/share/datasets/fashion-mnist.
+data_packages=(
+  dataset-fashion-mnist
 )
 test_packages=(
   python3-torch python3-torchvision   # independent reference implementation for the tests
@@ -25,7 +30,7 @@ test_packages=(
 
 packages=("${runtime_packages[@]}")
 if [[ ${1:-} != --runtime-only ]]; then
-  packages+=("${build_packages[@]}" "${test_packages[@]}")
+  packages+=("${build_packages[@]}" "${data_packages[@]}" "${test_packages[@]}")
 fi
 
 missing=()

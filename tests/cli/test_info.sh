@@ -33,7 +33,7 @@ expect "ViT-B/16 compute" 0 "compute +17\.5[0-9] GMACs per image" -- "$vit" info
 expect "ViT-B/16 preprocessing" 0 "resize short side to 248 \(bicubic\), center crop 224, mean \[0\.5, 0\.5, 0\.5\]" \
   -- "$vit" info vit_base_patch16_224
 expect "ViT-L/16 parameter count" 0 "parameters +304,326,632" -- "$vit" info vit_large_patch16_224
-expect "small preset is grayscale" 0 "input +1 channel, 28x28 pixels" -- "$vit" info vit_mini_patch4_28
+expect "small preset is grayscale" 0 "input +1 channel, 28x28 pixels" -- "$vit" info vit_mini_patch7_28
 expect "weights file: classes from metadata" 0 "classes +10: class 0, class 1, class 2" \
   -- "$vit" info "$reference_dir/torchvision_vit.safetensors"
 expect "weights file: architecture" 0 "encoder +3 blocks, width 64, 4 heads of 16, MLP 128" \

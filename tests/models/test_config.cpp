@@ -73,7 +73,7 @@ TEST_CASE("preprocessing must fit the channel count", "[config]") {
 }
 
 TEST_CASE("configs round-trip through JSON and bad JSON names the key", "[config]") {
-  ViTConfig c = vit_mini_patch4_28().config;
+  ViTConfig c = vit_mini_patch7_28().config;
   c.global_pool = GlobalPool::Avg;
   c.fc_norm = true;
   c.drop_path_rate = 0.1;
@@ -96,7 +96,7 @@ TEST_CASE("configs round-trip through JSON and bad JSON names the key", "[config
   bad_pool["global_pool"] = "max";
   REQUIRE_THROWS_WITH(bad_pool.get<ViTConfig>(), Contains("global_pool must be 'token' or 'avg', got 'max'"));
 
-  PreprocessConfig p = vit_mini_patch4_28().preprocess;
+  PreprocessConfig p = vit_mini_patch7_28().preprocess;
   const nlohmann::json pj = p;
   CHECK(nlohmann::json(pj.get<PreprocessConfig>()) == pj);
 }

@@ -1,0 +1,164 @@
+#include "app/train_command.h"
+
+#include <memory>
+#include <string>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
+
+#include "app/exit_codes.h"
+#include "app/progress.h"
+#include "app/stop_signal.h"
+#include "engine/trainer.h"
+#include "models/presets.h"
+
+namespace vit::app {
+namespace {
+
+// An option that sets a std::optional only when given, so the preset's value stays otherwise.
+template <typename T>
+CLI::Option* add_override(CLI::App* cli, const std::string& name, std::optional<T>& target, const std::string& help) {
+  return cli->add_option_function<T>(name, [&target](const T& value) { target = value; }, help);
+}
+
+void add_model_options(CLI::App* cli, engine::TrainOptions& o) {
+  const std::string group = "Model";
+  cli->add_option("--model", o.model, "Preset to train (see `vit info --help`)")->capture_default_str()->group(group);
+  auto& v = o.overrides;
+  add_override(cli, "--image-size", v.image_size, "Input image size in pixels (square)")->group(group);
+  add_override(cli, "--patch-size", v.patch_size, "Patch size in pixels")->group(group);
+  add_override(cli, "--in-chans", v.in_chans, "Input channels: 1 (grayscale) or 3 (RGB)")->group(group);
+  add_override(cli, "--embed-dim", v.embed_dim, "Token width")->group(group);
+  add_override(cli, "--depth", v.depth, "Number of encoder blocks")->group(group);
+  add_override(cli, "--num-heads", v.num_heads, "Attention heads")->group(group);
+  add_override(cli, "--mlp-ratio", v.mlp_ratio, "MLP hidden width / token width")->group(group);
+  add_override(cli, "--global-pool", v.global_pool, "Pooling before the head")
+      ->check(CLI::IsMember({"token", "avg"}))
+      ->group(group);
+  add_override(cli, "--drop", v.drop_rate, "Dropout before the head")->group(group);
+  add_override(cli, "--drop-path", v.drop_path, "Stochastic depth rate (last block)")->group(group);
+  cli->add_option_function<std::string>(
+         "--init", [&o](const std::string& path) { o.init = path; },
+         "Start from this weights file (architecture from the file; head re-initialised if the classes differ)")
+      ->check(CLI::ExistingFile)
+      ->group(group);
+}
+
+void add_optimization_options(CLI::App* cli, engine::TrainOptions& o) {
+  const std::string group = "Optimization";
+  cli->add_option("--epochs", o.epochs, "Epochs to train")->capture_default_str()->group(group);
+  cli->add_option("-b,--batch-size", o.batch_size, "Images per batch")->capture_default_str()->group(group);
+  cli->add_option("--lr", o.lr, "Peak learning rate (AdamW)")->capture_default_str()->group(group);
+  cli->add_option("--min-lr", o.min_lr, "Learning rate at the end of the cosine decay")->capture_default_str()->group(group);
+  cli->add_option("--weight-decay", o.weight_decay, "AdamW weight decay (not on biases, norms, cls_token, pos_embed)")
+      ->capture_default_str()
+      ->group(group);
+  cli->add_option("--warmup-epochs", o.warmup_epochs, "Linear warm-up length in epochs (fractions allowed)")
+      ->capture_default_str()
+      ->group(group);
+  cli->add_option("--label-smoothing,--smoothing", o.label_smoothing, "Label smoothing")->capture_default_str()->group(group);
+  cli->add_option("--clip-grad", o.clip_grad, "Clip the global gradient norm to this (0 = off)")->capture_default_str()->group(group);
+  cli->add_option("--grad-accum", o.grad_accum, "Batches accumulated per optimizer step")->capture_default_str()->group(group);
+}
+
+void add_augmentation_options(CLI::App* cli, engine::TrainOptions& o) {
+  const std::string group = "Augmentation";
+  cli->add_option_function<std::vector<double>>(
+         "--scale", [&o](const std::vector<double>& v) { o.scale_min = v[0]; o.scale_max = v[1]; },
+         "Random-resized-crop area range, MIN MAX (default 0.08 1)")
+      ->expected(2)
+      ->group(group);
+  cli->add_option_function<std::vector<double>>(
+         "--ratio", [&o](const std::vector<double>& v) { o.ratio_min = v[0]; o.ratio_max = v[1]; },
+         "Random-resized-crop aspect-ratio range, MIN MAX (default 0.75 1.333)")
+      ->expected(2)
+      ->group(group);
+  cli->add_option("--hflip", o.hflip, "Horizontal flip probability")->capture_default_str()->group(group);
+  cli->add_option("--auto-augment", o.auto_augment, "Automatic augmentation policy")
+      ->check(CLI::IsMember({"none", "trivial", "rand"}))
+      ->capture_default_str()
+      ->group(group);
+  cli->add_option("--ra-num-ops", o.ra_num_ops, "RandAugment: ops per image")->capture_default_str()->group(group);
+  cli->add_option("--ra-magnitude", o.ra_magnitude, "RandAugment: magnitude (0-30)")->capture_default_str()->group(group);
+  cli->add_option("--reprob", o.random_erasing, "Random erasing probability")->capture_default_str()->group(group);
+  cli->add_option("--mixup", o.mixup.mixup_alpha, "Mixup alpha (0 = off)")->capture_default_str()->group(group);
+  cli->add_option("--cutmix", o.mixup.cutmix_alpha, "CutMix alpha (0 = off)")->capture_default_str()->group(group);
+  cli->add_option("--mixup-prob", o.mixup.prob, "Probability of mixing a batch")->capture_default_str()->group(group);
+  cli->add_option("--mixup-switch-prob", o.mixup.switch_prob, "With both on: probability of CutMix")
+      ->capture_default_str()
+      ->group(group);
+}
+
+void add_run_options(CLI::App* cli, engine::TrainOptions& o) {
+  const std::string group = "Run";
+  cli->add_flag("--ema", o.ema, "Keep an exponential moving average of the weights (evaluated and saved too)")->group(group);
+  cli->add_option("--ema-decay", o.ema_decay, "EMA decay per step")->capture_default_str()->group(group);
+  cli->add_option("--amp", o.amp, "Mixed precision: bf16 autocast")
+      ->check(CLI::IsMember({"none", "bf16"}))
+      ->capture_default_str()
+      ->group(group);
+  cli->add_option("--device", o.device, "Where the model runs")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str()
+      ->group(group);
+  cli->add_option("--threads", o.threads, "LibTorch threads (0 = one per core)")->capture_default_str()->group(group);
+  cli->add_option("--workers", o.workers, "Image decoding threads (0 = automatic)")->capture_default_str()->group(group);
+  cli->add_option("--seed", o.seed, "Random seed (initialisation, data order, augmentation)")->capture_default_str()->group(group);
+  cli->add_option("--time-limit", o.time_limit, "Seconds of training; the schedule is fitted to it (0 = none)")
+      ->capture_default_str()
+      ->group(group);
+  cli->add_flag("--resume", o.resume, "Continue the run saved in --out")->group(group);
+  cli->add_option("--max-pixels", o.max_pixels, "Reject images with more pixels than this")->capture_default_str()->group(group);
+}
+
+int run_train(const engine::TrainOptions& options, bool quiet) {
+  TrainProgress progress(quiet);
+  const auto& stop = install_stop_handlers();
+  const engine::TrainSummary s = engine::train(options, progress, &stop);
+  const auto dir = s.run_dir.string();
+  if (s.bad_files > 0) spdlog::warn("{} file{} could not be read and {} skipped", s.bad_files, s.bad_files == 1 ? "" : "s", s.bad_files == 1 ? "was" : "were");
+  if (s.outcome == engine::TrainOutcome::Interrupted) {
+    spdlog::warn("interrupted after {} of {} epochs; the state is saved. Continue with:\n  vit train {} --out {} --resume",
+                 s.epochs_done, s.epochs_target, options.data_dir.string(), dir);
+    return 130;  // 128 + SIGINT, the shell convention for a run stopped by Ctrl-C
+  }
+  if (s.outcome == engine::TrainOutcome::TimeLimit) {
+    spdlog::info("stopped at the time limit after {} of {} epochs", s.epochs_done, s.epochs_target);
+  }
+  if (s.best_top1 >= 0.0) {
+    spdlog::info("best validation top-1 {:.4f}, top-5 {:.4f} (epoch {}); {} epochs in {:.0f} s", s.best_top1,
+                 s.best_top5, s.best_epoch, s.epochs_done, s.seconds);
+  } else {
+    spdlog::info("{} epochs in {:.0f} s (no validation data)", s.epochs_done, s.seconds);
+  }
+  spdlog::info("files: {0}/best.safetensors, {0}/last.safetensors, {0}/metrics.csv, {0}/config.json", dir);
+  return kExitOk;
+}
+
+}  // namespace
+
+Command setup_train(CLI::App& app) {
+  auto options = std::make_shared<engine::TrainOptions>();
+  CLI::App* cli = app.add_subcommand("train", "Train a Vision Transformer on a folder of images");
+  cli->add_option("DATA_DIR", options->data_dir,
+                  "Images in DATA_DIR/<class>/..., or DATA_DIR/train/<class>/... with DATA_DIR/val/<class>/...")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  cli->add_option("-o,--out", options->out_dir, "Run folder for weights, metrics and the resume state")->required();
+  cli->add_option_function<std::string>(
+      "--val", [o = options.get()](const std::string& dir) { o->val_dir = dir; },
+      "Validation images, DIR/<class>/... (default DATA_DIR/val when DATA_DIR/train exists)")
+      ->check(CLI::ExistingDirectory);
+  cli->add_option("--val-split", options->val_split, "Without a validation folder, hold out this fraction per class")
+      ->capture_default_str();
+  add_model_options(cli, *options);
+  add_optimization_options(cli, *options);
+  add_augmentation_options(cli, *options);
+  add_run_options(cli, *options);
+  cli->footer("Writes RUN_DIR/{best,last}.safetensors, metrics.csv, config.json and resume.safetensors. "
+              "Ctrl-C stops after the current step and saves; --resume continues.");
+  return {cli, [options, &app] { return run_train(*options, app.get_option("--quiet")->as<bool>()); }};
+}
+
+}  // namespace vit::app

@@ -1,0 +1,152 @@
+#include "data/loader.h"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <numeric>
+#include <stdexcept>
+
+#include <opencv2/core/utility.hpp>
+
+namespace vit::data {
+namespace {
+
+// Independent, reproducible streams per (seed, epoch, sample): a seed_seq mixes all the bits.
+std::mt19937 sample_rng(uint64_t seed, int64_t epoch, size_t index) {
+  std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), static_cast<uint32_t>(epoch),
+                    static_cast<uint32_t>(index), static_cast<uint32_t>(static_cast<uint64_t>(index) >> 32)};
+  return std::mt19937(seq);
+}
+
+}  // namespace
+
+void LoaderOptions::validate() const {
+  if (batch_size <= 0) throw std::invalid_argument("batch size must be positive, got " + std::to_string(batch_size));
+  if (image_size <= 0) throw std::invalid_argument("image size must be positive, got " + std::to_string(image_size));
+  if (workers <= 0) throw std::invalid_argument("workers must be at least 1, got " + std::to_string(workers));
+  if (prefetch_batches <= 0)
+    throw std::invalid_argument("prefetch must be at least 1 batch, got " + std::to_string(prefetch_batches));
+  if (decode.channels != 1 && decode.channels != 3)
+    throw std::invalid_argument("channels must be 1 or 3, got " + std::to_string(decode.channels));
+}
+
+Loader::Loader(std::vector<Sample> samples, LoaderOptions options, SampleTransform transform)
+    : samples_(std::move(samples)),
+      options_(std::move(options)),
+      transform_(std::move(transform)),
+      known_bad_(new std::atomic<bool>[samples_.size()]) {
+  options_.validate();
+  if (samples_.empty()) throw std::invalid_argument("loader: no samples");
+  for (size_t i = 0; i < samples_.size(); ++i) known_bad_[i] = false;
+  // OpenCV's own thread pool would compete with these workers and LibTorch's OpenMP threads for the cores.
+  cv::setNumThreads(0);
+  for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { worker_loop(); });
+}
+
+Loader::~Loader() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  work_available_.notify_all();
+  for (auto& worker : workers_) worker.join();
+}
+
+int64_t Loader::batches_per_epoch() const {
+  const auto n = num_samples();
+  return options_.drop_last ? n / options_.batch_size : (n + options_.batch_size - 1) / options_.batch_size;
+}
+
+int64_t Loader::failed_files() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return failed_count_;
+}
+
+void Loader::start_epoch(int64_t epoch, int64_t first_batch) {
+  auto order = std::make_shared<std::vector<size_t>>(samples_.size());
+  std::iota(order->begin(), order->end(), size_t{0});
+  if (options_.shuffle) {
+    std::mt19937_64 rng(options_.seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(epoch));
+    std::shuffle(order->begin(), order->end(), rng);
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++generation_;
+    epoch_ = epoch;
+    order_ = std::move(order);
+    ready_.clear();
+    next_job_ = next_out_ = std::clamp<int64_t>(first_batch, 0, batches_per_epoch());
+    active_ = true;
+  }
+  work_available_.notify_all();
+}
+
+std::optional<Batch> Loader::next() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (!active_) throw std::logic_error("Loader::next() called before start_epoch()");
+  if (next_out_ >= batches_per_epoch()) return std::nullopt;
+  batch_ready_.wait(lock, [&] { return ready_.count(next_out_) > 0; });
+  Batch batch = std::move(ready_.at(next_out_));
+  ready_.erase(next_out_);
+  ++next_out_;
+  failed_count_ += static_cast<int64_t>(batch.failures.size());
+  lock.unlock();
+  work_available_.notify_all();  // a prefetch slot is free again
+  return batch;
+}
+
+void Loader::worker_loop() {
+  if (options_.idle_priority) {
+    sched_param param{};
+    pthread_setschedparam(pthread_self(), SCHED_IDLE, &param);  // best effort: a refusal only costs speed
+  }
+  while (true) {
+    Job job;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      work_available_.wait(lock, [&] {
+        return stopping_ || (active_ && next_job_ < batches_per_epoch() &&
+                             next_job_ < next_out_ + options_.prefetch_batches);
+      });
+      if (stopping_) return;
+      job = {next_job_++, epoch_, generation_, order_};
+    }
+    Batch batch = build_batch(job);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (job.generation != generation_) continue;  // the epoch was restarted meanwhile
+      ready_.emplace(job.batch, std::move(batch));
+    }
+    batch_ready_.notify_all();
+  }
+}
+
+Batch Loader::build_batch(const Job& job) {
+  const auto begin = static_cast<size_t>(job.batch * options_.batch_size);
+  const size_t end = std::min(begin + static_cast<size_t>(options_.batch_size), samples_.size());
+  const size_t sample_floats =
+      static_cast<size_t>(options_.decode.channels) * static_cast<size_t>(options_.image_size * options_.image_size);
+  Batch batch;
+  batch.index = job.batch;
+  batch.pixels.resize((end - begin) * sample_floats);
+  for (size_t position = begin; position < end; ++position) {
+    const size_t index = (*job.order)[position];
+    if (known_bad_[index]) continue;
+    const Sample& sample = samples_[index];
+    try {
+      const cv::Mat image = read_image(sample.path, options_.decode);
+      std::mt19937 rng = sample_rng(options_.seed, job.epoch, index);
+      transform_(image, rng, batch.pixels.data() + static_cast<size_t>(batch.size) * sample_floats);
+    } catch (const std::exception& e) {
+      if (!known_bad_[index].exchange(true)) batch.failures.push_back({sample.path, e.what()});
+      continue;
+    }
+    batch.labels.push_back(sample.label);
+    ++batch.size;
+  }
+  batch.pixels.resize(static_cast<size_t>(batch.size) * sample_floats);
+  return batch;
+}
+
+}  // namespace vit::data

@@ -1,0 +1,85 @@
+#include "engine/optimizer.h"
+
+#include <cmath>
+#include <stdexcept>
+
+#include <ATen/TensorOperators.h>
+#include <ATen/ops/zeros_like.h>
+#include <c10/core/GradMode.h>
+
+namespace vit::engine {
+
+bool AdamW::uses_weight_decay(const std::string& name, const at::Tensor& tensor) {
+  return tensor.dim() > 1 && name != "cls_token" && name != "pos_embed";
+}
+
+AdamW::AdamW(std::vector<NamedParameter> parameters, AdamWOptions options) : options_(options) {
+  for (auto& p : parameters) {
+    const bool decay = uses_weight_decay(p.name, p.tensor);
+    auto exp_avg = at::zeros_like(p.tensor);
+    auto exp_avg_sq = at::zeros_like(p.tensor);
+    slots_.push_back({std::move(p), decay, exp_avg, exp_avg_sq});
+  }
+}
+
+void AdamW::zero_grad() {
+  for (auto& slot : slots_) {
+    auto& grad = slot.parameter.tensor.mutable_grad();
+    if (grad.defined()) grad.zero_();
+  }
+}
+
+void AdamW::step(double lr) {
+  c10::NoGradGuard no_grad;
+  ++steps_;
+  const double bias_correction1 = 1.0 - std::pow(options_.beta1, static_cast<double>(steps_));
+  const double bias_correction2 = 1.0 - std::pow(options_.beta2, static_cast<double>(steps_));
+  const double step_size = lr / bias_correction1;
+  const double bias_correction2_sqrt = std::sqrt(bias_correction2);
+  for (auto& slot : slots_) {
+    at::Tensor& param = slot.parameter.tensor;
+    const at::Tensor& grad = param.grad();
+    if (!grad.defined()) continue;
+    // The same sequence of operations as torch.optim.AdamW (single-tensor path).
+    if (slot.decay && options_.weight_decay != 0.0) param.mul_(1.0 - lr * options_.weight_decay);
+    slot.exp_avg.lerp_(grad, 1.0 - options_.beta1);
+    slot.exp_avg_sq.mul_(options_.beta2).addcmul_(grad, grad, 1.0 - options_.beta2);
+    const auto denom = (slot.exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(options_.eps);
+    param.addcdiv_(slot.exp_avg, denom, -step_size);
+  }
+}
+
+TensorMap AdamW::state() const {
+  TensorMap state;
+  for (const auto& slot : slots_) {
+    state.emplace("exp_avg." + slot.parameter.name, slot.exp_avg);
+    state.emplace("exp_avg_sq." + slot.parameter.name, slot.exp_avg_sq);
+  }
+  return state;
+}
+
+void AdamW::load_state(const TensorMap& state, int64_t steps) {
+  for (const auto& slot : slots_) {  // check all before changing anything
+    for (const std::string prefix : {"exp_avg.", "exp_avg_sq."}) {
+      auto it = state.find(prefix + slot.parameter.name);
+      if (it == state.end()) throw std::runtime_error("optimizer state lacks '" + prefix + slot.parameter.name + "'");
+      if (it->second.sizes() != slot.parameter.tensor.sizes())
+        throw std::runtime_error("optimizer state '" + prefix + slot.parameter.name + "' has the wrong shape");
+    }
+  }
+  c10::NoGradGuard no_grad;
+  for (auto& slot : slots_) {
+    slot.exp_avg.copy_(state.at("exp_avg." + slot.parameter.name));
+    slot.exp_avg_sq.copy_(state.at("exp_avg_sq." + slot.parameter.name));
+  }
+  steps_ = steps;
+}
+
+double LrSchedule::at(int64_t step) const {
+  if (step < warmup_steps) return base_lr * static_cast<double>(step + 1) / static_cast<double>(warmup_steps);
+  const int64_t decay_steps = std::max<int64_t>(1, total_steps - warmup_steps);
+  const double progress = std::min(1.0, static_cast<double>(step - warmup_steps) / static_cast<double>(decay_steps));
+  return min_lr + 0.5 * (base_lr - min_lr) * (1.0 + std::cos(M_PI * progress));
+}
+
+}  // namespace vit::engine

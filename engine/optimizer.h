@@ -1,0 +1,64 @@
+#pragma once
+// AdamW with timm's parameter grouping, and the learning-rate schedule. Our own AdamW rather than
+// torch::optim::AdamW: its state is then ours to save and restore exactly (LibTorch 1.13's optimizer
+// serialisation does not restore group options), and the update is the same arithmetic as PyTorch's.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "models/safetensors.h"
+
+namespace vit::engine {
+
+struct NamedParameter {
+  std::string name;
+  at::Tensor tensor;
+};
+
+struct AdamWOptions {
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.05;
+};
+
+class AdamW {
+ public:
+  // Biases, norm weights (all 1-D parameters), `cls_token` and `pos_embed` get no weight decay, as in timm.
+  AdamW(std::vector<NamedParameter> parameters, AdamWOptions options);
+
+  void step(double lr);  // parameters without a gradient are skipped
+  void zero_grad();
+  int64_t steps() const { return steps_; }
+
+  // Moments and step count, keyed by parameter name ("exp_avg.blocks.0.attn.qkv.weight", ...).
+  TensorMap state() const;
+  void load_state(const TensorMap& state, int64_t steps);  // throws naming a missing or misshapen tensor
+
+  static bool uses_weight_decay(const std::string& name, const at::Tensor& tensor);
+
+ private:
+  struct Slot {
+    NamedParameter parameter;
+    bool decay;
+    at::Tensor exp_avg;
+    at::Tensor exp_avg_sq;
+  };
+  AdamWOptions options_;
+  std::vector<Slot> slots_;
+  int64_t steps_ = 0;
+};
+
+// Linear warm-up from ~0 to `base_lr` over `warmup_steps`, then cosine decay to `min_lr` at `total_steps`.
+struct LrSchedule {
+  double base_lr = 5e-4;
+  double min_lr = 1e-6;
+  int64_t warmup_steps = 0;
+  int64_t total_steps = 1;
+  double at(int64_t step) const;
+};
+
+}  // namespace vit::engine

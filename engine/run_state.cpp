@@ -1,0 +1,130 @@
+#include "engine/run_state.h"
+
+#include <iomanip>
+#include <sstream>
+#include <stdexcept>
+
+#include "models/atomic_file.h"
+
+namespace vit::engine {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// NaN is not JSON: missing values travel as null.
+json number_or_null(double value) { return std::isnan(value) ? json(nullptr) : json(value); }
+double number_or_nan(const json& j) { return j.is_null() ? kNoValue : j.get<double>(); }
+
+void put_prefixed(TensorMap& out, const std::string& prefix, const TensorMap& tensors) {
+  for (const auto& [name, tensor] : tensors) out.emplace(prefix + name, tensor);
+}
+
+TensorMap take_prefixed(const TensorMap& tensors, const std::string& prefix) {
+  TensorMap out;
+  for (const auto& [name, tensor] : tensors) {
+    if (name.rfind(prefix, 0) == 0) out.emplace(name.substr(prefix.size()), tensor);
+  }
+  return out;
+}
+
+}  // namespace
+
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(EpochTotals, loss_sum, correct, seen, seconds)
+
+void to_json(json& j, const MetricsRow& r) {
+  j = json{{"epoch", r.epoch},
+           {"train_loss", number_or_null(r.train_loss)},
+           {"train_acc", number_or_null(r.train_acc)},
+           {"val_loss", number_or_null(r.val_loss)},
+           {"val_top1", number_or_null(r.val_top1)},
+           {"val_top5", number_or_null(r.val_top5)},
+           {"ema_val_top1", number_or_null(r.ema_val_top1)},
+           {"ema_val_top5", number_or_null(r.ema_val_top5)},
+           {"lr", number_or_null(r.lr)},
+           {"images_per_s", number_or_null(r.images_per_s)},
+           {"seconds", number_or_null(r.seconds)}};
+}
+
+void from_json(const json& j, MetricsRow& r) {
+  r.epoch = j.at("epoch").get<int64_t>();
+  r.train_loss = number_or_nan(j.at("train_loss"));
+  r.train_acc = number_or_nan(j.at("train_acc"));
+  r.val_loss = number_or_nan(j.at("val_loss"));
+  r.val_top1 = number_or_nan(j.at("val_top1"));
+  r.val_top5 = number_or_nan(j.at("val_top5"));
+  r.ema_val_top1 = number_or_nan(j.at("ema_val_top1"));
+  r.ema_val_top5 = number_or_nan(j.at("ema_val_top5"));
+  r.lr = number_or_nan(j.at("lr"));
+  r.images_per_s = number_or_nan(j.at("images_per_s"));
+  r.seconds = number_or_nan(j.at("seconds"));
+}
+
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(RunProgress, epoch, next_batch, step, epochs_target, total_steps, best_top1,
+                                   best_top5, best_epoch, elapsed_s, current, history)
+
+fs::path resume_path(const fs::path& run_dir) { return run_dir / "resume.safetensors"; }
+
+void save_run_state(const fs::path& path, const RunState& state) {
+  TensorMap tensors;
+  put_prefixed(tensors, "model.", state.model);
+  put_prefixed(tensors, "ema.", state.ema);
+  put_prefixed(tensors, "optimizer.", state.optimizer);
+  tensors.emplace("rng.cpu", state.rng_state);
+  const Metadata metadata{{"format", "vit-toolkit-resume"},
+                          {"options", json(state.options).dump()},
+                          {"model", json{{"config", state.metadata.config},
+                                         {"preprocess", state.metadata.preprocess},
+                                         {"class_names", state.metadata.class_names}}
+                                        .dump()},
+                          {"progress", json(state.progress).dump()}};
+  write_safetensors(path, tensors, metadata);
+}
+
+RunState load_run_state(const fs::path& path) {
+  auto content = read_safetensors(path);
+  auto fail = [&](const std::string& problem) -> void {
+    throw std::runtime_error("'" + path.string() + "': " + problem);
+  };
+  auto format = content.metadata.find("format");
+  if (format == content.metadata.end() || format->second != "vit-toolkit-resume") fail("not a vit resume state");
+  RunState state;
+  try {
+    state.options = json::parse(content.metadata.at("options")).get<TrainOptions>();
+    const json model = json::parse(content.metadata.at("model"));
+    state.metadata.config = model.at("config").get<ViTConfig>();
+    state.metadata.preprocess = model.at("preprocess").get<PreprocessConfig>();
+    state.metadata.class_names = model.at("class_names").get<std::vector<std::string>>();
+    state.progress = json::parse(content.metadata.at("progress")).get<RunProgress>();
+  } catch (const std::exception& e) {
+    fail(std::string("damaged resume metadata: ") + e.what());
+  }
+  state.model = take_prefixed(content.tensors, "model.");
+  state.ema = take_prefixed(content.tensors, "ema.");
+  state.optimizer = take_prefixed(content.tensors, "optimizer.");
+  auto rng = content.tensors.find("rng.cpu");
+  if (rng == content.tensors.end()) fail("resume state lacks the random generator state 'rng.cpu'");
+  state.rng_state = rng->second;
+  return state;
+}
+
+void write_metrics_csv(const fs::path& path, const std::vector<MetricsRow>& rows) {
+  auto cell = [](std::ostream& out, double value) {
+    out << ',';
+    if (!std::isnan(value)) out << value;
+  };
+  write_file_atomically(path, [&](std::ostream& out) {
+    out << "epoch,train_loss,train_acc,val_loss,val_top1,val_top5,ema_val_top1,ema_val_top5,lr,images_per_s,seconds\n";
+    out << std::setprecision(6);
+    for (const auto& r : rows) {
+      out << r.epoch;
+      for (double v : {r.train_loss, r.train_acc, r.val_loss, r.val_top1, r.val_top5, r.ema_val_top1,
+                       r.ema_val_top5, r.lr, r.images_per_s, r.seconds}) {
+        cell(out, v);
+      }
+      out << '\n';
+    }
+  });
+}
+
+}  // namespace vit::engine

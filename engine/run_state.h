@@ -1,0 +1,84 @@
+#pragma once
+// What a training run leaves in its RUN_DIR, and the state it resumes from.
+//
+//   last.safetensors / best.safetensors   weights files (models/weights_file.h): the latest and the best by val top-1
+//   ema.safetensors                       the EMA weights, with --ema
+//   metrics.csv                           one row per epoch
+//   config.json                           the options and the resolved model, as run
+//   resume.safetensors                    everything needed to continue: weights, EMA, optimizer moments, RNG state
+//                                         and progress, in ONE file written atomically, so it is never inconsistent
+
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <limits>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/train_options.h"
+#include "models/safetensors.h"
+#include "models/weights_file.h"
+
+namespace vit::engine {
+
+constexpr double kNoValue = std::numeric_limits<double>::quiet_NaN();
+
+struct MetricsRow {
+  int64_t epoch = 0;  // 1-based, as printed
+  double train_loss = kNoValue;
+  double train_acc = kNoValue;
+  double val_loss = kNoValue;
+  double val_top1 = kNoValue;
+  double val_top5 = kNoValue;
+  double ema_val_top1 = kNoValue;
+  double ema_val_top5 = kNoValue;
+  double lr = kNoValue;
+  double images_per_s = kNoValue;
+  double seconds = kNoValue;
+};
+
+// Running sums over the current epoch's training batches.
+struct EpochTotals {
+  double loss_sum = 0.0;  // sum over samples of the per-sample loss
+  int64_t correct = 0;    // argmax == label
+  int64_t seen = 0;
+  double seconds = 0.0;   // time spent on training steps
+};
+
+struct RunProgress {
+  int64_t epoch = 0;          // 0-based epoch in progress (== epochs_target when done)
+  int64_t next_batch = 0;     // first batch of `epoch` not yet trained
+  int64_t step = 0;           // optimizer steps taken
+  int64_t epochs_target = 0;  // epochs this run will train (fewer than --epochs when fitted to --time-limit)
+  int64_t total_steps = 0;    // schedule length
+  double best_top1 = -1.0;
+  double best_top5 = -1.0;
+  int64_t best_epoch = 0;
+  double elapsed_s = 0.0;     // training wall time so far, across resumes
+  EpochTotals current;
+  std::vector<MetricsRow> history;
+};
+
+struct RunState {
+  TrainOptions options;
+  ModelMetadata metadata;
+  RunProgress progress;
+  TensorMap model;      // weights by timm name
+  TensorMap ema;        // empty without --ema
+  TensorMap optimizer;  // AdamW moments (AdamW::state())
+  at::Tensor rng_state; // LibTorch's default CPU generator
+};
+
+std::filesystem::path resume_path(const std::filesystem::path& run_dir);
+
+void save_run_state(const std::filesystem::path& path, const RunState& state);
+RunState load_run_state(const std::filesystem::path& path);  // errors name the file and what is missing
+
+// The whole history, rewritten atomically; empty cells where a value does not apply.
+void write_metrics_csv(const std::filesystem::path& path, const std::vector<MetricsRow>& rows);
+
+void to_json(nlohmann::json& j, const MetricsRow& row);
+void from_json(const nlohmann::json& j, MetricsRow& row);
+
+}  // namespace vit::engine

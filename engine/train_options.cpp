@@ -1,0 +1,48 @@
+#include "engine/train_options.h"
+
+#include <sstream>
+#include <stdexcept>
+
+
+
+namespace vit::engine {
+namespace {
+
+template <typename T>
+std::string str(const T& value) {
+  std::ostringstream out;
+  out << value;
+  return out.str();
+}
+
+void require(bool ok, const std::string& flag, const std::string& expected, const std::string& got) {
+  if (!ok) throw std::invalid_argument(flag + ": expected " + expected + ", got " + got);
+}
+
+}  // namespace
+
+void TrainOptions::validate() const {
+  require(epochs >= 1, "--epochs", "at least 1", str(epochs));
+  require(batch_size >= 1, "--batch-size", "at least 1", str(batch_size));
+  require(lr > 0.0, "--lr", "a positive learning rate", str(lr));
+  require(min_lr >= 0.0 && min_lr <= lr, "--min-lr", "between 0 and --lr", str(min_lr));
+  require(weight_decay >= 0.0, "--weight-decay", ">= 0", str(weight_decay));
+  require(warmup_epochs >= 0.0, "--warmup-epochs", ">= 0", str(warmup_epochs));
+  require(label_smoothing >= 0.0 && label_smoothing < 1.0, "--label-smoothing", "a value in [0, 1)", str(label_smoothing));
+  require(clip_grad >= 0.0, "--clip-grad", ">= 0 (0 = off)", str(clip_grad));
+  require(grad_accum >= 1, "--grad-accum", "at least 1", str(grad_accum));
+  require(val_split >= 0.0 && val_split < 1.0, "--val-split", "a fraction in [0, 1)", str(val_split));
+  require(max_pixels > 0, "--max-pixels", "a positive pixel count", str(max_pixels));
+  require(auto_augment == "none" || auto_augment == "trivial" || auto_augment == "rand", "--auto-augment",
+          "none, trivial or rand", "'" + auto_augment + "'");
+  require(random_erasing >= 0.0 && random_erasing <= 1.0, "--reprob", "a probability", str(random_erasing));
+  require(ema_decay > 0.0 && ema_decay < 1.0, "--ema-decay", "a value in (0, 1)", str(ema_decay));
+  require(amp == "none" || amp == "bf16", "--amp", "none or bf16", "'" + amp + "'");
+  require(device == "cpu" || device == "cuda", "--device", "cpu or cuda", "'" + device + "'");
+  require(threads >= 0, "--threads", ">= 0 (0 = one per core)", str(threads));
+  require(workers >= 0, "--workers", ">= 0 (0 = automatic)", str(workers));
+  require(time_limit >= 0.0, "--time-limit", "seconds >= 0 (0 = none)", str(time_limit));
+  mixup.validate();
+}
+
+}  // namespace vit::engine

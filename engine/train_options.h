@@ -1,0 +1,94 @@
+#pragma once
+// Everything `vit train` can be told, as one struct, so tests and other front ends drive training without the CLI.
+// Defaults follow timm's train.py where it has one.
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "engine/json_optional.h"
+
+#include "engine/mixup.h"
+#include "models/vit_config.h"
+
+namespace vit::engine {
+
+// Architecture changes on top of the preset, named as timm's arguments.
+struct ModelOverrides {
+  std::optional<int64_t> image_size;
+  std::optional<int64_t> patch_size;
+  std::optional<int64_t> in_chans;
+  std::optional<int64_t> embed_dim;
+  std::optional<int64_t> depth;
+  std::optional<int64_t> num_heads;
+  std::optional<double> mlp_ratio;
+  std::optional<std::string> global_pool;  // "token" | "avg"
+  std::optional<double> drop_rate;
+  std::optional<double> drop_path;
+};
+
+struct TrainOptions {
+  // Data and outputs.
+  std::filesystem::path data_dir;
+  std::filesystem::path out_dir;
+  std::optional<std::filesystem::path> val_dir;  // default: DATA_DIR/val next to DATA_DIR/train
+  double val_split = 0.0;                        // hold out this fraction per class when there is no val folder
+  int64_t max_pixels = 100'000'000;              // decompression-bomb guard
+
+  // Model.
+  std::string model = "vit_tiny_patch16_224";
+  ModelOverrides overrides;
+  std::optional<std::filesystem::path> init;     // start from these weights (head re-initialised if classes differ)
+
+  // Optimisation.
+  int64_t epochs = 10;
+  int64_t batch_size = 64;
+  double lr = 5e-4;
+  double min_lr = 1e-6;
+  double weight_decay = 0.05;
+  double warmup_epochs = 1.0;
+  double label_smoothing = 0.1;
+  double clip_grad = 0.0;   // max global gradient norm; 0 = off
+  int64_t grad_accum = 1;   // micro-batches per optimizer step
+
+  // Augmentation.
+  double scale_min = 0.08;
+  double scale_max = 1.0;
+  double ratio_min = 3.0 / 4.0;
+  double ratio_max = 4.0 / 3.0;
+  double hflip = 0.5;
+  std::string auto_augment = "none";  // "none" | "trivial" | "rand"
+  int ra_num_ops = 2;
+  int ra_magnitude = 9;
+  double random_erasing = 0.0;
+  MixupOptions mixup;
+
+  // Model EMA.
+  bool ema = false;
+  double ema_decay = 0.9998;
+
+  // Execution.
+  std::string amp = "none";    // "none" | "bf16"
+  std::string device = "cpu";  // "cpu" | "cuda"
+  int threads = 0;             // LibTorch intra-op threads; 0 = one per core
+  int workers = 0;             // decode threads; 0 = chosen from the core count
+  uint64_t seed = 42;
+  double time_limit = 0.0;     // seconds of training; 0 = none. The schedule is fitted to it.
+  bool resume = false;
+
+  // Throws std::invalid_argument naming the option (as its command-line flag) and the value.
+  void validate() const;
+};
+
+// JSON with every field under its own name: the run directory's config.json and the resume state.
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ModelOverrides, image_size, patch_size, in_chans, embed_dim, depth, num_heads,
+                                   mlp_ratio, global_pool, drop_rate, drop_path)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(MixupOptions, mixup_alpha, cutmix_alpha, prob, switch_prob)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TrainOptions, data_dir, out_dir, val_dir, val_split, max_pixels, model, overrides,
+                                   init, epochs, batch_size, lr, min_lr, weight_decay, warmup_epochs, label_smoothing,
+                                   clip_grad, grad_accum, scale_min, scale_max, ratio_min, ratio_max, hflip,
+                                   auto_augment, ra_num_ops, ra_magnitude, random_erasing, mixup, ema, ema_decay, amp,
+                                   device, threads, workers, seed, time_limit, resume)
+
+}  // namespace vit::engine

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# End-to-end checks of `vit dataset` and `vit train` as a user runs them: a small Fashion-MNIST-shaped data set
+# (IDX files written here), a short training run and its files, Ctrl-C and --resume, the time limit, and
+# errors for bad arguments.
+# usage: test_train.sh VIT_BINARY PYTHON
+set -uo pipefail
+vit=$1
+python=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+checks=0
+
+check() {  # check NAME CONDITION_EXIT_CODE [DETAIL]
+  checks=$((checks + 1))
+  if [[ $2 == 0 ]]; then
+    printf 'ok   %s\n' "$1"
+  else
+    failures=$((failures + 1))
+    printf 'FAIL %s\n%s\n' "$1" "${3:-}"
+  fi
+}
+
+# expect NAME EXPECTED_EXIT PATTERN -- COMMAND...: exit code and a match in the combined output.
+expect() {
+  local name=$1 want=$2 pattern=$3 output code
+  shift 4
+  output=$("$@" 2>&1)
+  code=$?
+  [[ $code == "$want" ]] && grep -Eq -- "$pattern" <<<"$output"
+  check "$name" $? "exit $code (want $want), output:
+$output
+(wanted a match for: $pattern)"
+}
+
+# Ten classes, 8 training and 3 test images each, 28x28, brighter for higher labels.
+"$python" - "$work/idx" <<'PY'
+import gzip, os, random, struct, sys
+out = sys.argv[1]
+os.makedirs(out)
+random.seed(0)
+def write(name, magic, dims, payload):
+    with gzip.open(os.path.join(out, name + ".gz"), "wb") as f:
+        f.write(struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in dims) + payload)
+for prefix, per_class in (("train", 8), ("t10k", 3)):
+    labels = [c for c in range(10) for _ in range(per_class)]
+    pixels = bytes(min(255, 20 * l + random.randint(0, 40)) for l in labels for _ in range(28 * 28))
+    write(prefix + "-images-idx3-ubyte", 0x803, (len(labels), 28, 28), pixels)
+    write(prefix + "-labels-idx1-ubyte", 0x801, (len(labels),), bytes(labels))
+PY
+
+expect "dataset conversion" 0 "80 training images .* 30 validation" \
+  -- "$vit" dataset fashion-mnist --source "$work/idx" --out "$work/data"
+expect "dataset conversion is idempotent" 0 "already holds Fashion-MNIST" \
+  -- "$vit" dataset fashion-mnist --source "$work/idx" --out "$work/data"
+expect "dataset refuses a user's folder" 2 "refusing to write into it" \
+  -- "$vit" dataset fashion-mnist --source "$work/idx" --out "$work/idx"
+expect "dataset names a missing source" 2 "nowhere': no such folder" \
+  -- "$vit" dataset fashion-mnist --source "$work/nowhere" --out "$work/data2"
+
+common=(--model vit_mini_patch7_28 --embed-dim 32 --depth 2 --num-heads 2 -b 16 --threads 1 --workers 1)
+expect "train help" 0 "--time-limit" -- "$vit" train --help
+expect "train runs and summarises" 0 "best validation top-1 [0-9.]+, top-5 [0-9.]+ \(epoch [12]\)" \
+  -- "$vit" train "$work/data" --out "$work/run" --epochs 2 "${common[@]}"
+for f in best.safetensors last.safetensors metrics.csv config.json resume.safetensors; do
+  [[ -s $work/run/$f ]]
+  check "run folder has $f" $?
+done
+[[ $(wc -l <"$work/run/metrics.csv") == 3 ]]
+check "metrics.csv has a header and two epochs" $? "$(cat "$work/run/metrics.csv")"
+expect "trained weights describe themselves" 0 "classes +10: Ankle boot, Bag, Coat" -- "$vit" info "$work/run/best.safetensors"
+expect "an existing run is not overwritten" 2 "already holds a training run; continue it with --resume" \
+  -- "$vit" train "$work/data" --out "$work/run" --epochs 2 "${common[@]}"
+
+# Ctrl-C: the step finishes, the state is saved, the exit code is 130, and --resume finishes the run.
+"$vit" train "$work/data" --out "$work/int" --epochs 6 "${common[@]}" >"$work/int.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do
+  grep -q "epoch 1:" "$work/int.log" && break
+  sleep 0.1
+done
+kill -INT "$pid"
+wait "$pid"
+code=$?
+[[ $code == 130 ]] && grep -q "vit train $work/data --out $work/int --resume" "$work/int.log"
+check "SIGINT saves and says how to resume" $? "exit $code: $(cat "$work/int.log")"
+expect "--resume finishes the run" 0 "best validation top-1" -- "$vit" train "$work/data" --out "$work/int" --resume
+[[ $(wc -l <"$work/int/metrics.csv") == 7 ]]
+check "the resumed run has all six epochs" $? "$(cat "$work/int/metrics.csv")"
+
+expect "time limit fits the schedule" 0 "time limit 2 s: .* training [0-9]+ epochs? instead of 1000" \
+  -- "$vit" train "$work/data" --out "$work/timed" --epochs 1000 --time-limit 2 "${common[@]}"
+expect "missing --out" 2 "--out is required" -- "$vit" train "$work/data"
+expect "missing data folder" 2 "Directory does not exist" -- "$vit" train "$work/none" --out "$work/x"
+expect "bad option value" 2 "--amp: fp8 not in \{none,bf16\}" -- "$vit" train "$work/data" --out "$work/x" --amp fp8
+expect "bad architecture" 2 "embed_dim 32 must be divisible by num_heads 3" \
+  -- "$vit" train "$work/data" --out "$work/x" --model vit_mini_patch7_28 --embed-dim 32 --num-heads 3
+
+printf '%d passed, %d failed\n' $((checks - failures)) "$failures"
+[[ $failures == 0 ]]

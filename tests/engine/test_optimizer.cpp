@@ -1,0 +1,94 @@
+// AdamW against LibTorch's own implementation, parameter grouping, the schedule, and state round trips.
+
+#include <torch/optim/adamw.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "engine/optimizer.h"
+#include "tests/catch.h"
+
+namespace vit::engine {
+namespace {
+
+// Quadratic loss with a known gradient, so both optimizers see exactly the same gradients.
+void set_gradients(const std::vector<torch::Tensor>& params, int step) {
+  for (size_t i = 0; i < params.size(); ++i) {
+    params[i].mutable_grad() = (params[i].detach() * 0.5 + static_cast<double>(step + static_cast<int>(i))).clone();
+  }
+}
+
+}  // namespace
+
+TEST_CASE("AdamW matches torch::optim::AdamW step for step", "[optimizer]") {
+  torch::manual_seed(0);
+  const auto a = torch::randn({4, 3}), b = torch::randn({5, 2});
+  std::vector<torch::Tensor> ours{a.clone(), b.clone()};
+  std::vector<torch::Tensor> theirs{a.clone(), b.clone()};
+  AdamW adamw({{"w1", ours[0]}, {"w2", ours[1]}}, AdamWOptions{0.9, 0.999, 1e-8, 0.05});
+  torch::optim::AdamW reference(theirs, torch::optim::AdamWOptions(1e-2).weight_decay(0.05));
+  for (int step = 0; step < 10; ++step) {
+    set_gradients(ours, step);
+    set_gradients(theirs, step);
+    adamw.step(1e-2);
+    reference.step();
+  }
+  CHECK((ours[0] - theirs[0]).abs().max().item<double>() < 1e-6);
+  CHECK((ours[1] - theirs[1]).abs().max().item<double>() < 1e-6);
+  CHECK((ours[0] - a).abs().max().item<double>() > 1e-2);  // it did move
+}
+
+TEST_CASE("no weight decay on biases, norms, cls_token and pos_embed", "[optimizer]") {
+  CHECK(AdamW::uses_weight_decay("blocks.0.attn.qkv.weight", torch::zeros({6, 2})));
+  CHECK(AdamW::uses_weight_decay("patch_embed.proj.weight", torch::zeros({4, 3, 2, 2})));
+  CHECK_FALSE(AdamW::uses_weight_decay("blocks.0.attn.qkv.bias", torch::zeros({6})));
+  CHECK_FALSE(AdamW::uses_weight_decay("norm.weight", torch::zeros({6})));
+  CHECK_FALSE(AdamW::uses_weight_decay("cls_token", torch::zeros({1, 1, 6})));
+  CHECK_FALSE(AdamW::uses_weight_decay("pos_embed", torch::zeros({1, 5, 6})));
+
+  // With a zero gradient only decay moves a weight: the matrix shrinks, the bias does not.
+  auto matrix = torch::ones({2, 2});
+  auto bias = torch::ones({2});
+  AdamW adamw({{"fc.weight", matrix}, {"fc.bias", bias}}, AdamWOptions{0.9, 0.999, 1e-8, 0.1});
+  matrix.mutable_grad() = torch::zeros({2, 2});
+  bias.mutable_grad() = torch::zeros({2});
+  adamw.step(0.5);
+  CHECK(matrix[0][0].item<double>() == Approx(1.0 - 0.5 * 0.1));
+  CHECK(bias[0].item<double>() == 1.0);
+}
+
+TEST_CASE("optimizer state round-trips: a restored optimizer continues identically", "[optimizer]") {
+  torch::manual_seed(1);
+  const auto start = torch::randn({3, 3});
+  auto run = [&](int split_at) {
+    std::vector<torch::Tensor> p{start.clone()};
+    auto adamw = std::make_unique<AdamW>(std::vector<NamedParameter>{{"w", p[0]}}, AdamWOptions{});
+    for (int step = 0; step < 8; ++step) {
+      if (step == split_at) {  // replace the optimizer by one restored from the saved state
+        const auto state = adamw->state();
+        const auto steps = adamw->steps();
+        adamw = std::make_unique<AdamW>(std::vector<NamedParameter>{{"w", p[0]}}, AdamWOptions{});
+        adamw->load_state(state, steps);
+      }
+      set_gradients(p, step);
+      adamw->step(1e-2);
+    }
+    return p[0];
+  };
+  CHECK(torch::equal(run(-1), run(4)));
+  AdamW adamw({{"w", torch::zeros({2})}}, AdamWOptions{});
+  REQUIRE_THROWS_WITH(adamw.load_state({}, 3), vit::test::Contains("optimizer state lacks 'exp_avg.w'"));
+}
+
+TEST_CASE("the schedule warms up linearly, then follows a cosine to min_lr", "[optimizer]") {
+  LrSchedule s{1e-3, 1e-5, 10, 110};
+  CHECK(s.at(0) == Approx(1e-4));
+  CHECK(s.at(9) == Approx(1e-3));
+  CHECK(s.at(10) == Approx(1e-3));
+  CHECK(s.at(60) == Approx(1e-5 + 0.5 * (1e-3 - 1e-5)));  // half way through the decay
+  CHECK(s.at(110) == Approx(1e-5));
+  CHECK(s.at(500) == Approx(1e-5));
+  for (int64_t step = 11; step < 110; ++step) CHECK(s.at(step) < s.at(step - 1));
+}
+
+}  // namespace vit::engine

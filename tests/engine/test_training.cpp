@@ -1,0 +1,187 @@
+// Training end to end on a small generated dataset: it learns, writes its run folder, survives a bad file, and a
+// run interrupted and resumed ends bit-identical to an uninterrupted one.
+
+#include <torch/torch.h>
+
+#include <fstream>
+#include <random>
+
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+#include "engine/trainer.h"
+#include "models/safetensors.h"
+#include "models/weights_file.h"
+#include "tests/catch.h"
+#include "tests/temp_dir.h"
+
+using vit::test::Contains;
+using vit::test::TempDir;
+
+namespace vit::engine {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Three classes told apart by their dominant colour, under per-pixel noise: learnable in a few epochs.
+void write_dataset(const fs::path& root, int train_per_class, int val_per_class) {
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> noise(0, 90);
+  const char* classes[] = {"blue", "green", "red"};
+  for (int label = 0; label < 3; ++label) {
+    for (const auto& [split, count] : {std::pair<const char*, int>{"train", train_per_class}, {"val", val_per_class}}) {
+      const fs::path dir = root / split / classes[label];
+      fs::create_directories(dir);
+      for (int i = 0; i < count; ++i) {
+        cv::Mat image(20, 20, CV_8UC3);
+        for (int y = 0; y < 20; ++y) {
+          for (int x = 0; x < 20; ++x) {
+            cv::Vec3b p(static_cast<uint8_t>(noise(rng)), static_cast<uint8_t>(noise(rng)), static_cast<uint8_t>(noise(rng)));
+            p[label] = static_cast<uint8_t>(p[label] + 150);  // BGR order: blue, green, red
+            image.at<cv::Vec3b>(y, x) = p;
+          }
+        }
+        REQUIRE(cv::imwrite((dir / (std::to_string(i) + ".png")).string(), image));
+      }
+    }
+  }
+}
+
+TrainOptions tiny_options(const fs::path& data, const fs::path& out) {
+  TrainOptions o;
+  o.data_dir = data;
+  o.out_dir = out;
+  o.model = "vit_mini_patch4_32";
+  o.overrides.image_size = 16;
+  o.overrides.embed_dim = 32;
+  o.overrides.depth = 2;
+  o.overrides.num_heads = 2;
+  o.epochs = 3;
+  o.batch_size = 16;
+  o.lr = 3e-3;
+  o.warmup_epochs = 0.5;
+  o.scale_min = 0.5;
+  o.threads = 1;
+  o.workers = 2;
+  return o;
+}
+
+class Recorder : public TrainObserver {
+ public:
+  explicit Recorder(std::atomic<bool>* stop = nullptr, int64_t stop_after_steps = -1)
+      : stop_(stop), stop_after_(stop_after_steps) {}
+  void on_step(const StepReport&) override {
+    if (stop_ != nullptr && ++steps_ == stop_after_) stop_->store(true);
+  }
+  void on_epoch_end(const MetricsRow& row) override { rows.push_back(row); }
+  void on_bad_file(const data::DecodeFailure& failure) override { bad.push_back(failure); }
+
+  std::vector<MetricsRow> rows;
+  std::vector<data::DecodeFailure> bad;
+
+ private:
+  std::atomic<bool>* stop_;
+  int64_t stop_after_;
+  int64_t steps_ = 0;
+};
+
+}  // namespace
+
+TEST_CASE("training learns a small dataset and writes its run folder", "[training]") {
+  TempDir dir;
+  write_dataset(dir / "data", 24, 8);
+  vit::test::write_bytes(dir / "data/train/red/broken.png", "this is not a png");
+  TrainOptions o = tiny_options(dir / "data", dir / "run");
+  o.epochs = 6;
+  o.ema = true;
+  o.ema_decay = 0.9;
+  Recorder recorder;
+  const auto summary = train(o, recorder);
+
+  CHECK(summary.outcome == TrainOutcome::Completed);
+  CHECK(summary.epochs_done == 6);
+  CHECK(summary.best_top1 >= 0.8);  // chance is 1/3
+  CHECK(summary.bad_files == 1);
+  REQUIRE(recorder.bad.size() == 1);
+  CHECK_THAT(recorder.bad[0].reason, Contains("broken.png': not an image in a supported format"));
+  REQUIRE(recorder.rows.size() == 6);
+  CHECK(recorder.rows.back().train_loss < recorder.rows.front().train_loss);
+  CHECK(recorder.rows.back().ema_val_top1 >= 0.0);
+
+  const auto best = load_weights(dir / "run/best.safetensors");
+  CHECK(best.metadata.class_names == std::vector<std::string>{"blue", "green", "red"});
+  CHECK(best.metadata.config.image_size == 16);
+  CHECK(fs::exists(dir / "run/last.safetensors"));
+  CHECK(fs::exists(dir / "run/ema.safetensors"));
+  std::ifstream csv(dir / "run/metrics.csv");
+  std::string header;
+  std::getline(csv, header);
+  CHECK(header == "epoch,train_loss,train_acc,val_loss,val_top1,val_top5,ema_val_top1,ema_val_top5,lr,images_per_s,seconds");
+  int lines = 0;
+  for (std::string line; std::getline(csv, line);) ++lines;
+  CHECK(lines == 6);
+  const auto config = nlohmann::json::parse(std::ifstream(dir / "run/config.json"));
+  CHECK(config["options"]["model"] == "vit_mini_patch4_32");
+  CHECK(config["model"]["config"]["embed_dim"] == 32);
+
+  // The run folder is never overwritten by a new run; finished runs cannot be resumed.
+  CHECK_THROWS_WITH(train(o, recorder), Contains("already holds a training run; continue it with --resume"));
+  o.resume = true;
+  CHECK_THROWS_WITH(train(o, recorder), Contains("already finished its 6 epochs"));
+}
+
+TEST_CASE("a run interrupted mid-epoch and resumed ends bit-identical to an uninterrupted one", "[training]") {
+  TempDir dir;
+  write_dataset(dir / "data", 20, 6);
+  TrainOptions o = tiny_options(dir / "data", dir / "straight");
+  o.mixup.mixup_alpha = 0.4;  // randomness in mixing, dropout and stochastic depth must all be restored
+  o.overrides.drop_path = 0.1;
+  o.overrides.drop_rate = 0.1;
+  Recorder straight;
+  REQUIRE(train(o, straight).outcome == TrainOutcome::Completed);
+
+  o.out_dir = dir / "interrupted";
+  std::atomic<bool> stop{false};
+  Recorder first(&stop, 6);  // 4 steps per epoch: stop in the middle of epoch 2
+  const auto stopped = train(o, first, &stop);
+  REQUIRE(stopped.outcome == TrainOutcome::Interrupted);
+  CHECK(stopped.epochs_done == 1);
+  o.resume = true;
+  Recorder second;
+  REQUIRE(train(o, second).outcome == TrainOutcome::Completed);
+
+  const auto a = read_safetensors(dir / "straight/last.safetensors").tensors;
+  const auto b = read_safetensors(dir / "interrupted/last.safetensors").tensors;
+  REQUIRE(a.size() == b.size());
+  for (const auto& [name, tensor] : a) {
+    INFO(name);
+    CHECK(torch::equal(tensor, b.at(name)));
+  }
+  REQUIRE(second.rows.size() == 2);
+  for (size_t i = 0; i < 2; ++i) {
+    CHECK(second.rows[i].train_loss == straight.rows[i + 1].train_loss);
+    CHECK(second.rows[i].val_top1 == straight.rows[i + 1].val_top1);
+  }
+}
+
+TEST_CASE("training refuses unusable options and data with a clear message", "[training]") {
+  TempDir dir;
+  write_dataset(dir / "data", 2, 1);
+  Recorder recorder;
+  TrainOptions o = tiny_options(dir / "data", dir / "run");
+  o.resume = true;
+  CHECK_THROWS_WITH(train(o, recorder), Contains("holds no run to resume (no resume.safetensors)"));
+  o = tiny_options(dir / "data", dir / "run");
+  o.batch_size = 0;
+  CHECK_THROWS_WITH(train(o, recorder), Contains("--batch-size: expected at least 1, got 0"));
+  o = tiny_options(dir / "data", dir / "run");
+  o.model = "vit_gigantic";
+  CHECK_THROWS_WITH(train(o, recorder), Contains("--model: unknown preset 'vit_gigantic'"));
+  o = tiny_options(dir / "data", dir / "run");
+  o.overrides.num_heads = 3;
+  CHECK_THROWS_WITH(train(o, recorder), Contains("embed_dim 32 must be divisible by num_heads 3"));
+  o = tiny_options(dir / "nothing", dir / "run");
+  CHECK_THROWS_WITH(train(o, recorder), Contains("does not exist or is not a folder"));
+}
+
+}  // namespace vit::engine
