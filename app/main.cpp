@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   CLI::App app{"vit: train, evaluate, inspect and export Vision Transformers (LibTorch)"};
   app.set_version_flag("--version", "vit " VIT_VERSION);
   app.require_subcommand(1);
+  app.fallthrough();  // global options such as --quiet may also follow the subcommand
   bool verbose = false;
   bool quiet = false;
   app.add_flag("-v,--verbose", verbose, "Log debug messages");

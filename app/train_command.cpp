@@ -158,7 +158,7 @@ Command setup_train(CLI::App& app) {
   add_run_options(cli, *options);
   cli->footer("Writes RUN_DIR/{best,last}.safetensors, metrics.csv, config.json and resume.safetensors. "
               "Ctrl-C stops after the current step and saves; --resume continues.");
-  return {cli, [options, &app] { return run_train(*options, app.get_option("--quiet")->as<bool>()); }};
+  return {cli, [options, &app] { return run_train(*options, app.get_option("--quiet")->count() > 0); }};
 }
 
 }  // namespace vit::app

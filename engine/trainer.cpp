@@ -33,6 +33,8 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
+constexpr double kTimeBudgetShare = 0.97;  // of --time-limit planned for; the rest absorbs noise
+
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
@@ -69,8 +71,11 @@ class TrainingRun {
   void train_batch(data::Batch&& batch);
   void optimizer_step();
   void end_epoch();
-  void fit_to_time_limit(double seconds_per_step);
+  void fit_to_time_limit(double epoch_seconds, double budget_seconds);
+  void fit_from_first_steps(double seconds_per_step);
+  void refit_after_epoch();
   bool time_is_up() const;
+  StepReport step_report(int64_t batches, int64_t first_batch) const;
   void report_failures(std::vector<data::DecodeFailure>& failures);
   void save_weights_as(const std::string& name, VisionTransformer& model);
   void save_state();
@@ -96,7 +101,10 @@ class TrainingRun {
   Clock::time_point epoch_start_ = Clock::now();
   int64_t session_steps_ = 0;
   Clock::time_point timing_start_;
-  bool fitted_ = false;
+  bool fitted_ = false;         // the schedule is final: no time limit, already fitted, or resumed
+  bool epoch_began_at_start_ = true;  // the epoch in progress was not resumed part-way
+  int64_t session_epochs_ = 0;  // whole epochs trained by this process, and their wall time with validation
+  double session_epoch_seconds_ = 0.0;
   TrainOutcome outcome_ = TrainOutcome::Completed;
 };
 
@@ -238,17 +246,10 @@ void TrainingRun::optimizer_step() {
   micro_batches_ = 0;
 }
 
-void TrainingRun::fit_to_time_limit(double seconds_per_step) {
-  // An epoch costs its training steps plus a validation pass, estimated at a third of a training step per
-  // image (forward only). Whole epochs are fitted, so every epoch ends with its validation and checkpoint;
-  // 3% of the budget is kept back for noise.
-  const double val_images = split_.val ? static_cast<double>(split_.val->samples.size()) : 0.0;
-  const double images_per_step = static_cast<double>(options_.batch_size * options_.grad_accum);
-  const double epoch_seconds = static_cast<double>(steps_per_epoch_) * seconds_per_step +
-                               val_images / images_per_step * seconds_per_step / 3.0;
-  // Time of the steps already taken counts as part of the first epoch.
-  const double budget = 0.97 * options_.time_limit - elapsed() + static_cast<double>(progress_.step) * seconds_per_step;
-  const auto epochs = std::clamp<int64_t>(static_cast<int64_t>(budget / epoch_seconds), 1, options_.epochs);
+void TrainingRun::fit_to_time_limit(double epoch_seconds, double budget_seconds) {
+  // Whole epochs are fitted, so every epoch ends with its validation and checkpoint.
+  const auto more = static_cast<int64_t>(std::max(0.0, budget_seconds) / epoch_seconds);
+  const auto epochs = std::clamp<int64_t>(progress_.epoch + more, std::max<int64_t>(1, progress_.epoch), options_.epochs);
   if (epochs != progress_.epochs_target) {
     spdlog::info("time limit {:.0f} s: about {:.1f} s per epoch, so training {} epoch{} instead of {}",
                  options_.time_limit, epoch_seconds, epochs, epochs == 1 ? "" : "s", progress_.epochs_target);
@@ -256,6 +257,41 @@ void TrainingRun::fit_to_time_limit(double seconds_per_step) {
   progress_.epochs_target = epochs;
   progress_.total_steps = epochs * steps_per_epoch_;
   schedule_.total_steps = progress_.total_steps;
+}
+
+void TrainingRun::fit_from_first_steps(double seconds_per_step) {
+  // An epoch costs its training steps plus a validation pass, estimated at a third of a training step per
+  // image (forward only). The time of the steps already taken counts towards the first epoch; 3% of the
+  // budget is kept back for noise.
+  const double val_images = split_.val ? static_cast<double>(split_.val->samples.size()) : 0.0;
+  const double images_per_step = static_cast<double>(options_.batch_size * options_.grad_accum);
+  const double epoch_seconds = static_cast<double>(steps_per_epoch_) * seconds_per_step +
+                               val_images / images_per_step * seconds_per_step / 3.0;
+  fit_to_time_limit(epoch_seconds, kTimeBudgetShare * options_.time_limit - elapsed() +
+                                       static_cast<double>(progress_.step) * seconds_per_step);
+}
+
+void TrainingRun::refit_after_epoch() {
+  // The first estimate comes from a few steps; whole epochs measure the real pace (validation included, and
+  // the machine's load as it is now), so the plan is corrected while the learning rate is still being set.
+  fit_to_time_limit(session_epoch_seconds_ / static_cast<double>(session_epochs_),
+                    kTimeBudgetShare * options_.time_limit - elapsed());
+}
+
+StepReport TrainingRun::step_report(int64_t batches, int64_t first_batch) const {
+  StepReport report;
+  report.epoch = progress_.epoch + 1;
+  report.epochs = progress_.epochs_target;
+  report.batch = progress_.next_batch;
+  report.batches = batches;
+  const auto seen = static_cast<double>(std::max<int64_t>(1, progress_.current.seen));
+  report.loss = progress_.current.loss_sum / seen;
+  report.accuracy = static_cast<double>(progress_.current.correct) / seen;
+  report.lr = schedule_.at(progress_.step - 1);
+  report.images_per_s = static_cast<double>(progress_.current.seen) / std::max(1e-9, progress_.current.seconds);
+  const double per_batch = seconds_since(epoch_start_) / static_cast<double>(progress_.next_batch - first_batch);
+  report.eta_s = per_batch * static_cast<double>(batches - progress_.next_batch);
+  return report;
 }
 
 bool TrainingRun::time_is_up() const { return options_.time_limit > 0.0 && elapsed() >= options_.time_limit; }
@@ -266,6 +302,7 @@ bool TrainingRun::train_epoch() {
   train_loader_->start_epoch(progress_.epoch, progress_.next_batch);
   model_->train();
   epoch_start_ = Clock::now();
+  epoch_began_at_start_ = progress_.next_batch == 0;
   const double epoch_seconds_before = progress_.current.seconds;
   const int64_t first_batch = progress_.next_batch;
   while (auto batch = train_loader_->next()) {
@@ -279,22 +316,10 @@ bool TrainingRun::train_epoch() {
     progress_.current.seconds = epoch_seconds_before + seconds_since(epoch_start_);
     if (++session_steps_ == 3) timing_start_ = Clock::now();  // the first steps warm up allocators and caches
     if (!fitted_ && session_steps_ == 3 + std::min<int64_t>(20, std::max<int64_t>(5, steps_per_epoch_ / 4))) {
-      fit_to_time_limit(seconds_since(timing_start_) / static_cast<double>(session_steps_ - 3));
+      fit_from_first_steps(seconds_since(timing_start_) / static_cast<double>(session_steps_ - 3));
       fitted_ = true;
     }
-    StepReport report;
-    report.epoch = progress_.epoch + 1;
-    report.epochs = progress_.epochs_target;
-    report.batch = progress_.next_batch;
-    report.batches = batches;
-    const auto seen = static_cast<double>(std::max<int64_t>(1, progress_.current.seen));
-    report.loss = progress_.current.loss_sum / seen;
-    report.accuracy = static_cast<double>(progress_.current.correct) / seen;
-    report.lr = schedule_.at(progress_.step - 1);
-    report.images_per_s = static_cast<double>(progress_.current.seen) / std::max(1e-9, progress_.current.seconds);
-    const double per_batch = seconds_since(epoch_start_) / static_cast<double>(progress_.next_batch - first_batch);
-    report.eta_s = per_batch * static_cast<double>(batches - progress_.next_batch);
-    observer_.on_step(report);
+    observer_.on_step(step_report(batches, first_batch));
 
     if (stop_ != nullptr && stop_->load()) {
       outcome_ = TrainOutcome::Interrupted;
@@ -347,9 +372,15 @@ void TrainingRun::end_epoch() {
   write_metrics_csv(options_.out_dir / "metrics.csv", progress_.history);
   observer_.on_epoch_end(row);
 
+  const bool whole_epoch = progress_.next_batch == train_loader_->batches_per_epoch() && epoch_began_at_start_;
   ++progress_.epoch;
   progress_.next_batch = 0;
   progress_.current = EpochTotals{};
+  if (whole_epoch && options_.time_limit > 0.0 && !options_.resume) {
+    ++session_epochs_;
+    session_epoch_seconds_ += seconds_since(epoch_start_);
+    if (progress_.epoch < progress_.epochs_target) refit_after_epoch();
+  }
   save_state();
 }
 
