@@ -42,7 +42,7 @@ void print_text(const ModelDescription& d) {
   const int64_t params = count_parameters(c);
   const double macs = count_macs(c);
   const auto resize = static_cast<int64_t>(std::floor(static_cast<double>(c.image_size) / p.crop_pct));
-  fmt::print("model         {} ({})\n", d.source, d.is_preset ? "preset" : "weights file");
+  fmt::print("model         {} ({})\n", d.source, d.kind);
   fmt::print("input         {} channel{}, {}x{} pixels\n", c.in_chans, c.in_chans == 1 ? "" : "s", c.image_size,
              c.image_size);
   fmt::print("patches       {}x{} of {}x{} pixels = {} tokens{}\n", c.grid_size(), c.grid_size(), c.patch_size,
@@ -63,7 +63,7 @@ void print_text(const ModelDescription& d) {
 
 void print_json(const ModelDescription& d) {
   nlohmann::json out{{"model", d.source},
-                     {"kind", d.is_preset ? "preset" : "weights"},
+                     {"kind", d.kind},
                      {"config", d.metadata.config},
                      {"preprocess", d.metadata.preprocess},
                      {"class_names", d.metadata.class_names},
@@ -76,8 +76,8 @@ void print_json(const ModelDescription& d) {
 
 Command setup_info(CLI::App& app) {
   auto options = std::make_shared<InfoOptions>();
-  CLI::App* cli = app.add_subcommand("info", "Describe a model preset or weights file");
-  cli->add_option("MODEL", options->model, "Preset name (e.g. vit_base_patch16_224) or weights file (.safetensors)")
+  CLI::App* cli = app.add_subcommand("info", "Describe a model preset, weights file or checkpoint");
+  cli->add_option("MODEL", options->model, "Preset name (e.g. vit_base_patch16_224), vit weights file, or timm / Hugging Face checkpoint (file or folder)")
       ->type_name("PRESET|FILE")
       ->required();
   cli->footer("Presets: " + fmt::format("{}", fmt::join(preset_names(), ", ")));

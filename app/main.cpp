@@ -12,7 +12,9 @@
 
 #include "app/command.h"
 #include "app/exit_codes.h"
+#include "app/classify_command.h"
 #include "app/dataset_command.h"
+#include "app/eval_command.h"
 #include "app/info_command.h"
 #include "app/train_command.h"
 
@@ -30,7 +32,8 @@ int main(int argc, char** argv) {
   app.add_flag("-v,--verbose", verbose, "Log debug messages");
   app.add_flag("-q,--quiet", quiet, "Log only warnings and errors");
 
-  const std::vector<vit::app::Command> commands{vit::app::setup_train(app), vit::app::setup_info(app),
+  const std::vector<vit::app::Command> commands{vit::app::setup_train(app), vit::app::setup_classify(app),
+                                                vit::app::setup_eval(app), vit::app::setup_info(app),
                                                 vit::app::setup_dataset(app)};
 
   try {

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "app/exit_codes.h"
+#include "app/model_options.h"
 #include "app/progress.h"
 #include "app/stop_signal.h"
 #include "engine/trainer.h"
@@ -40,8 +41,9 @@ void add_model_options(CLI::App* cli, engine::TrainOptions& o) {
   add_override(cli, "--drop-path", v.drop_path, "Stochastic depth rate (last block)")->group(group);
   cli->add_option_function<std::string>(
          "--init", [&o](const std::string& path) { o.init = path; },
-         "Start from this weights file (architecture from the file; head re-initialised if the classes differ)")
-      ->check(CLI::ExistingFile)
+         "Start from this weights file or timm / Hugging Face checkpoint (architecture from the file; head "
+         "re-initialised if the classes differ)")
+      ->check(CLI::ExistingPath)
       ->group(group);
 }
 
@@ -94,16 +96,7 @@ void add_run_options(CLI::App* cli, engine::TrainOptions& o) {
   const std::string group = "Run";
   cli->add_flag("--ema", o.ema, "Keep an exponential moving average of the weights (evaluated and saved too)")->group(group);
   cli->add_option("--ema-decay", o.ema_decay, "EMA decay per step")->capture_default_str()->group(group);
-  cli->add_option("--amp", o.amp, "Mixed precision: bf16 autocast")
-      ->check(CLI::IsMember({"none", "bf16"}))
-      ->capture_default_str()
-      ->group(group);
-  cli->add_option("--device", o.device, "Where the model runs")
-      ->check(CLI::IsMember({"cpu", "cuda"}))
-      ->capture_default_str()
-      ->group(group);
-  cli->add_option("--threads", o.threads, "LibTorch threads (0 = one per core)")->capture_default_str()->group(group);
-  cli->add_option("--workers", o.workers, "Image decoding threads (0 = automatic)")->capture_default_str()->group(group);
+  add_runtime_options(cli, o.device, o.amp, o.threads, o.workers, group);
   cli->add_option("--seed", o.seed, "Random seed (initialisation, data order, augmentation)")->capture_default_str()->group(group);
   cli->add_option("--time-limit", o.time_limit, "Seconds of training; the schedule is fitted to it (0 = none)")
       ->capture_default_str()

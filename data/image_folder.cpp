@@ -21,6 +21,42 @@ bool is_hidden(const fs::path& path) {
   return !name.empty() && name[0] == '.';
 }
 
+std::vector<std::string> class_folders(const fs::path& root) {
+  std::error_code error;
+  if (!fs::is_directory(root, error)) fail("data folder '" + root.string() + "' does not exist or is not a folder");
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(root, error)) {
+    if (entry.is_directory(error) && !is_hidden(entry.path())) names.push_back(entry.path().filename().string());
+  }
+  if (error) fail("cannot read folder '" + root.string() + "': " + error.message());
+  std::sort(names.begin(), names.end());
+  if (names.empty())
+    fail("'" + root.string() + "' has no class subfolders (expected " + root.string() + "/<class>/<images>)");
+  return names;
+}
+
+void add_class_images(ImageFolder& folder, const std::string& class_name, int64_t label) {
+  const fs::path class_dir = folder.root / class_name;
+  const auto images = images_under(class_dir);
+  if (images.empty())
+    fail("class '" + class_name + "' ('" + class_dir.string() + "') has no images (" + image_extension_list() + ")");
+  for (const auto& path : images) folder.samples.push_back({path, label});
+}
+
+}  // namespace
+
+bool is_image_file(const fs::path& path) {
+  std::string ext = path.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return std::find(kImageExtensions.begin(), kImageExtensions.end(), ext) != kImageExtensions.end();
+}
+
+std::string image_extension_list() {
+  std::string list;
+  for (const char* ext : kImageExtensions) list += (list.empty() ? "" : " ") + std::string(ext);
+  return list;
+}
+
 std::vector<fs::path> images_under(const fs::path& folder) {
   std::vector<fs::path> images;
   std::error_code error;
@@ -36,42 +72,6 @@ std::vector<fs::path> images_under(const fs::path& folder) {
   }
   std::sort(images.begin(), images.end());  // a stable order, whatever the file system returns
   return images;
-}
-
-std::vector<std::string> class_folders(const fs::path& root) {
-  std::error_code error;
-  if (!fs::is_directory(root, error)) fail("data folder '" + root.string() + "' does not exist or is not a folder");
-  std::vector<std::string> names;
-  for (const auto& entry : fs::directory_iterator(root, error)) {
-    if (entry.is_directory(error) && !is_hidden(entry.path())) names.push_back(entry.path().filename().string());
-  }
-  if (error) fail("cannot read folder '" + root.string() + "': " + error.message());
-  std::sort(names.begin(), names.end());
-  if (names.empty())
-    fail("'" + root.string() + "' has no class subfolders (expected " + root.string() + "/<class>/<images>)");
-  return names;
-}
-
-std::string extension_list() {
-  std::string list;
-  for (const char* ext : kImageExtensions) list += (list.empty() ? "" : " ") + std::string(ext);
-  return list;
-}
-
-void add_class_images(ImageFolder& folder, const std::string& class_name, int64_t label) {
-  const fs::path class_dir = folder.root / class_name;
-  const auto images = images_under(class_dir);
-  if (images.empty())
-    fail("class '" + class_name + "' ('" + class_dir.string() + "') has no images (" + extension_list() + ")");
-  for (const auto& path : images) folder.samples.push_back({path, label});
-}
-
-}  // namespace
-
-bool is_image_file(const fs::path& path) {
-  std::string ext = path.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-  return std::find(kImageExtensions.begin(), kImageExtensions.end(), ext) != kImageExtensions.end();
 }
 
 ImageFolder scan_image_folder(const fs::path& root) {

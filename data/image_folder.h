@@ -22,6 +22,11 @@ struct ImageFolder {
 
 // True for the extensions the decoder reads: .jpg .jpeg .png .bmp .tif .tiff .webp, in any letter case.
 bool is_image_file(const std::filesystem::path& path);
+std::string image_extension_list();  // ".jpg .jpeg ...", for messages
+
+// The image files under `folder`, recursively, hidden files and folders skipped, sorted by path. Throws
+// std::invalid_argument if the folder cannot be read.
+std::vector<std::filesystem::path> images_under(const std::filesystem::path& folder);
 
 // Scans ROOT/<class>/**/<image>: classes are ROOT's subfolders sorted by name, their subfolders are searched
 // recursively, hidden files and folders (".name") are skipped. Throws std::invalid_argument when ROOT is

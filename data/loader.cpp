@@ -139,10 +139,11 @@ Batch Loader::build_batch(const Job& job) {
       std::mt19937 rng = sample_rng(options_.seed, job.epoch, index);
       transform_(image, rng, batch.pixels.data() + static_cast<size_t>(batch.size) * sample_floats);
     } catch (const std::exception& e) {
-      if (!known_bad_[index].exchange(true)) batch.failures.push_back({sample.path, e.what()});
+      if (!known_bad_[index].exchange(true)) batch.failures.push_back({sample.path, e.what(), index});
       continue;
     }
     batch.labels.push_back(sample.label);
+    batch.samples.push_back(index);
     ++batch.size;
   }
   batch.pixels.resize(static_cast<size_t>(batch.size) * sample_floats);

@@ -49,6 +49,7 @@ struct LoaderOptions {
 struct DecodeFailure {
   std::filesystem::path path;
   std::string reason;
+  size_t sample = 0;  // index into the loader's samples
 };
 
 struct Batch {
@@ -56,6 +57,7 @@ struct Batch {
   int64_t size = 0;                     // samples that decoded; files that failed are left out
   std::vector<float> pixels;            // size x channels x image_size x image_size
   std::vector<int64_t> labels;          // size
+  std::vector<size_t> samples;          // size: index into the loader's samples of each image
   std::vector<DecodeFailure> failures;  // files of this batch that failed for the first time
 };
 

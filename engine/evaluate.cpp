@@ -3,6 +3,7 @@
 #include <torch/nn/functional/loss.h>
 
 #include <algorithm>
+#include <stdexcept>
 
 #include "data/batch_tensor.h"
 #include "engine/autocast.h"
@@ -15,14 +16,13 @@ int64_t count_top_k(const at::Tensor& logits, const at::Tensor& labels, int64_t 
   return top.eq(labels.unsqueeze(1)).any(1).sum().item<int64_t>();
 }
 
-EvalResult evaluate(VisionTransformer& model, data::Loader& loader, const c10::Device& device, bool bf16) {
-  const bool was_training = model->is_training();
-  model->eval();
+EvalResult evaluate(const ForwardFn& forward, data::Loader& loader, const c10::Device& device, bool bf16) {
   torch::NoGradGuard no_grad;
   EvalResult result;
   double loss_sum = 0.0;
   int64_t top1 = 0;
   int64_t top5 = 0;
+  at::Tensor confusion;  // (K * K) counts, accumulated on the device
   loader.start_epoch(0);
   while (auto batch = loader.next()) {
     for (auto& failure : batch->failures) result.failures.push_back(std::move(failure));
@@ -33,14 +33,23 @@ EvalResult evaluate(VisionTransformer& model, data::Loader& loader, const c10::D
     torch::Tensor logits;
     {
       AutocastGuard autocast(device.type(), bf16);
-      logits = model->forward(images);
+      logits = forward(images);
     }
     logits = logits.to(torch::kFloat);
+    const int64_t classes = logits.size(1);
+    if (!confusion.defined()) {
+      result.num_classes = classes;
+      confusion = torch::zeros({classes * classes}, labels.options());
+    }
+    if (labels.max().item<int64_t>() >= classes)
+      throw std::invalid_argument("the data has labels up to " + std::to_string(labels.max().item<int64_t>()) +
+                                  " but the model scores only " + std::to_string(classes) + " classes");
     loss_sum += torch::nn::functional::cross_entropy(
                     logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
                     .item<double>();
     top1 += count_top_k(logits, labels, 1);
     top5 += count_top_k(logits, labels, 5);
+    confusion += (labels * classes + logits.argmax(1)).bincount({}, classes * classes);
     result.count += labels.size(0);
   }
   if (result.count > 0) {
@@ -48,7 +57,16 @@ EvalResult evaluate(VisionTransformer& model, data::Loader& loader, const c10::D
     result.loss = loss_sum / n;
     result.top1 = static_cast<double>(top1) / n;
     result.top5 = static_cast<double>(top5) / n;
+    const auto counts = confusion.cpu();
+    result.confusion.assign(counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + counts.numel());
   }
+  return result;
+}
+
+EvalResult evaluate(VisionTransformer& model, data::Loader& loader, const c10::Device& device, bool bf16) {
+  const bool was_training = model->is_training();
+  model->eval();
+  EvalResult result = evaluate([&](const at::Tensor& images) { return model->forward(images); }, loader, device, bf16);
   model->train(was_training);
   return result;
 }

@@ -1,7 +1,8 @@
 #pragma once
-// Loss and top-k accuracy of a model over a loader's epoch.
+// Loss, top-k accuracy and the confusion matrix of a model over a loader's epoch.
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include <c10/core/Device.h>
@@ -16,10 +17,19 @@ struct EvalResult {
   double top1 = 0.0;
   double top5 = 0.0;  // top-min(5, classes)
   int64_t count = 0;  // images evaluated (files that failed to decode are not counted)
+  int64_t num_classes = 0;
+  std::vector<int64_t> confusion;  // num_classes x num_classes, row = true class, column = predicted class
   std::vector<data::DecodeFailure> failures;  // files that failed for the first time
 };
 
-// Runs the model in eval mode without gradients (restoring its previous mode after), optionally under bf16 autocast.
+// (B, C, H, W) images on the device -> (B, K) logits.
+using ForwardFn = std::function<at::Tensor(const at::Tensor& images)>;
+
+// Runs `forward` over the loader's epoch without gradients, optionally under bf16 autocast. Labels must be
+// class indices of the model's output.
+EvalResult evaluate(const ForwardFn& forward, data::Loader& loader, const c10::Device& device, bool bf16);
+
+// The same for a model being trained: in eval mode, restoring its previous mode after.
 EvalResult evaluate(VisionTransformer& model, data::Loader& loader, const c10::Device& device, bool bf16);
 
 // Number of rows of `logits` (B, K) whose label is among the k highest scores.

@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "models/model_file.h"
 #include "models/presets.h"
 #include "models/state_dict.h"
 
@@ -37,7 +38,7 @@ std::vector<double> fit_channels(const std::vector<double>& values, int64_t chan
 ModelMetadata training_metadata(const TrainOptions& options, const std::vector<std::string>& class_names) {
   ModelMetadata m;
   if (options.init) {
-    m = read_weights_metadata(*options.init);
+    m = read_model_file_info(*options.init).metadata;
   } else {
     auto preset = find_preset(options.model);
     if (!preset) {
@@ -65,7 +66,7 @@ VisionTransformer build_training_model(const ModelMetadata& metadata, const Trai
   VisionTransformer model(metadata.config);
   if (!options.init) return model;
 
-  auto init = load_weights(*options.init, metadata.config.image_size);
+  auto init = load_model_file(*options.init, metadata.config.image_size);
   TensorMap tensors = state_dict(*init.model);
   if (init.metadata.config.num_classes != metadata.config.num_classes) {
     // A new task: keep the fresh head of `model`, take everything else from the file.

@@ -1,8 +1,6 @@
 #include "engine/trainer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <ATen/Parallel.h>
-#include <torch/cuda.h>
 #include <torch/nn/utils/clip_grad.h>
 
 #include <algorithm>
@@ -10,7 +8,6 @@
 #include <cmath>
 #include <memory>
 #include <mutex>
-#include <thread>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -24,6 +21,8 @@
 #include "engine/mixup.h"
 #include "engine/model_setup.h"
 #include "engine/optimizer.h"
+#include "engine/preprocess.h"
+#include "engine/runtime.h"
 #include "models/atomic_file.h"
 #include "models/state_dict.h"
 
@@ -37,19 +36,6 @@ constexpr double kTimeBudgetShare = 0.97;  // of --time-limit planned for; the r
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-int default_workers() {
-  const auto cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  return cores <= 2 ? 1 : std::min(4, cores / 2);  // leave the cores to LibTorch's math
-}
-
-data::Normalization normalization_of(const PreprocessConfig& p) {
-  return {std::vector<float>(p.mean.begin(), p.mean.end()), std::vector<float>(p.std.begin(), p.std.end())};
-}
-
-data::Interpolation interpolation_of(const PreprocessConfig& p) {
-  return p.interpolation == Interpolation::Bicubic ? data::Interpolation::Bicubic : data::Interpolation::Bilinear;
 }
 
 at::Generator& cpu_generator() {
@@ -103,17 +89,13 @@ class TrainingRun {
   Clock::time_point timing_start_;
   bool fitted_ = false;         // the schedule is final: no time limit, already fitted, or resumed
   bool epoch_began_at_start_ = true;  // the epoch in progress was not resumed part-way
-  int64_t session_epochs_ = 0;  // whole epochs trained by this process, and their wall time with validation
-  double session_epoch_seconds_ = 0.0;
+  std::vector<double> session_epoch_seconds_;  // wall time of each whole epoch this process trained, with validation
   TrainOutcome outcome_ = TrainOutcome::Completed;
 };
 
 void TrainingRun::prepare(std::optional<RunState> resumed) {
-  at::set_num_threads(options_.threads > 0 ? options_.threads
-                                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
-  device_ = c10::Device(options_.device == "cuda" ? c10::kCUDA : c10::kCPU);
-  if (device_.is_cuda() && !torch::cuda::is_available())
-    throw std::invalid_argument("--device cuda: this LibTorch build has no CUDA support or no GPU is visible");
+  set_threads(options_.threads);
+  device_ = select_device(options_.device);
   bf16_ = options_.amp == "bf16";
   torch::manual_seed(options_.seed);
 
@@ -195,16 +177,10 @@ void TrainingRun::make_loaders() {
       [train](const cv::Mat& image, std::mt19937& rng, float* out) { data::train_transform(image, train, rng, out); });
 
   if (split_.val) {
-    data::EvalTransformOptions eval;
-    eval.image_size = c.image_size;
-    eval.crop_pct = metadata_.preprocess.crop_pct;
-    eval.interpolation = interpolation_of(metadata_.preprocess);
-    eval.normalization = normalization_of(metadata_.preprocess);
-    eval.validate(static_cast<int>(c.in_chans));
     loader.shuffle = false;
     val_loader_ = std::make_unique<data::Loader>(
         split_.val->samples, loader,
-        [eval](const cv::Mat& image, std::mt19937&, float* out) { data::eval_transform(image, eval, out); });
+        eval_sample_transform(eval_transform_options(metadata_.preprocess, c.image_size, c.in_chans)));
   }
 }
 
@@ -274,8 +250,11 @@ void TrainingRun::fit_from_first_steps(double seconds_per_step) {
 void TrainingRun::refit_after_epoch() {
   // The first estimate comes from a few steps; whole epochs measure the real pace (validation included, and
   // the machine's load as it is now), so the plan is corrected while the learning rate is still being set.
-  fit_to_time_limit(session_epoch_seconds_ / static_cast<double>(session_epochs_),
-                    kTimeBudgetShare * options_.time_limit - elapsed());
+  // The median, not the mean: on a shared machine one epoch slowed by a neighbour would otherwise cost the rest
+  // of the run an epoch it has time for.
+  std::vector<double> seconds = session_epoch_seconds_;
+  std::nth_element(seconds.begin(), seconds.begin() + static_cast<long>(seconds.size() / 2), seconds.end());
+  fit_to_time_limit(seconds[seconds.size() / 2], kTimeBudgetShare * options_.time_limit - elapsed());
 }
 
 StepReport TrainingRun::step_report(int64_t batches, int64_t first_batch) const {
@@ -377,8 +356,7 @@ void TrainingRun::end_epoch() {
   progress_.next_batch = 0;
   progress_.current = EpochTotals{};
   if (whole_epoch && options_.time_limit > 0.0 && !options_.resume) {
-    ++session_epochs_;
-    session_epoch_seconds_ += seconds_since(epoch_start_);
+    session_epoch_seconds_.push_back(seconds_since(epoch_start_));
     if (progress_.epoch < progress_.epochs_target) refit_after_epoch();
   }
   save_state();

@@ -240,6 +240,16 @@ Metadata read_safetensors_metadata(const fs::path& path) {
   return reader.read_header(in).metadata;
 }
 
+SafetensorsHeader read_safetensors_header(const fs::path& path) {
+  Reader reader(path);
+  auto in = reader.open();
+  Header header = reader.read_header(in);
+  SafetensorsHeader result;
+  result.metadata = std::move(header.metadata);
+  for (auto& entry : header.entries) result.shapes.emplace(entry.name, std::move(entry.shape));
+  return result;
+}
+
 void write_safetensors(const fs::path& path, const TensorMap& tensors, const Metadata& metadata) {
   json header = json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;

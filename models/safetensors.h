@@ -9,6 +9,7 @@
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <ATen/core/Tensor.h>
 
@@ -34,6 +35,13 @@ constexpr uint64_t kMaxSafetensorsHeaderBytes = 100'000'000;
 SafetensorsContent read_safetensors(const std::filesystem::path& path);
 // Reads and validates only the header: cheap even for multi-gigabyte files.
 Metadata read_safetensors_metadata(const std::filesystem::path& path);
+
+struct SafetensorsHeader {
+  Metadata metadata;
+  std::map<std::string, std::vector<int64_t>> shapes;  // tensor name -> shape
+};
+// The header with every tensor's shape, for telling an architecture from a checkpoint without reading it.
+SafetensorsHeader read_safetensors_header(const std::filesystem::path& path);
 
 // Writes atomically (see atomic_file.h). Tensors may live on any device and need not be contiguous.
 void write_safetensors(const std::filesystem::path& path, const TensorMap& tensors, const Metadata& metadata = {});

@@ -24,6 +24,18 @@ constexpr const char* kConfigKey = "config";
 constexpr const char* kPreprocessKey = "preprocess";
 constexpr const char* kClassNamesKey = "class_names";
 
+[[noreturn]] void fail_metadata(const std::string& source, const std::string& problem) {
+  throw std::runtime_error("'" + source + "': " + problem);
+}
+
+void validate_or_fail(const ModelMetadata& m, const std::string& source) {
+  try {
+    m.validate();
+  } catch (const std::exception& e) {
+    fail_metadata(source, std::string("metadata is inconsistent: ") + e.what());
+  }
+}
+
 Metadata encode(const ModelMetadata& m) {
   return {{kFormatKey, kFormatValue},
           {kVersionKey, kVersionValue},
@@ -33,9 +45,7 @@ Metadata encode(const ModelMetadata& m) {
 }
 
 ModelMetadata decode(const Metadata& raw, const fs::path& path) {
-  auto fail = [&](const std::string& problem) -> void {
-    throw std::runtime_error("'" + path.string() + "': " + problem);
-  };
+  auto fail = [&](const std::string& problem) { fail_metadata(path.string(), problem); };
   auto format = raw.find(kFormatKey);
   if (format == raw.end() || format->second != kFormatValue)
     fail("not a vit weights file: its metadata lacks format = \"vit-toolkit\" (a plain timm or Hugging Face "
@@ -58,15 +68,56 @@ ModelMetadata decode(const Metadata& raw, const fs::path& path) {
   parse(kConfigKey, m.config);
   parse(kPreprocessKey, m.preprocess);
   parse(kClassNamesKey, m.class_names);
-  try {
-    m.validate();
-  } catch (const std::exception& e) {
-    fail(std::string("metadata is inconsistent: ") + e.what());
-  }
+  validate_or_fail(m, path.string());
   return m;
 }
 
 }  // namespace
+
+std::string metadata_to_json(const ModelMetadata& m) {
+  return json{{kFormatKey, kFormatValue},
+              {kVersionKey, std::stoi(kVersionValue)},
+              {kConfigKey, m.config},
+              {kPreprocessKey, m.preprocess},
+              {kClassNamesKey, m.class_names}}
+      .dump(2);
+}
+
+ModelMetadata metadata_from_json(const std::string& text, const std::string& source) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const std::exception& e) {
+    fail_metadata(source, std::string("vit metadata is not valid JSON: ") + e.what());
+  }
+  if (!j.is_object() || j.value(kFormatKey, json()) != kFormatValue)
+    fail_metadata(source, "vit metadata lacks \"format\": \"vit-toolkit\"");
+  if (j.value(kVersionKey, json()) != std::stoi(kVersionValue))
+    fail_metadata(source, "unsupported vit metadata version " + j.value(kVersionKey, json()).dump() +
+                              " (this build reads version " + kVersionValue + ")");
+  ModelMetadata m;
+  for (const auto& [key, value] : j.items()) {
+    try {
+      if (key == kConfigKey) {
+        m.config = value.get<ViTConfig>();
+      } else if (key == kPreprocessKey) {
+        m.preprocess = value.get<PreprocessConfig>();
+      } else if (key == kClassNamesKey) {
+        m.class_names = value.get<std::vector<std::string>>();
+      } else if (key != kFormatKey && key != kVersionKey) {
+        fail_metadata(source, "unknown key '" + key + "' in vit metadata");
+      }
+    } catch (const nlohmann::json::exception& e) {
+      fail_metadata(source, "vit metadata '" + key + "' is invalid: " + e.what());
+    } catch (const std::invalid_argument& e) {
+      fail_metadata(source, "vit metadata '" + key + "' is invalid: " + e.what());
+    }
+  }
+  for (const char* key : {kConfigKey, kPreprocessKey, kClassNamesKey})
+    if (!j.contains(key)) fail_metadata(source, std::string("vit metadata lacks '") + key + "'");
+  validate_or_fail(m, source);
+  return m;
+}
 
 void ModelMetadata::validate() const {
   config.validate();
@@ -89,27 +140,32 @@ void save_weights(const fs::path& path, VisionTransformer& model, const ModelMet
 
 ModelMetadata read_weights_metadata(const fs::path& path) { return decode(read_safetensors_metadata(path), path); }
 
-LoadedModel load_weights(const fs::path& path, std::optional<int64_t> image_size) {
-  SafetensorsContent content = read_safetensors(path);
+LoadedModel build_model(ModelMetadata metadata, TensorMap tensors, std::optional<int64_t> image_size,
+                        const std::string& source) {
   LoadedModel loaded;
-  loaded.metadata = decode(content.metadata, path);
+  loaded.metadata = std::move(metadata);
   ViTConfig& config = loaded.metadata.config;
   if (image_size && *image_size != config.image_size) {
     config.image_size = *image_size;
     try {
       config.validate();
     } catch (const std::exception& e) {
-      throw std::invalid_argument("image size " + std::to_string(*image_size) + " does not fit '" +
-                                  path.string() + "': " + e.what());
+      throw std::invalid_argument("image size " + std::to_string(*image_size) + " does not fit '" + source +
+                                  "': " + e.what());
     }
-    auto pos_embed = content.tensors.find("pos_embed");
-    if (pos_embed != content.tensors.end()) {
+    auto pos_embed = tensors.find("pos_embed");
+    if (pos_embed != tensors.end()) {
       pos_embed->second = resample_pos_embed(pos_embed->second, config.grid_size(), config.num_prefix_tokens());
     }
   }
   loaded.model = VisionTransformer(config);
-  load_state_dict(*loaded.model, content.tensors, path.string());
+  load_state_dict(*loaded.model, tensors, source);
   return loaded;
+}
+
+LoadedModel load_weights(const fs::path& path, std::optional<int64_t> image_size) {
+  SafetensorsContent content = read_safetensors(path);
+  return build_model(decode(content.metadata, path), std::move(content.tensors), image_size, path.string());
 }
 
 }  // namespace vit

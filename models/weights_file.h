@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "models/safetensors.h"
 #include "models/vision_transformer.h"
 #include "models/vit_config.h"
 
@@ -21,6 +22,12 @@ struct ModelMetadata {
   // Throws std::invalid_argument if the parts do not fit each other (class count, channel count).
   void validate() const;
 };
+
+// The metadata as one JSON object, {"format": "vit-toolkit", "format_version": 1, "config": {...},
+// "preprocess": {...}, "class_names": [...]}, as TorchScript exports embed it. Parsing is strict and validates;
+// errors name `source` (the file it came from).
+std::string metadata_to_json(const ModelMetadata& metadata);
+ModelMetadata metadata_from_json(const std::string& text, const std::string& source);
 
 // "0", "1", ... for models trained without named classes.
 std::vector<std::string> default_class_names(int64_t num_classes);
@@ -40,5 +47,9 @@ struct LoadedModel {
 // With `image_size` set to another size than the file's, the model is built for that size and the position
 // embeddings are resampled to fit. Errors name the file and the problem.
 LoadedModel load_weights(const std::filesystem::path& path, std::optional<int64_t> image_size = std::nullopt);
+
+// The same from tensors in timm's names, wherever they came from (`source` names them in errors).
+LoadedModel build_model(ModelMetadata metadata, TensorMap tensors, std::optional<int64_t> image_size,
+                        const std::string& source);
 
 }  // namespace vit

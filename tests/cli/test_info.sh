@@ -4,26 +4,7 @@
 set -uo pipefail
 vit=$1
 reference_dir=$2
-failures=0
-checks=0
-
-# expect NAME EXPECTED_EXIT PATTERN -- COMMAND...: runs COMMAND, checks its exit code and that its combined
-# output matches the extended regular expression PATTERN.
-expect() {
-  local name=$1 want_code=$2 pattern=$3
-  shift 4
-  local output code
-  output=$("$@" 2>&1)
-  code=$?
-  checks=$((checks + 1))
-  if [[ $code != "$want_code" ]] || ! grep -Eq -- "$pattern" <<<"$output"; then
-    failures=$((failures + 1))
-    printf 'FAIL %s: exit %s (want %s), output:\n%s\n(wanted a match for: %s)\n' \
-      "$name" "$code" "$want_code" "$output" "$pattern"
-  else
-    printf 'ok   %s\n' "$name"
-  fi
-}
+source "$(dirname "$0")/lib.sh"
 
 expect "help lists info" 0 "info +Describe a model" -- "$vit" --help
 expect "version" 0 "^vit [0-9]+\.[0-9]+\.[0-9]+" -- "$vit" --version
@@ -51,5 +32,4 @@ head -c 100 "$reference_dir/torchvision_vit.safetensors" >"$tmp/truncated.safete
 expect "truncated weights file" 2 "truncated.safetensors': header length [0-9]+ runs past the end of the file \(100 bytes\)" \
   -- "$vit" info "$tmp/truncated.safetensors"
 
-printf '%d passed, %d failed\n' $((checks - failures)) "$failures"
-[[ $failures == 0 ]]
+finish

@@ -8,30 +8,7 @@ vit=$1
 python=$2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-failures=0
-checks=0
-
-check() {  # check NAME CONDITION_EXIT_CODE [DETAIL]
-  checks=$((checks + 1))
-  if [[ $2 == 0 ]]; then
-    printf 'ok   %s\n' "$1"
-  else
-    failures=$((failures + 1))
-    printf 'FAIL %s\n%s\n' "$1" "${3:-}"
-  fi
-}
-
-# expect NAME EXPECTED_EXIT PATTERN -- COMMAND...: exit code and a match in the combined output.
-expect() {
-  local name=$1 want=$2 pattern=$3 output code
-  shift 4
-  output=$("$@" 2>&1)
-  code=$?
-  [[ $code == "$want" ]] && grep -Eq -- "$pattern" <<<"$output"
-  check "$name" $? "exit $code (want $want), output:
-$output
-(wanted a match for: $pattern)"
-}
+source "$(dirname "$0")/lib.sh"
 
 # Ten classes, 8 training and 3 test images each, 28x28, brighter for higher labels.
 "$python" - "$work/idx" <<'PY'
@@ -96,5 +73,4 @@ expect "bad option value" 2 "--amp: fp8 not in \{none,bf16\}" -- "$vit" train "$
 expect "bad architecture" 2 "embed_dim 32 must be divisible by num_heads 3" \
   -- "$vit" train "$work/data" --out "$work/x" --model vit_mini_patch7_28 --embed-dim 32 --num-heads 3
 
-printf '%d passed, %d failed\n' $((checks - failures)) "$failures"
-[[ $failures == 0 ]]
+finish

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 
+#include "models/model_file.h"
 #include "models/pos_embed.h"
 #include "models/safetensors.h"
 #include "models/weights_file.h"
@@ -34,6 +35,32 @@ TEST_CASE("logits match torchvision's VisionTransformer with the same weights", 
   // The logits vary by several units across classes, so agreement to 1e-4 means the same function.
   CHECK(reference.at("logits").std().item<double>() > 0.5);
   CHECK(max_abs_diff(logits, reference.at("logits")) <= 1e-4);
+}
+
+TEST_CASE("timm and Hugging Face checkpoints of the same weights give torchvision's logits", "[.][reference]") {
+  const auto dir = reference_dir();
+  const auto reference = read_safetensors(dir / "reference.safetensors").tensors;
+  torch::NoGradGuard no_grad;
+  // (folder, expected layout, logits of torchvision with the weights rounded as the file stores them)
+  const std::vector<std::tuple<std::string, WeightsLayout, std::string>> cases{
+      {"timm", WeightsLayout::Timm, "logits"},
+      {"hf", WeightsLayout::HuggingFace, "logits"},
+      {"timm_f16", WeightsLayout::Timm, "logits_f16_weights"},
+      {"hf_bf16", WeightsLayout::HuggingFace, "logits_bf16_weights"},
+  };
+  for (const auto& [folder, layout, expected] : cases) {
+    INFO(folder);
+    WeightsLayout found;
+    auto loaded = load_model_file(dir / folder, std::nullopt, &found);
+    CHECK(found == layout);
+    CHECK(loaded.metadata.class_names.at(7) == "class 7");  // label_names / id2label
+    CHECK(loaded.metadata.config.num_heads == 4);           // model_args / num_attention_heads
+    CHECK(loaded.model->parameters().front().scalar_type() == at::kFloat);
+    loaded.model->eval();
+    CHECK(max_abs_diff(loaded.model->forward(reference.at("images")), reference.at(expected)) <= 1e-4);
+  }
+  // The rounding is visible: F16 weights do not give the F32 logits to 1e-4, so the check above has teeth.
+  CHECK(max_abs_diff(reference.at("logits_bf16_weights"), reference.at("logits")) > 1e-3);
 }
 
 TEST_CASE("position-embedding resampling matches torch's antialiased bicubic interpolation", "[.][reference]") {

@@ -11,29 +11,15 @@
 #include "models/state_dict.h"
 #include "models/weights_file.h"
 #include "tests/catch.h"
+#include "tests/models/small_model.h"
 #include "tests/temp_dir.h"
 
 using vit::test::Contains;
 using vit::test::TempDir;
+using vit::test::small_metadata;
 
 namespace vit {
 namespace {
-
-ModelMetadata small_metadata() {
-  ModelMetadata m;
-  m.config.image_size = 16;
-  m.config.patch_size = 4;
-  m.config.num_classes = 3;
-  m.config.embed_dim = 24;
-  m.config.depth = 2;
-  m.config.num_heads = 2;
-  m.preprocess.interpolation = Interpolation::Bilinear;
-  m.preprocess.crop_pct = 0.875;
-  m.preprocess.mean = {0.485, 0.456, 0.406};
-  m.preprocess.std = {0.229, 0.224, 0.225};
-  m.class_names = {"cat", "dog", "ünïcode bird"};
-  return m;
-}
 
 // A weights file whose tensors are edited by `edit` before writing: for building broken files.
 std::filesystem::path write_edited(const TempDir& dir, const std::function<void(TensorMap&, Metadata&)>& edit) {

@@ -4,79 +4,29 @@
 Writes into OUT_DIR:
   torchvision_vit.safetensors  a randomly initialised torchvision VisionTransformer, its weights renamed to
                                timm's keys, in vit's weights-file format (written here, not by vit's writer)
-  reference.safetensors        input images and torchvision's logits for them; position-embedding grids resampled
-                               with torch.nn.functional.interpolate as timm's resample_abs_pos_embed does
+  timm/, hf/                   the same weights as a timm hub folder (model.safetensors + config.json) and as a
+                               Hugging Face ViTForImageClassification folder (q, k, v apart)
+  timm_f16/, hf_bf16/          the same, stored as F16 and BF16
+  reference.safetensors        input images and torchvision's logits for them (also with the weights rounded to
+                               F16 and BF16); position-embedding grids resampled with
+                               torch.nn.functional.interpolate as timm's resample_abs_pos_embed does
 
 Run with an interpreter that has torch and torchvision (Debian: /usr/bin/python3 with python3-torchvision).
 """
 import argparse
+import copy
 import json
 import os
-import struct
 
 import torch
 import torch.nn.functional as F
 from torchvision.models.vision_transformer import VisionTransformer
 
+from vit_files import (TORCHVISION_PREPROCESS, hf_vit_config, timm_hub_config, to_hf_keys, to_timm_keys, vit_metadata,
+                       write_safetensors)
+
 # Small enough to run in a blink, large enough to exercise several heads, blocks and a class token.
 CONFIG = dict(image_size=32, patch_size=8, num_layers=3, num_heads=4, hidden_dim=64, mlp_dim=128, num_classes=10)
-
-
-def write_safetensors(path, tensors, metadata=None):
-    """The safetensors layout: u64 little-endian header length, JSON header, raw little-endian F32 data."""
-    header, blobs, offset = {}, [], 0
-    if metadata:
-        header["__metadata__"] = metadata
-    for name, tensor in tensors.items():
-        data = tensor.detach().to(torch.float32).contiguous().numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(tensor.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for blob in blobs:
-            f.write(blob)
-
-
-def to_timm_keys(state_dict):
-    """torchvision's VisionTransformer key layout -> timm's."""
-    renames = [
-        ("conv_proj.", "patch_embed.proj."),
-        ("class_token", "cls_token"),
-        ("encoder.pos_embedding", "pos_embed"),
-        ("encoder.ln.", "norm."),
-        ("heads.head.", "head."),
-        (".ln_1.", ".norm1."),
-        (".ln_2.", ".norm2."),
-        (".self_attention.in_proj_weight", ".attn.qkv.weight"),
-        (".self_attention.in_proj_bias", ".attn.qkv.bias"),
-        (".self_attention.out_proj.", ".attn.proj."),
-        (".mlp.0.", ".mlp.fc1."),
-        (".mlp.3.", ".mlp.fc2."),
-        ("encoder.layers.encoder_layer_", "blocks."),
-    ]
-    out = {}
-    for key, value in state_dict.items():
-        for old, new in renames:
-            key = key.replace(old, new)
-        out[key] = value
-    return out
-
-
-def vit_metadata(num_classes):
-    c = CONFIG
-    config = dict(image_size=c["image_size"], patch_size=c["patch_size"], in_chans=3, num_classes=num_classes,
-                  embed_dim=c["hidden_dim"], depth=c["num_layers"], num_heads=c["num_heads"],
-                  mlp_ratio=c["mlp_dim"] / c["hidden_dim"], class_token=True, global_pool="token", fc_norm=False,
-                  norm_eps=1e-6, drop_rate=0.0, pos_drop_rate=0.0, proj_drop_rate=0.0, attn_drop_rate=0.0,
-                  drop_path_rate=0.0)
-    preprocess = dict(interpolation="bilinear", crop_pct=0.875, mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
-    return {"format": "vit-toolkit", "format_version": "1", "config": json.dumps(config),
-            "preprocess": json.dumps(preprocess),
-            "class_names": json.dumps([f"class {i}" for i in range(num_classes)])}
 
 
 def resample_like_timm(pos_embed, new_grid, prefix=1):
@@ -106,13 +56,38 @@ def main():
         images = torch.randn(4, 3, CONFIG["image_size"], CONFIG["image_size"])
         logits = model(images)
 
-    write_safetensors(os.path.join(args.out_dir, "torchvision_vit.safetensors"),
-                      to_timm_keys(model.state_dict()), vit_metadata(CONFIG["num_classes"]))
+    names = [f"class {i}" for i in range(CONFIG["num_classes"])]
+    timm_state = to_timm_keys(model.state_dict())
+    write_safetensors(os.path.join(args.out_dir, "torchvision_vit.safetensors"), timm_state,
+                      vit_metadata(CONFIG, names, TORCHVISION_PREPROCESS))
+
+    def write_folder(name, tensors, config, dtype=torch.float32):
+        folder = os.path.join(args.out_dir, name)
+        os.makedirs(folder, exist_ok=True)
+        write_safetensors(os.path.join(folder, "model.safetensors"), tensors, dtype=dtype)
+        with open(os.path.join(folder, "config.json"), "w") as f:
+            json.dump(config, f, indent=1)
+
+    timm_config = timm_hub_config(CONFIG, names, TORCHVISION_PREPROCESS)
+    hf_config = hf_vit_config(CONFIG, names, layer_norm_eps=1e-6)  # torchvision's epsilon, for equal logits
+    write_folder("timm", timm_state, timm_config)
+    write_folder("hf", to_hf_keys(timm_state), hf_config)
+    write_folder("timm_f16", timm_state, timm_config, torch.float16)
+    write_folder("hf_bf16", to_hf_keys(timm_state), hf_config, torch.bfloat16)
+
+    def logits_with_weights_rounded_to(dtype):
+        rounded = copy.deepcopy(model)
+        with torch.no_grad():
+            for p in rounded.parameters():
+                p.copy_(p.to(dtype).to(torch.float32))
+            return rounded(images)
 
     pos_embed = torch.randn(1, 1 + 4 * 4, 16)
     write_safetensors(os.path.join(args.out_dir, "reference.safetensors"), {
         "images": images,
         "logits": logits,
+        "logits_f16_weights": logits_with_weights_rounded_to(torch.float16),
+        "logits_bf16_weights": logits_with_weights_rounded_to(torch.bfloat16),
         "pos_embed": pos_embed,
         "pos_embed_grid6": resample_like_timm(pos_embed, 6),  # upsampling
         "pos_embed_grid3": resample_like_timm(pos_embed, 3),  # downsampling: antialiasing matters

@@ -1,0 +1,200 @@
+#include "app/eval_command.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "app/csv.h"
+#include "app/exit_codes.h"
+#include "app/model_options.h"
+#include "data/image_folder.h"
+#include "data/loader.h"
+#include "engine/classification_report.h"
+#include "engine/evaluate.h"
+#include "engine/preprocess.h"
+#include "models/atomic_file.h"
+
+namespace vit::app {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct EvalOptions {
+  ModelOptions model;
+  fs::path data_dir;
+  std::string format = "text";
+  fs::path confusion_csv;
+};
+
+// The folder's classes, matched to the model's by name. Pointed at a dataset root by mistake, the "class"
+// folders are train/ and val/: say where the images probably are.
+data::ImageFolder scan(const fs::path& root, const std::vector<std::string>& classes) {
+  try {
+    return data::scan_image_folder(root, classes);
+  } catch (const std::invalid_argument& e) {
+    std::error_code error;
+    if (fs::is_directory(root / "val", error) &&
+        std::find(classes.begin(), classes.end(), "val") == classes.end())
+      throw std::invalid_argument(std::string(e.what()) + " (did you mean '" + (root / "val").string() + "'?)");
+    throw;
+  }
+}
+
+void print_text(const EvalOptions& o, const data::ImageFolder& folder, const engine::EvalResult& r,
+                const engine::ClassificationReport& report) {
+  const auto& names = folder.classes;
+  size_t width = 12;  // "weighted avg"
+  for (const auto& name : names) width = std::max(width, name.size());
+  fmt::print("model       {}\n", o.model.model);
+  fmt::print("data        {} ({} images)\n", o.data_dir.string(), r.count);
+  fmt::print("top-1       {:.4f}\ntop-5       {:.4f}\nloss        {:.4f}\n\n", r.top1, r.top5, r.loss);
+  fmt::print("{:<{}}  precision  recall      f1  support\n", "class", width);
+  for (size_t c = 0; c < names.size(); ++c) {
+    const auto& m = report.classes[c];
+    fmt::print("{:<{}}  {:9.4f}  {:6.4f}  {:6.4f}  {:7}\n", names[c], width, m.precision, m.recall, m.f1, m.support);
+  }
+  fmt::print("{:<{}}  {:9.4f}  {:6.4f}  {:6.4f}  {:7}\n", "macro avg", width, report.macro_precision,
+             report.macro_recall, report.macro_f1, r.count);
+  fmt::print("{:<{}}  {:9.4f}  {:6.4f}  {:6.4f}  {:7}\n\n", "weighted avg", width, report.weighted_precision,
+             report.weighted_recall, report.weighted_f1, r.count);
+
+  // Columns are predicted classes, numbered as the rows, to keep the table narrow whatever the class names.
+  const auto k = static_cast<size_t>(r.num_classes);
+  size_t cell = 1;
+  for (auto count : r.confusion) cell = std::max(cell, std::to_string(count).size());
+  cell = std::max(cell, std::to_string(k - 1).size());
+  fmt::print("confusion matrix (rows: true class, columns: predicted class)\n");
+  fmt::print("{:>{}}    ", "", width + 4);
+  for (size_t c = 0; c < k; ++c) fmt::print(" {:>{}}", c, cell);
+  fmt::print("\n");
+  for (size_t t = 0; t < k; ++t) {
+    fmt::print("{:>3} {:<{}}    ", t, names[t], width);
+    for (size_t p = 0; p < k; ++p) fmt::print(" {:>{}}", r.confusion[t * k + p], cell);
+    fmt::print("\n");
+  }
+}
+
+nlohmann::json metrics_json(double precision, double recall, double f1) {
+  return {{"precision", precision}, {"recall", recall}, {"f1", f1}};
+}
+
+void print_json(const EvalOptions& o, const data::ImageFolder& folder, const engine::EvalResult& r,
+                const engine::ClassificationReport& report, int64_t failed) {
+  nlohmann::json classes = nlohmann::json::array();
+  for (size_t c = 0; c < folder.classes.size(); ++c) {
+    const auto& m = report.classes[c];
+    auto entry = metrics_json(m.precision, m.recall, m.f1);
+    entry["name"] = folder.classes[c];
+    entry["support"] = m.support;
+    classes.push_back(entry);
+  }
+  const auto k = static_cast<size_t>(r.num_classes);
+  nlohmann::json confusion = nlohmann::json::array();
+  for (size_t t = 0; t < k; ++t)
+    confusion.push_back(std::vector<int64_t>(r.confusion.begin() + static_cast<long>(t * k),
+                                             r.confusion.begin() + static_cast<long>((t + 1) * k)));
+  nlohmann::json out{{"model", o.model.model},
+                     {"data", o.data_dir.string()},
+                     {"images", r.count},
+                     {"failed", failed},
+                     {"top1", r.top1},
+                     {"top5", r.top5},
+                     {"loss", r.loss},
+                     {"classes", classes},
+                     {"macro_avg", metrics_json(report.macro_precision, report.macro_recall, report.macro_f1)},
+                     {"weighted_avg",
+                      metrics_json(report.weighted_precision, report.weighted_recall, report.weighted_f1)},
+                     {"confusion", confusion}};
+  std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+}
+
+void write_confusion_csv(const fs::path& path, const std::vector<std::string>& names, const engine::EvalResult& r) {
+  const auto k = static_cast<size_t>(r.num_classes);
+  write_file_atomically(path, [&](std::ostream& out) {
+    out << "true\\predicted";
+    for (const auto& name : names) out << ',' << csv_field(name);
+    out << '\n';
+    for (size_t t = 0; t < k; ++t) {
+      out << csv_field(names[t]);
+      for (size_t p = 0; p < k; ++p) out << ',' << r.confusion[t * k + p];
+      out << '\n';
+    }
+  });
+}
+
+int run_eval(const EvalOptions& o) {
+  auto model = open_model(o.model);
+  const ClassifierInfo& info = model->info();
+  const c10::Device device = model->device();
+  if (info.class_names.empty()) {
+    // A Python TorchScript without --labels: one forward pass tells the class count, named 0, 1, ...
+    c10::InferenceMode inference;
+    model->forward(at::zeros({1, info.in_chans, info.image_size, info.image_size}, at::device(device)));
+  }
+  const data::ImageFolder folder = scan(o.data_dir, info.class_names);
+
+  data::LoaderOptions loader_options;
+  loader_options.batch_size = o.model.batch_size;
+  loader_options.image_size = info.image_size;
+  loader_options.workers = workers_or_default(o.model);
+  loader_options.shuffle = false;
+  loader_options.decode.channels = static_cast<int>(info.in_chans);
+  loader_options.decode.max_pixels = o.model.max_pixels;
+  data::Loader loader(folder.samples, loader_options,
+                      engine::eval_sample_transform(
+                          engine::eval_transform_options(info.preprocess, info.image_size, info.in_chans)));
+
+  spdlog::info("evaluating '{}' on {} images in {} classes from '{}'", o.model.model, folder.samples.size(),
+               folder.classes.size(), o.data_dir.string());
+  const engine::EvalResult result = engine::evaluate(
+      [&](const at::Tensor& images) { return model->forward(images); }, loader, device, o.model.amp == "bf16");
+  for (const auto& failure : result.failures) spdlog::warn("'{}': {}", failure.path.string(), failure.reason);
+  const auto failed = static_cast<int64_t>(result.failures.size());
+  if (result.count == 0) {
+    spdlog::error("none of the {} images in '{}' could be read", folder.samples.size(), o.data_dir.string());
+    return kExitSomeFailed;
+  }
+  const auto report = engine::classification_report(result.confusion, result.num_classes);
+  if (o.format == "json") {
+    print_json(o, folder, result, report, failed);
+  } else {
+    print_text(o, folder, result, report);
+  }
+  if (!o.confusion_csv.empty()) {
+    write_confusion_csv(o.confusion_csv, folder.classes, result);
+    spdlog::info("confusion matrix written to '{}'", o.confusion_csv.string());
+  }
+  if (failed > 0) {
+    spdlog::warn("{} of {} images could not be read and were left out", failed, folder.samples.size());
+    return kExitSomeFailed;
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+Command setup_eval(CLI::App& app) {
+  auto options = std::make_shared<EvalOptions>();
+  CLI::App* cli = app.add_subcommand("eval", "Evaluate a model on an image folder: accuracy, per-class metrics, "
+                                             "confusion matrix");
+  add_model_options(cli, options->model);
+  cli->add_option("DATA_DIR", options->data_dir,
+                  "Image folder: DATA_DIR/<class>/**/<image>, class folders named as the model's classes")
+      ->required();
+  cli->add_option("--format", options->format, "text (tables) or json (the whole report)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  cli->add_option("--confusion-csv", options->confusion_csv, "Also write the confusion matrix to this CSV file");
+  cli->footer(
+      "Exit status: 0 on success, 1 when some images could not be read (they are left out of the figures and "
+      "listed on stderr), 2 for a usage, data folder or model error.");
+  return {cli, [options] { return run_eval(*options); }};
+}
+
+}  // namespace vit::app

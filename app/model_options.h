@@ -1,0 +1,38 @@
+#pragma once
+// The options `vit classify` and `vit eval` share: the model, what to assume for files that do not describe
+// their preprocessing, and where and how the model runs.
+
+#include <memory>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "models/classifier.h"
+
+namespace vit::app {
+
+struct ModelOptions {
+  std::string model;
+  ClassifierOverrides overrides;
+  int64_t batch_size = 32;
+  std::string device = "cpu";
+  std::string amp = "none";
+  int threads = 0;  // 0: one per core
+  int workers = 0;  // 0: automatic
+  int64_t max_pixels = 100'000'000;
+};
+
+// Adds MODEL (positional) and the options.
+void add_model_options(CLI::App* cli, ModelOptions& options);
+
+// --device, --amp, --threads and --workers, in `group`: for every command that runs a model (train too).
+void add_runtime_options(CLI::App* cli, std::string& device, std::string& amp, int& threads, int& workers,
+                         const std::string& group);
+
+// Sets the threads, opens the model on its device and logs what it is. Throws std::invalid_argument for an
+// unusable model or option.
+std::unique_ptr<ImageClassifier> open_model(const ModelOptions& options);
+
+int workers_or_default(const ModelOptions& options);
+
+}  // namespace vit::app

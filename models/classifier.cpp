@@ -1,0 +1,150 @@
+#include "models/classifier.h"
+
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "models/torchscript_model.h"
+#include "models/vision_transformer.h"
+#include "models/model_file.h"
+
+namespace vit {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A model built from a vit weights file.
+class WeightsClassifier : public ImageClassifier {
+ public:
+  WeightsClassifier(LoadedModel loaded, ClassifierInfo info, const c10::Device& device)
+      : ImageClassifier(std::move(info), device), model_(std::move(loaded.model)) {
+    model_->eval();
+    model_->to(device);
+  }
+
+  at::Tensor forward(const at::Tensor& images) override { return model_->forward(images); }
+
+ private:
+  VisionTransformer model_;
+};
+
+std::unique_ptr<ImageClassifier> open_weights(const fs::path& path, const ClassifierOverrides& overrides,
+                                              const c10::Device& device) {
+  WeightsLayout layout;
+  LoadedModel loaded = load_model_file(path, overrides.image_size, &layout);
+  if (loaded.metadata.config.num_classes == 0)
+    throw std::invalid_argument("model '" + path.string() +
+                                "' has no classification head (num_classes 0): it gives features, not classes");
+  ClassifierInfo info;
+  info.kind = to_string(layout);
+  info.config = loaded.metadata.config;
+  info.image_size = loaded.metadata.config.image_size;
+  info.in_chans = loaded.metadata.config.in_chans;
+  info.preprocess = loaded.metadata.preprocess;
+  info.class_names = loaded.metadata.class_names;
+  apply_overrides(info, overrides, path.string());
+  return std::make_unique<WeightsClassifier>(std::move(loaded), std::move(info), device);
+}
+
+enum class FileKind { Safetensors, TorchScript, Unknown };
+
+// By content: a TorchScript archive is a zip file ("PK\3\4"); a safetensors file has an 8-byte header length
+// followed by the JSON header's "{".
+FileKind sniff(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::invalid_argument("cannot read model '" + path.string() + "'");
+  char head[9] = {};
+  in.read(head, sizeof head);
+  if (in.gcount() >= 4 && head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4)
+    return FileKind::TorchScript;
+  if (in.gcount() == 9 && head[8] == '{') return FileKind::Safetensors;
+  return FileKind::Unknown;
+}
+
+}  // namespace
+
+std::string describe_shape(const at::Tensor& tensor) {
+  std::ostringstream text;
+  text << tensor.sizes();  // "[2, 3, 224, 224]"
+  return text.str();
+}
+
+PreprocessConfig imagenet_preprocess() {
+  PreprocessConfig p;
+  p.interpolation = Interpolation::Bilinear;
+  p.crop_pct = 0.875;
+  p.mean = {0.485, 0.456, 0.406};
+  p.std = {0.229, 0.224, 0.225};
+  return p;
+}
+
+void ImageClassifier::check_logits(const at::Tensor& logits, const at::Tensor& images, const std::string& source) {
+  if (logits.dim() != 2 || logits.size(0) != images.size(0) || logits.size(1) < 1)
+    throw std::runtime_error("model '" + source + "' returned a tensor of shape " + describe_shape(logits) +
+                             " for a batch of shape " + describe_shape(images) + "; expected (batch, classes) logits");
+  const auto classes = logits.size(1);
+  if (info_.class_names.empty()) {
+    for (int64_t i = 0; i < classes; ++i) info_.class_names.push_back(std::to_string(i));
+  } else if (classes != static_cast<int64_t>(info_.class_names.size())) {
+    throw std::runtime_error("model '" + source + "' returns " + std::to_string(classes) +
+                             " scores per image, but its labels name " + std::to_string(info_.class_names.size()) +
+                             " classes");
+  }
+}
+
+void apply_overrides(ClassifierInfo& info, const ClassifierOverrides& o, const std::string& source) {
+  PreprocessConfig& p = info.preprocess;
+  if (o.mean) p.mean = *o.mean;
+  if (o.std) p.std = *o.std;
+  if (o.crop_pct) p.crop_pct = *o.crop_pct;
+  if (o.interpolation) p.interpolation = *o.interpolation;
+  if (!info.config && o.mean) info.in_chans = static_cast<int64_t>(o.mean->size());
+  // A single --std value with three-channel --mean, or the reverse, is a typo worth stopping for.
+  try {
+    p.validate(info.in_chans);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument("preprocessing for '" + source + "': " + e.what());
+  }
+  if (o.labels) {
+    auto names = read_labels_file(*o.labels);
+    if (!info.class_names.empty() && names.size() != info.class_names.size())
+      throw std::invalid_argument("labels file '" + o.labels->string() + "' has " + std::to_string(names.size()) +
+                                  " names, but model '" + source + "' has " +
+                                  std::to_string(info.class_names.size()) + " classes");
+    info.class_names = std::move(names);
+  }
+}
+
+std::vector<std::string> read_labels_file(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) throw std::invalid_argument("cannot read labels file '" + path.string() + "'");
+  std::vector<std::string> names;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty()) names.push_back(line);
+  }
+  if (names.empty()) throw std::invalid_argument("labels file '" + path.string() + "' names no classes");
+  return names;
+}
+
+std::unique_ptr<ImageClassifier> open_classifier(const fs::path& model, const ClassifierOverrides& overrides,
+                                                 const c10::Device& device) {
+  std::error_code error;
+  const auto status = fs::status(model, error);
+  if (!fs::exists(status)) throw std::invalid_argument("model '" + model.string() + "' does not exist");
+  if (fs::is_directory(status)) return open_weights(model, overrides, device);  // a timm or HF folder
+  switch (sniff(model)) {
+    case FileKind::TorchScript:
+      return open_torchscript(model, overrides, device);
+    case FileKind::Safetensors:
+      return open_weights(model, overrides, device);
+    case FileKind::Unknown:
+      break;
+  }
+  throw std::invalid_argument("model '" + model.string() +
+                              "' is neither a safetensors file (vit, timm or Hugging Face layout) nor a TorchScript "
+                              "file (zip archive)");
+}
+
+}  // namespace vit

@@ -1,0 +1,36 @@
+#pragma once
+// Every weights layout vit reads, from a file or a folder:
+//   vit          a weights file written by vit (safetensors with vit's metadata)
+//   timm         model.safetensors with timm's tensor names, config.json in timm's hub format if present
+//   huggingface  model.safetensors with Hugging Face ViT names + config.json (+ preprocessor_config.json)
+// A folder must hold model.safetensors; config.json (and preprocessor_config.json) are read from the folder,
+// or from beside a file named model.safetensors. The layout is told from the tensor names and metadata, not
+// from file names.
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "models/weights_file.h"
+
+namespace vit {
+
+enum class WeightsLayout { Vit, Timm, HuggingFace };
+std::string to_string(WeightsLayout layout);  // "vit weights file", "timm checkpoint", "Hugging Face checkpoint"
+
+struct ModelFileInfo {
+  WeightsLayout layout;
+  ModelMetadata metadata;
+};
+
+// Reads only headers and JSON: what the model is, without loading its weights.
+ModelFileInfo read_model_file_info(const std::filesystem::path& path);
+
+// Builds and loads the model (position embeddings resampled when `image_size` differs from the checkpoint's).
+// Weights stored as F16 or BF16 are converted to the model's F32. Errors name the file and the tensor or key.
+// `layout`, when given, receives the layout found.
+LoadedModel load_model_file(const std::filesystem::path& path, std::optional<int64_t> image_size = std::nullopt,
+                            WeightsLayout* layout = nullptr);
+
+}  // namespace vit

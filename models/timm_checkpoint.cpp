@@ -1,0 +1,165 @@
+#include "models/timm_checkpoint.h"
+
+#include <cmath>
+#include <sstream>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+#include "models/presets.h"
+
+namespace vit {
+namespace {
+
+using nlohmann::json;
+
+[[noreturn]] void fail(const std::string& source, const std::string& problem) {
+  throw std::invalid_argument("'" + source + "': " + problem);
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::ostringstream text;
+  text << c10::IntArrayRef(shape);
+  return text.str();
+}
+
+const std::vector<int64_t>& shape_of(const TensorShapes& shapes, const std::string& name, const std::string& source) {
+  auto it = shapes.find(name);
+  if (it == shapes.end()) fail(source, "no tensor '" + name + "': not a timm Vision Transformer checkpoint");
+  return it->second;
+}
+
+// The architecture as far as tensor shapes tell it.
+ViTConfig config_from_shapes(const TensorShapes& shapes, const std::string& source) {
+  ViTConfig c;
+  const auto& proj = shape_of(shapes, "patch_embed.proj.weight", source);  // (D, C, P, P)
+  if (proj.size() != 4 || proj[2] != proj[3])
+    fail(source, "tensor 'patch_embed.proj.weight' has shape " + shape_text(proj) +
+                     ", expected (embed_dim, in_chans, patch, patch)");
+  c.embed_dim = proj[0];
+  c.in_chans = proj[1];
+  c.patch_size = proj[2];
+  c.class_token = shapes.count("cls_token") > 0;
+  const auto& pos = shape_of(shapes, "pos_embed", source);  // (1, prefix + grid * grid, D)
+  const int64_t patches = pos.size() == 3 ? pos[1] - c.num_prefix_tokens() : 0;
+  const auto grid = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(std::max<int64_t>(0, patches)))));
+  if (pos.size() != 3 || grid == 0 || grid * grid != patches)
+    fail(source, "tensor 'pos_embed' has shape " + shape_text(pos) + ", expected (1, " +
+                     std::to_string(c.num_prefix_tokens()) + " + grid * grid, embed_dim)");
+  c.image_size = grid * c.patch_size;
+  c.depth = 0;
+  while (shapes.count("blocks." + std::to_string(c.depth) + ".norm1.weight")) ++c.depth;
+  if (c.depth == 0) fail(source, "no tensor 'blocks.0.norm1.weight': not a timm Vision Transformer checkpoint");
+  c.mlp_ratio = static_cast<double>(shape_of(shapes, "blocks.0.mlp.fc1.weight", source).at(0)) /
+                static_cast<double>(c.embed_dim);
+  const auto head = shapes.find("head.weight");
+  c.num_classes = head == shapes.end() ? 0 : head->second.at(0);
+  // timm moves the final norm after the pooling (fc_norm) exactly when it pools by averaging.
+  c.fc_norm = shapes.count("fc_norm.weight") > 0;
+  c.global_pool = c.fc_norm ? GlobalPool::Avg : GlobalPool::Token;
+  c.norm_eps = 1e-6;
+  c.num_heads = 0;  // unknown so far
+  return c;
+}
+
+void read_config_json(const json& j, ModelMetadata& m) {
+  ViTConfig& c = m.config;
+  // Without config.json, timm's default pairing: average pooling exactly when the norm follows the pooling.
+  if (j.contains("global_pool")) c.global_pool = parse_global_pool(j.at("global_pool").get<std::string>());
+  if (j.contains("model_args") && j.at("model_args").contains("num_heads")) {
+    c.num_heads = j.at("model_args").at("num_heads").get<int64_t>();
+  } else if (j.contains("architecture")) {
+    auto preset = find_preset(j.at("architecture").get<std::string>());
+    if (preset && preset->config.embed_dim == c.embed_dim) c.num_heads = preset->config.num_heads;
+  }
+  const json* pretrained = j.contains("pretrained_cfg") ? &j.at("pretrained_cfg") : nullptr;
+  if (pretrained) {
+    const json& p = *pretrained;
+    if (p.contains("interpolation")) m.preprocess.interpolation = parse_interpolation(p.at("interpolation").get<std::string>());
+    if (p.contains("crop_pct")) m.preprocess.crop_pct = p.at("crop_pct").get<double>();
+    if (p.contains("mean")) m.preprocess.mean = p.at("mean").get<std::vector<double>>();
+    if (p.contains("std")) m.preprocess.std = p.at("std").get<std::vector<double>>();
+    if (p.contains("label_names")) m.class_names = p.at("label_names").get<std::vector<std::string>>();
+  }
+  // timm reads label names from the top level too, and prefers them.
+  if (j.contains("label_names")) m.class_names = j.at("label_names").get<std::vector<std::string>>();
+}
+
+}  // namespace
+
+ModelMetadata timm_metadata(const TensorShapes& shapes, const json* config, const std::string& source) {
+  ModelMetadata m;
+  m.config = config_from_shapes(shapes, source);
+  ViTConfig& c = m.config;
+  m.preprocess.interpolation = Interpolation::Bicubic;
+  m.preprocess.crop_pct = 0.9;
+  m.preprocess.mean.assign(static_cast<size_t>(c.in_chans), 0.5);
+  m.preprocess.std.assign(static_cast<size_t>(c.in_chans), 0.5);
+  if (config) {
+    try {
+      read_config_json(*config, m);
+    } catch (const json::exception& e) {
+      fail(source, std::string("config.json does not fit timm's format: ") + e.what());
+    } catch (const std::invalid_argument& e) {
+      fail(source, std::string("config.json: ") + e.what());
+    }
+  }
+  if (c.num_heads == 0) {
+    if (c.embed_dim % 64 != 0)
+      fail(source, "cannot tell the number of attention heads: config.json gives no model_args.num_heads and "
+                   "embed_dim " + std::to_string(c.embed_dim) + " is not a multiple of timm's 64-wide heads");
+    c.num_heads = c.embed_dim / 64;
+  }
+  if (m.class_names.empty()) m.class_names = default_class_names(c.num_classes);
+  try {
+    m.validate();
+  } catch (const std::invalid_argument& e) {
+    fail(source, std::string("the checkpoint does not describe a usable model: ") + e.what());
+  }
+  return m;
+}
+
+json timm_config(const ModelMetadata& m) {
+  const ViTConfig& c = m.config;
+  // A preset's name when the architecture is one; otherwise any ViT name, since model_args set every field.
+  std::string architecture = "vit_base_patch16_224";
+  for (const auto& name : preset_names()) {
+    const ViTConfig p = find_preset(name)->config;
+    if (p.image_size == c.image_size && p.patch_size == c.patch_size && p.in_chans == c.in_chans &&
+        p.embed_dim == c.embed_dim && p.depth == c.depth && p.num_heads == c.num_heads &&
+        p.mlp_ratio == c.mlp_ratio && p.global_pool == c.global_pool && p.class_token == c.class_token &&
+        name.rfind("vit_mini", 0) != 0)  // vit's own small presets are not timm names
+      architecture = name;
+  }
+  const std::string pool = to_string(c.global_pool);
+  const std::vector<int64_t> input_size{c.in_chans, c.image_size, c.image_size};
+  return {{"architecture", architecture},
+          {"num_classes", c.num_classes},
+          {"num_features", c.embed_dim},
+          {"global_pool", pool},
+          {"model_args",
+           {{"img_size", c.image_size},
+            {"patch_size", c.patch_size},
+            {"in_chans", c.in_chans},
+            {"num_classes", c.num_classes},
+            {"embed_dim", c.embed_dim},
+            {"depth", c.depth},
+            {"num_heads", c.num_heads},
+            {"mlp_ratio", c.mlp_ratio},
+            {"class_token", c.class_token},
+            {"global_pool", pool},
+            {"fc_norm", c.fc_norm}}},
+          {"pretrained_cfg",
+           {{"input_size", input_size},
+            {"interpolation", to_string(m.preprocess.interpolation)},
+            {"crop_pct", m.preprocess.crop_pct},
+            {"crop_mode", "center"},
+            {"mean", m.preprocess.mean},
+            {"std", m.preprocess.std},
+            {"num_classes", c.num_classes},
+            {"label_names", m.class_names},
+            {"first_conv", "patch_embed.proj"},
+            {"classifier", "head"}}}};
+}
+
+}  // namespace vit

@@ -1,0 +1,108 @@
+// Streaming prediction: results in input order, one per input, failures in place, the model's own numbers,
+// and inputs read only a chunk ahead of the results.
+
+#include <torch/nn/functional/activation.h>
+
+#include <sstream>
+
+#include <opencv2/imgcodecs.hpp>
+
+#include "engine/predict.h"
+#include "models/classifier.h"
+#include "models/weights_file.h"
+#include "tests/catch.h"
+#include "tests/temp_dir.h"
+
+using vit::test::Contains;
+using vit::test::TempDir;
+
+namespace vit::engine {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A grayscale 8x8 model with 3 classes and mean = 0, std = 1, crop 1: an 8x8 image goes in unchanged / 255.
+fs::path write_model(const TempDir& dir) {
+  ModelMetadata m;
+  m.config.image_size = 8;
+  m.config.patch_size = 4;
+  m.config.in_chans = 1;
+  m.config.num_classes = 3;
+  m.config.embed_dim = 16;
+  m.config.depth = 1;
+  m.config.num_heads = 2;
+  m.preprocess.crop_pct = 1.0;
+  m.preprocess.mean = {0.0};
+  m.preprocess.std = {1.0};
+  m.class_names = {"a", "b", "c"};
+  torch::manual_seed(3);
+  VisionTransformer model(m.config);
+  save_weights(dir / "model.safetensors", model, m);
+  return dir / "model.safetensors";
+}
+
+}  // namespace
+
+TEST_CASE("predict: one result per input, in order, with the model's probabilities", "[predict]") {
+  TempDir dir;
+  auto model = open_classifier(write_model(dir), {}, c10::Device(c10::kCPU));
+  cv::Mat pixels(8, 8, CV_8UC1);
+  cv::randu(pixels, 0, 255);
+  REQUIRE(cv::imwrite((dir / "image.png").string(), pixels));
+  vit::test::write_bytes(dir / "broken.png", "not a png");
+
+  // The expected logits, from the model directly on the image's pixels / 255.
+  at::Tensor expected;
+  {
+    c10::InferenceMode guard;
+    cv::Mat scaled;
+    pixels.convertTo(scaled, CV_32F, 1.0 / 255);
+    expected = model->forward(torch::from_blob(scaled.data, {1, 1, 8, 8}).clone())[0];
+  }
+
+  std::ostringstream lines;
+  for (int i = 0; i < 100; ++i) lines << ((i == 41) ? dir / "broken.png" : dir / "image.png").string() << '\n';
+  const std::string text = lines.str();
+  const auto line_length = static_cast<std::streamoff>((dir / "image.png").string().size() + 1);
+  std::istringstream stdin_lines(text);
+  data::InputPaths inputs({"-"}, stdin_lines);
+
+  PredictOptions options;
+  options.batch_size = 2;  // chunks of 2 x 16 = 32 inputs
+  options.top_k = 2;
+  options.keep_logits = true;
+  std::vector<Prediction> results;
+  std::streamoff read_at_first_result = -1;
+  const int64_t failed = predict(*model, inputs, options, [&](const Prediction& p) {
+    if (results.empty()) read_at_first_result = stdin_lines.tellg();
+    results.push_back(p);
+  });
+
+  CHECK(failed == 1);
+  REQUIRE(results.size() == 100);
+  // Streaming: the first result came when only the first chunk had been read.
+  CHECK(read_at_first_result > 0);
+  CHECK(read_at_first_result <= 33 * line_length);
+  CHECK_THAT(results[41].error, Contains("broken.png"));
+  CHECK(results[41].classes.empty());
+  const auto probabilities = torch::nn::functional::softmax(expected, 0);
+  for (size_t i = 0; i < results.size(); ++i) {
+    if (i == 41) continue;
+    const Prediction& p = results[i];
+    REQUIRE(p.error.empty());
+    REQUIRE(p.classes.size() == 2);
+    CHECK(p.probabilities[0] >= p.probabilities[1]);
+    CHECK(p.classes[0] == probabilities.argmax().item<int64_t>());
+    CHECK(p.probabilities[0] == Approx(probabilities.max().item<float>()).margin(1e-6));
+    REQUIRE(p.logits.size() == 3);
+    for (int64_t c = 0; c < 3; ++c) CHECK(p.logits[static_cast<size_t>(c)] == Approx(expected[c].item<float>()).margin(1e-5));
+  }
+}
+
+TEST_CASE("predict: options are checked", "[predict]") {
+  PredictOptions options;
+  options.top_k = 0;
+  CHECK_THROWS_WITH(options.validate(), Contains("--top-k must be positive"));
+}
+
+}  // namespace vit::engine

@@ -1,0 +1,186 @@
+// timm and Hugging Face checkpoints: what their shapes and config files say, the name mapping both ways, and
+// the errors for checkpoints that do not fit. (Logits against torchvision: test_reference.cpp.)
+
+#include <torch/nn/module.h>
+
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "models/hf_checkpoint.h"
+#include "models/model_file.h"
+#include "models/state_dict.h"
+#include "models/timm_checkpoint.h"
+#include "tests/catch.h"
+#include "tests/models/small_model.h"
+#include "tests/temp_dir.h"
+
+using nlohmann::json;
+using vit::test::Contains;
+using vit::test::small_metadata;
+using vit::test::TempDir;
+
+namespace vit {
+namespace {
+
+TensorShapes shapes_of(const TensorMap& tensors) {
+  TensorShapes shapes;
+  for (const auto& [name, tensor] : tensors) shapes.emplace(name, tensor.sizes().vec());
+  return shapes;
+}
+
+TensorMap small_tensors(ViTConfig config) {
+  VisionTransformer model(config);
+  return state_dict(*model);
+}
+
+std::string error_of(const std::function<void()>& action) {
+  try {
+    action();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  FAIL("no exception");
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("timm: the architecture from tensor shapes, the rest from timm's defaults", "[checkpoint]") {
+  ViTConfig c = small_metadata().config;  // 16x16, patch 4, width 24, depth 2, 3 classes
+  c.embed_dim = 128;
+  c.num_heads = 2;
+  c.mlp_ratio = 3.0;
+  const auto m = timm_metadata(shapes_of(small_tensors(c)), nullptr, "ckpt");
+  CHECK(m.config.image_size == 16);
+  CHECK(m.config.patch_size == 4);
+  CHECK(m.config.depth == 2);
+  CHECK(m.config.mlp_ratio == 3.0);
+  CHECK(m.config.num_classes == 3);
+  CHECK(m.config.num_heads == 2);  // 128 / timm's 64-wide heads
+  CHECK(m.config.global_pool == GlobalPool::Token);
+  CHECK(m.preprocess.interpolation == Interpolation::Bicubic);
+  CHECK(m.preprocess.crop_pct == 0.9);
+  CHECK(m.class_names == std::vector<std::string>{"0", "1", "2"});
+
+  c.embed_dim = 24;
+  CHECK_THAT(error_of([&] { timm_metadata(shapes_of(small_tensors(c)), nullptr, "ckpt"); }),
+             Contains("'ckpt': cannot tell the number of attention heads"));
+  TensorShapes no_pos = shapes_of(small_tensors(small_metadata().config));
+  no_pos.erase("pos_embed");
+  CHECK_THAT(error_of([&] { timm_metadata(no_pos, nullptr, "ckpt"); }), Contains("no tensor 'pos_embed'"));
+}
+
+TEST_CASE("timm: config.json gives heads, pooling, preprocessing and label names", "[checkpoint]") {
+  ViTConfig c = small_metadata().config;
+  c.global_pool = GlobalPool::Avg;
+  c.fc_norm = true;
+  const auto shapes = shapes_of(small_tensors(c));
+  json config = timm_config(small_metadata());
+  config["model_args"]["num_heads"] = 3;
+  config["global_pool"] = "avg";
+  config["label_names"] = {"x", "y", "z"};  // top level wins over pretrained_cfg, as in timm
+  config["pretrained_cfg"]["interpolation"] = "bilinear";
+  const auto m = timm_metadata(shapes, &config, "ckpt");
+  CHECK(m.config.num_heads == 3);
+  CHECK(m.config.global_pool == GlobalPool::Avg);
+  CHECK(m.config.fc_norm);
+  CHECK(m.class_names == std::vector<std::string>{"x", "y", "z"});
+  CHECK(m.preprocess.interpolation == Interpolation::Bilinear);
+  CHECK(m.preprocess.mean == small_metadata().preprocess.mean);
+
+  config["pretrained_cfg"]["interpolation"] = "lanczos";
+  CHECK_THAT(error_of([&] { timm_metadata(shapes, &config, "ckpt"); }), Contains("'ckpt': config.json: "));
+  config["pretrained_cfg"]["interpolation"] = "bicubic";
+  config["label_names"] = {"only one"};
+  CHECK_THAT(error_of([&] { timm_metadata(shapes, &config, "ckpt"); }), Contains("3 classes but 1 class names"));
+}
+
+TEST_CASE("timm: the config written for export names a timm architecture and every argument", "[checkpoint]") {
+  ModelMetadata m = small_metadata();
+  json config = timm_config(m);
+  CHECK(config["architecture"] == "vit_base_patch16_224");  // a ViT name; model_args carry the real sizes
+  CHECK(config["model_args"]["embed_dim"] == 24);
+  CHECK(config["pretrained_cfg"]["label_names"] == json(m.class_names));
+  CHECK(config["pretrained_cfg"]["input_size"] == json({3, 16, 16}));
+  // ... and reads back as the same model.
+  const auto back = timm_metadata(shapes_of(small_tensors(m.config)), &config, "x");
+  CHECK(back.config.num_heads == m.config.num_heads);
+  CHECK(back.class_names == m.class_names);
+  CHECK(back.preprocess.std == m.preprocess.std);
+}
+
+TEST_CASE("Hugging Face: names map to timm's and back bit for bit, q, k, v fused in order", "[checkpoint]") {
+  const ModelMetadata m = small_metadata();
+  const TensorMap timm = small_tensors(m.config);
+  const TensorMap hf = timm_to_hf(timm);
+  CHECK(hf.count("vit.encoder.layer.1.attention.attention.key.weight") == 1);
+  CHECK(hf.count("classifier.bias") == 1);
+  CHECK(torch::equal(hf.at("vit.encoder.layer.0.attention.attention.value.bias"),
+                     timm.at("blocks.0.attn.qkv.bias").slice(0, 48, 72)));
+  const TensorMap back = hf_to_timm(hf, "x");
+  REQUIRE(back.size() == timm.size());
+  for (const auto& [name, tensor] : timm) CHECK(torch::equal(back.at(name), tensor));
+
+  TensorMap broken = hf;
+  broken.emplace("vit.embeddings.mask_token", torch::zeros({1, 1, 24}));
+  CHECK_THAT(error_of([&] { hf_to_timm(broken, "f"); }), Contains("unexpected tensor 'vit.embeddings.mask_token'"));
+  broken = hf;
+  broken.erase("vit.encoder.layer.0.attention.attention.key.weight");
+  CHECK_THAT(error_of([&] { hf_to_timm(broken, "f"); }), Contains("the k part of 'blocks.0.attn.qkv.weight' is missing"));
+}
+
+TEST_CASE("Hugging Face: config.json and preprocessor_config.json", "[checkpoint]") {
+  const ModelMetadata m = small_metadata();
+  const auto shapes = shapes_of(timm_to_hf(small_tensors(m.config)));
+  json config = hf_config(m);
+  config.erase("layer_norm_eps");  // HF's default then: 1e-12
+  const json preprocessor{{"image_mean", {0.1, 0.2, 0.3}}, {"image_std", {1, 1, 1}}, {"resample", 3}};
+  const auto read = hf_metadata(config, &preprocessor, shapes, "hf");
+  CHECK(read.config.norm_eps == 1e-12);
+  CHECK(read.config.num_heads == m.config.num_heads);
+  CHECK(read.config.mlp_ratio == m.config.mlp_ratio);
+  CHECK(read.class_names == m.class_names);
+  CHECK(read.preprocess.interpolation == Interpolation::Bicubic);
+  CHECK(read.preprocess.mean == std::vector<double>{0.1, 0.2, 0.3});
+  CHECK(read.preprocess.crop_pct == 1.0);
+
+  json wrong = config;
+  wrong["id2label"] = {{"0", "a"}};
+  CHECK_THAT(error_of([&] { hf_metadata(wrong, nullptr, shapes, "hf"); }),
+             Contains("id2label has 1 labels but the classifier has 3 outputs"));
+  wrong = config;
+  wrong["hidden_act"] = "gelu_new";
+  CHECK_THAT(error_of([&] { hf_metadata(wrong, nullptr, shapes, "hf"); }), Contains("hidden_act 'gelu_new'"));
+  wrong = config;
+  wrong.erase("hidden_size");
+  CHECK_THAT(error_of([&] { hf_metadata(wrong, nullptr, shapes, "hf"); }), Contains("'hf': config.json does not fit"));
+}
+
+TEST_CASE("model files: layouts told apart, with errors naming the file and tensor", "[checkpoint]") {
+  TempDir dir;
+  const ModelMetadata m = small_metadata();
+  const TensorMap timm = small_tensors(m.config);
+  std::filesystem::create_directories(dir / "hf");
+  write_safetensors(dir / "hf" / "model.safetensors", timm_to_hf(timm));
+  CHECK_THAT(error_of([&] { load_model_file(dir / "hf"); }), Contains("has no config.json beside it"));
+  std::ofstream(dir / "hf" / "config.json") << hf_config(m).dump();
+  WeightsLayout layout;
+  auto loaded = load_model_file(dir / "hf", std::nullopt, &layout);
+  CHECK(layout == WeightsLayout::HuggingFace);
+  CHECK(torch::equal(state_dict(*loaded.model).at("blocks.1.attn.qkv.weight"), timm.at("blocks.1.attn.qkv.weight")));
+  CHECK(read_model_file_info(dir / "hf" / "model.safetensors").metadata.class_names == m.class_names);
+
+  TensorMap missing = timm;
+  missing.erase("blocks.1.mlp.fc2.bias");
+  std::filesystem::create_directories(dir / "timm");
+  write_safetensors(dir / "timm" / "model.safetensors", missing);
+  std::ofstream(dir / "timm" / "config.json") << timm_config(m).dump();
+  CHECK_THAT(error_of([&] { load_model_file(dir / "timm"); }), Contains("missing tensor 'blocks.1.mlp.fc2.bias'"));
+  write_safetensors(dir / "other.safetensors", {{"weight", torch::zeros({2})}});
+  CHECK_THAT(error_of([&] { load_model_file(dir / "other.safetensors"); }),
+             Contains("not a Vision Transformer checkpoint vit knows"));
+  CHECK_THAT(error_of([&] { load_model_file(dir.path()); }), Contains("holds no model.safetensors"));
+}
+
+}  // namespace vit
