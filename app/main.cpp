@@ -15,6 +15,7 @@
 #include "app/classify_command.h"
 #include "app/dataset_command.h"
 #include "app/eval_command.h"
+#include "app/export_command.h"
 #include "app/info_command.h"
 #include "app/train_command.h"
 
@@ -33,8 +34,8 @@ int main(int argc, char** argv) {
   app.add_flag("-q,--quiet", quiet, "Log only warnings and errors");
 
   const std::vector<vit::app::Command> commands{vit::app::setup_train(app), vit::app::setup_classify(app),
-                                                vit::app::setup_eval(app), vit::app::setup_info(app),
-                                                vit::app::setup_dataset(app)};
+                                                vit::app::setup_eval(app), vit::app::setup_export(app),
+                                                vit::app::setup_info(app), vit::app::setup_dataset(app)};
 
   try {
     app.parse(argc, argv);

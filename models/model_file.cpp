@@ -5,8 +5,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "models/atomic_file.h"
 #include "models/hf_checkpoint.h"
 #include "models/safetensors.h"
+#include "models/state_dict.h"
 #include "models/timm_checkpoint.h"
 
 namespace vit {
@@ -27,6 +29,13 @@ std::optional<json> read_json_if_present(const fs::path& path) {
   } catch (const json::exception& e) {
     throw std::invalid_argument("'" + path.string() + "' is not valid JSON: " + e.what());
   }
+}
+
+bool is_zip_archive(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[4] = {};
+  in.read(magic, sizeof magic);
+  return in.gcount() == 4 && magic[0] == 'P' && magic[1] == 'K' && magic[2] == 3 && magic[3] == 4;
 }
 
 struct Located {
@@ -51,14 +60,21 @@ Located locate(const fs::path& path) {
     found.weights = path;
     if (path.filename() == kWeightsName) folder = path.parent_path().empty() ? fs::path(".") : path.parent_path();
   }
+  if (is_zip_archive(found.weights))
+    throw std::invalid_argument("'" + found.weights.string() +
+                                "' is a TorchScript file; this needs weights (a vit weights file, or a timm or "
+                                "Hugging Face checkpoint)");
   found.header = read_safetensors_header(found.weights);
   if (!folder.empty()) {
     found.config = read_json_if_present(folder / "config.json");
     found.preprocessor = read_json_if_present(folder / "preprocessor_config.json");
   }
   const auto& shapes = found.header.shapes;
-  if (found.header.metadata.count("format")) {
-    found.layout = WeightsLayout::Vit;  // read_weights_metadata says what is wrong if it is not vit's
+  const auto format = found.header.metadata.find("format");
+  // timm and transformers write {"format": "pt"}; vit writes "vit-toolkit" and a version, which
+  // read_weights_metadata checks.
+  if (format != found.header.metadata.end() && format->second == "vit-toolkit") {
+    found.layout = WeightsLayout::Vit;
   } else if (shapes.count("vit.embeddings.patch_embeddings.projection.weight") ||
              shapes.count("embeddings.patch_embeddings.projection.weight")) {
     found.layout = WeightsLayout::HuggingFace;
@@ -91,7 +107,53 @@ ModelMetadata metadata_of(const Located& found) {
   throw std::logic_error("unknown weights layout");
 }
 
+void write_json(const fs::path& path, const json& content) {
+  write_file_atomically(path, [&](std::ostream& out) { out << content.dump(2) << '\n'; });
+}
+
+// What transformers' ViTImageProcessor needs to preprocess as vit does (for square images).
+json hf_preprocessor_config(const ModelMetadata& m) {
+  return {{"image_processor_type", "ViTImageProcessor"},
+          {"do_resize", true},
+          {"size", {{"height", m.config.image_size}, {"width", m.config.image_size}}},
+          {"resample", m.preprocess.interpolation == Interpolation::Bicubic ? 3 : 2},  // PIL's codes
+          {"do_rescale", true},
+          {"rescale_factor", 1.0 / 255.0},
+          {"do_normalize", true},
+          {"image_mean", m.preprocess.mean},
+          {"image_std", m.preprocess.std}};
+}
+
 }  // namespace
+
+void save_checkpoint_folder(const fs::path& dir, WeightsLayout layout, VisionTransformer& model,
+                            const ModelMetadata& metadata) {
+  metadata.validate();
+  const ViTConfig& c = metadata.config;
+  if (layout == WeightsLayout::HuggingFace &&
+      (!c.class_token || c.global_pool != GlobalPool::Token || c.fc_norm || c.num_classes == 0))
+    throw std::invalid_argument(
+        "a Hugging Face ViTForImageClassification classifies from the class token after the final norm; this "
+        "model (global_pool " + to_string(c.global_pool) + (c.fc_norm ? ", fc_norm" : "") +
+        (c.num_classes == 0 ? ", no head" : "") + ") cannot be written so: export it as timm safetensors or "
+        "TorchScript instead");
+  std::error_code error;
+  fs::create_directories(dir, error);
+  if (error) throw std::runtime_error("cannot create folder '" + dir.string() + "': " + error.message());
+  switch (layout) {
+    case WeightsLayout::Vit:
+      throw std::invalid_argument("a vit weights file is a single file: use save_weights");
+    case WeightsLayout::Timm:
+      save_weights(dir / kWeightsName, model, metadata);
+      write_json(dir / "config.json", timm_config(metadata));
+      return;
+    case WeightsLayout::HuggingFace:
+      write_safetensors(dir / kWeightsName, timm_to_hf(state_dict(*model)), {{"format", "pt"}});
+      write_json(dir / "config.json", hf_config(metadata));
+      write_json(dir / "preprocessor_config.json", hf_preprocessor_config(metadata));
+      return;
+  }
+}
 
 std::string to_string(WeightsLayout layout) {
   switch (layout) {

@@ -33,4 +33,14 @@ ModelFileInfo read_model_file_info(const std::filesystem::path& path);
 LoadedModel load_model_file(const std::filesystem::path& path, std::optional<int64_t> image_size = std::nullopt,
                             WeightsLayout* layout = nullptr);
 
+// Writes `model` as a checkpoint folder, creating it if needed (every file atomically):
+//   Timm         dir/model.safetensors (vit's weights file: timm's names, vit's metadata) + dir/config.json in
+//                timm's hub format, so timm and vit both read it
+//   HuggingFace  dir/model.safetensors (transformers' names) + config.json + preprocessor_config.json for
+//                ViTForImageClassification; throws std::invalid_argument for what that class cannot express
+//                (average pooling, fc_norm, no class token)
+// WeightsLayout::Vit is a single file: save_weights.
+void save_checkpoint_folder(const std::filesystem::path& dir, WeightsLayout layout, VisionTransformer& model,
+                            const ModelMetadata& metadata);
+
 }  // namespace vit

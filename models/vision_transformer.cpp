@@ -16,7 +16,7 @@ void init_normal(torch::Tensor& t, double std) {
 
 }  // namespace
 
-VisionTransformerImpl::VisionTransformerImpl(const ViTConfig& config) : config_(config) {
+VisionTransformerImpl::VisionTransformerImpl(const ViTConfig& config, bool initialize) : config_(config) {
   config_.validate();
   const ViTConfig& c = config_;
   patch_embed_ = register_module("patch_embed", PatchEmbed(c.in_chans, c.embed_dim, c.patch_size));
@@ -39,7 +39,7 @@ VisionTransformerImpl::VisionTransformerImpl(const ViTConfig& config) : config_(
   }
   head_drop_ = register_module("head_drop", torch::nn::Dropout(c.drop_rate));
   if (c.num_classes > 0) head_ = register_module("head", torch::nn::Linear(c.embed_dim, c.num_classes));
-  init_weights();
+  if (initialize) init_weights();
 }
 
 void VisionTransformerImpl::init_weights() {

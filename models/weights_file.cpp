@@ -158,7 +158,7 @@ LoadedModel build_model(ModelMetadata metadata, TensorMap tensors, std::optional
       pos_embed->second = resample_pos_embed(pos_embed->second, config.grid_size(), config.num_prefix_tokens());
     }
   }
-  loaded.model = VisionTransformer(config);
+  loaded.model = VisionTransformer(config, /*initialize=*/false);  // every weight comes from `tensors`
   load_state_dict(*loaded.model, tensors, source);
   return loaded;
 }

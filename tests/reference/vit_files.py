@@ -12,8 +12,8 @@ DTYPE_NAMES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16
 def write_safetensors(path, tensors, metadata=None, dtype=torch.float32):
     """The safetensors layout: u64 little-endian header length, JSON header, raw little-endian data."""
     header, blobs, offset = {}, [], 0
-    if metadata:
-        header["__metadata__"] = metadata
+    # As timm and transformers write it, unless vit's metadata is wanted.
+    header["__metadata__"] = metadata if metadata else {"format": "pt"}
     for name, tensor in tensors.items():
         t = tensor.detach().to(dtype).contiguous()
         # numpy has no bfloat16: write its bits as int16
@@ -48,9 +48,8 @@ def read_safetensors(path):
     return tensors, metadata
 
 
-def to_timm_keys(state_dict):
-    """torchvision's VisionTransformer key layout -> timm's."""
-    renames = [
+# torchvision's VisionTransformer names -> timm's, applied in this order.
+TORCHVISION_TO_TIMM = [
         ("conv_proj.", "patch_embed.proj."),
         ("class_token", "cls_token"),
         ("encoder.pos_embedding", "pos_embed"),
@@ -64,12 +63,50 @@ def to_timm_keys(state_dict):
         (".mlp.0.", ".mlp.fc1."),
         (".mlp.3.", ".mlp.fc2."),
         ("encoder.layers.encoder_layer_", "blocks."),
-    ]
+]
+
+
+def _rename(state_dict, renames):
     out = {}
     for key, value in state_dict.items():
         for old, new in renames:
             key = key.replace(old, new)
         out[key] = value
+    return out
+
+
+def to_timm_keys(state_dict):
+    """torchvision's VisionTransformer key layout -> timm's."""
+    return _rename(state_dict, TORCHVISION_TO_TIMM)
+
+
+def to_torchvision_keys(state_dict):
+    """timm's key layout -> torchvision's VisionTransformer's."""
+    return _rename(state_dict, [(new, old) for old, new in reversed(TORCHVISION_TO_TIMM)])
+
+
+def from_hf_keys(hf_state_dict):
+    """Hugging Face ViTForImageClassification's key layout -> timm's (query, key, value fused into qkv)."""
+    top = {"vit.embeddings.cls_token": "cls_token", "vit.embeddings.position_embeddings": "pos_embed",
+           "vit.embeddings.patch_embeddings.projection.weight": "patch_embed.proj.weight",
+           "vit.embeddings.patch_embeddings.projection.bias": "patch_embed.proj.bias",
+           "vit.layernorm.weight": "norm.weight", "vit.layernorm.bias": "norm.bias",
+           "classifier.weight": "head.weight", "classifier.bias": "head.bias"}
+    layer = {"layernorm_before": "norm1", "attention.output.dense": "attn.proj", "layernorm_after": "norm2",
+             "intermediate.dense": "mlp.fc1", "output.dense": "mlp.fc2"}
+    out, qkv = {}, {}
+    for key, value in hf_state_dict.items():
+        if key in top:
+            out[top[key]] = value
+            continue
+        index, rest = key[len("vit.encoder.layer."):].split(".", 1)
+        part, kind = rest.rsplit(".", 1)
+        if part.startswith("attention.attention."):
+            qkv.setdefault(f"blocks.{index}.attn.qkv.{kind}", {})[part.rsplit(".", 1)[1]] = value
+        else:
+            out[f"blocks.{index}.{layer[part]}.{kind}"] = value
+    for key, parts in qkv.items():
+        out[key] = torch.cat([parts["query"], parts["key"], parts["value"]], 0)
     return out
 
 

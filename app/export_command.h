@@ -1,0 +1,11 @@
+#pragma once
+
+#include "app/command.h"
+
+namespace vit::app {
+
+// `vit export MODEL --out PATH [--format torchscript|safetensors|hf]`: TorchScript for deployment, timm or
+// Hugging Face folders for the Python ecosystem.
+Command setup_export(CLI::App& app);
+
+}  // namespace vit::app
