@@ -1,6 +1,9 @@
-# Shared by the end-to-end CLI tests: source it, call `check` / `expect`, end with `finish`.
+# Shared by the end-to-end CLI tests: source it, call `check` / `expect`, end with `finish`. It also makes
+# $work, a scratch folder removed when the script exits.
 failures=0
 checks=0
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 
 # check NAME STATUS [DETAIL]: passes when STATUS is 0; DETAIL is printed on failure.
 check() {

@@ -7,8 +7,6 @@ set -uo pipefail
 vit=$1
 python=$2
 here=$(dirname "$0")
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 source "$here/lib.sh"
 
 "$python" "$here/make_classify_fixtures.py" "$work" || { echo "FAIL fixtures"; exit 1; }

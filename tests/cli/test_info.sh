@@ -23,13 +23,11 @@ expect "json output" 0 '"parameters": 86567656' -- "$vit" info vit_base_patch16_
 expect "unknown preset" 2 "'vit_bsae_patch16_224' is neither a model preset nor an existing file" \
   -- "$vit" info vit_bsae_patch16_224
 expect "unknown format" 2 "--format: xml not in \{text,json\}" -- "$vit" info vit_base_patch16_224 --format xml
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-printf 'not a model' >"$tmp/broken.safetensors"
+printf 'not a model' >"$work/broken.safetensors"
 expect "damaged weights file" 2 "broken.safetensors': header length [0-9]+ exceeds the limit" \
-  -- "$vit" info "$tmp/broken.safetensors"
-head -c 100 "$reference_dir/torchvision_vit.safetensors" >"$tmp/truncated.safetensors"
+  -- "$vit" info "$work/broken.safetensors"
+head -c 100 "$reference_dir/torchvision_vit.safetensors" >"$work/truncated.safetensors"
 expect "truncated weights file" 2 "truncated.safetensors': header length [0-9]+ runs past the end of the file \(100 bytes\)" \
-  -- "$vit" info "$tmp/truncated.safetensors"
+  -- "$vit" info "$work/truncated.safetensors"
 
 finish

@@ -6,8 +6,6 @@
 set -uo pipefail
 vit=$1
 python=$2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 source "$(dirname "$0")/lib.sh"
 
 # Ten classes, 8 training and 3 test images each, 28x28, brighter for higher labels.

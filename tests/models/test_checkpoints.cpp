@@ -12,11 +12,13 @@
 #include "models/state_dict.h"
 #include "models/timm_checkpoint.h"
 #include "tests/catch.h"
+#include "tests/error_of.h"
 #include "tests/models/small_model.h"
 #include "tests/temp_dir.h"
 
 using nlohmann::json;
 using vit::test::Contains;
+using vit::test::error_of;
 using vit::test::small_metadata;
 using vit::test::TempDir;
 
@@ -32,16 +34,6 @@ TensorShapes shapes_of(const TensorMap& tensors) {
 TensorMap small_tensors(ViTConfig config) {
   VisionTransformer model(config);
   return state_dict(*model);
-}
-
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  FAIL("no exception");
-  return {};
 }
 
 }  // namespace

@@ -11,10 +11,12 @@
 #include "models/torchscript_model.h"
 #include "models/weights_file.h"
 #include "tests/catch.h"
+#include "tests/error_of.h"
 #include "tests/models/small_model.h"
 #include "tests/temp_dir.h"
 
 using vit::test::Contains;
+using vit::test::error_of;
 using vit::test::small_metadata;
 using vit::test::TempDir;
 
@@ -22,16 +24,6 @@ namespace vit {
 namespace {
 
 const c10::Device kCpu(c10::kCPU);
-
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  FAIL("no exception");
-  return {};
-}
 
 // A TorchScript module made without Python, as a Python user's script would: mean brightness per channel.
 std::filesystem::path write_torchscript(const TempDir& dir, const std::string& name,
