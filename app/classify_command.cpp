@@ -41,7 +41,7 @@ int run_classify(const ClassifyOptions& o) {
     ++total;
     // The text table shows errors itself; beside JSON or CSV they also go to stderr for whoever watches.
     if (!prediction.error.empty() && o.format != "text")
-      spdlog::warn("'{}': {}", prediction.path.string(), prediction.error);
+      spdlog::warn("{}", prediction.error);  // the reason names the file
     writer->write(prediction);
   });
   if (total == 0) {

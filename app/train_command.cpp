@@ -39,6 +39,8 @@ void add_model_options(CLI::App* cli, engine::TrainOptions& o) {
       ->group(group);
   add_override(cli, "--drop", v.drop_rate, "Dropout before the head")->group(group);
   add_override(cli, "--drop-path", v.drop_path, "Stochastic depth rate (last block)")->group(group);
+  add_override(cli, "--patch-drop", v.patch_drop, "Fraction of patch tokens dropped per training image (PatchDropout)")
+      ->group(group);
   cli->add_option_function<std::string>(
          "--init", [&o](const std::string& path) { o.init = path; },
          "Start from this weights file or timm / Hugging Face checkpoint (architecture from the file; head "

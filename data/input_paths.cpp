@@ -37,7 +37,8 @@ void InputPaths::expand(const std::string& argument) {
   }
   try {
     const auto images = images_under(path);
-    if (images.empty()) pending_.push_back({path, "folder has no images (" + image_extension_list() + ")"});
+    if (images.empty())
+      pending_.push_back({path, "'" + path.string() + "': folder has no images (" + image_extension_list() + ")"});
     for (const auto& image : images) pending_.push_back({image, ""});
   } catch (const std::invalid_argument& e) {
     pending_.push_back({path, e.what()});

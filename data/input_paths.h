@@ -15,7 +15,7 @@ namespace vit::data {
 
 struct InputPath {
   std::filesystem::path path;
-  std::string error;  // set when the argument itself is unusable (e.g. a folder without images)
+  std::string error;  // set when the argument itself is unusable (e.g. a folder without images); names it
 };
 
 class InputPaths {

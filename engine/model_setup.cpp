@@ -19,6 +19,7 @@ void apply_overrides(ViTConfig& c, const ModelOverrides& o) {
   if (o.mlp_ratio) c.mlp_ratio = *o.mlp_ratio;
   if (o.drop_rate) c.drop_rate = *o.drop_rate;
   if (o.drop_path) c.drop_path_rate = *o.drop_path;
+  if (o.patch_drop) c.patch_drop_rate = *o.patch_drop;
   if (o.global_pool) {
     c.global_pool = parse_global_pool(*o.global_pool);
     c.fc_norm = c.global_pool == GlobalPool::Avg;  // timm's default for average pooling

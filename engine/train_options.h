@@ -26,6 +26,7 @@ struct ModelOverrides {
   std::optional<std::string> global_pool;  // "token" | "avg"
   std::optional<double> drop_rate;
   std::optional<double> drop_path;
+  std::optional<double> patch_drop;
 };
 
 struct TrainOptions {
@@ -83,7 +84,7 @@ struct TrainOptions {
 
 // JSON with every field under its own name: the run directory's config.json and the resume state.
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ModelOverrides, image_size, patch_size, in_chans, embed_dim, depth, num_heads,
-                                   mlp_ratio, global_pool, drop_rate, drop_path)
+                                   mlp_ratio, global_pool, drop_rate, drop_path, patch_drop)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(MixupOptions, mixup_alpha, cutmix_alpha, prob, switch_prob)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TrainOptions, data_dir, out_dir, val_dir, val_split, max_pixels, model, overrides,
                                    init, epochs, batch_size, lr, min_lr, weight_decay, warmup_epochs, label_smoothing,

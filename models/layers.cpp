@@ -22,6 +22,18 @@ torch::Tensor drop_path(const torch::Tensor& x, double drop_prob, bool training)
   return x * mask.div_(keep_prob);
 }
 
+torch::Tensor patch_dropout(const torch::Tensor& x, double drop_prob, int64_t prefix_tokens, bool training) {
+  if (!training || drop_prob == 0.0) return x;
+  const int64_t patches = x.size(1) - prefix_tokens;
+  const auto keep = std::max<int64_t>(1, static_cast<int64_t>(static_cast<double>(patches) * (1.0 - drop_prob)));
+  // A random permutation per image, from sorting noise; its first `keep` entries are the kept patches.
+  const auto order = torch::randn({x.size(0), patches}, x.options().dtype(torch::kFloat)).argsort(/*dim=*/-1, /*descending=*/false);
+  const auto kept = order.narrow(1, 0, keep).unsqueeze(-1).expand({-1, -1, x.size(2)});  // (B, keep, D)
+  auto tokens = x.narrow(1, prefix_tokens, patches).gather(1, kept);                      // (B, keep, D)
+  if (prefix_tokens == 0) return tokens;
+  return torch::cat({x.narrow(1, 0, prefix_tokens), tokens}, 1);  // (B, prefix + keep, D)
+}
+
 torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                               double dropout_p) {
 #if TORCH_VERSION_MAJOR >= 2

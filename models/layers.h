@@ -15,6 +15,11 @@ namespace vit {
 // `drop_prob` and rescales the survivors so the expectation is unchanged. Identity in eval mode.
 torch::Tensor drop_path(const torch::Tensor& x, double drop_prob, bool training);
 
+// timm's PatchDropout (training only): keeps a random subset of max(1, floor(N * (1 - drop_prob))) of the N
+// patch tokens of each image, prefix tokens always kept. Fewer tokens make the step cheaper and act as
+// augmentation. (B, prefix + N, D) -> (B, prefix + kept, D).
+torch::Tensor patch_dropout(const torch::Tensor& x, double drop_prob, int64_t prefix_tokens, bool training);
+
 // Scaled dot-product attention over (B, H, N, D) tensors through LibTorch's fused kernel, whose name and
 // signature changed between 1.13 and 2.x; the version is picked at compile time.
 torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,

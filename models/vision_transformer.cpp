@@ -77,6 +77,7 @@ torch::Tensor VisionTransformerImpl::forward_features(const torch::Tensor& image
     x = torch::cat({cls, x}, 1);                          // (B, T, D)
   }
   x = pos_drop_->forward(x + pos_embed_);
+  x = patch_dropout(x, config_.patch_drop_rate, config_.num_prefix_tokens(), is_training());
   for (const auto& block : *blocks_) x = block->as<Block>()->forward(x);
   return norm_ ? norm_->forward(x) : x;
 }

@@ -81,6 +81,7 @@ void ViTConfig::validate() const {
   check_rate("proj_drop_rate", proj_drop_rate);
   check_rate("attn_drop_rate", attn_drop_rate);
   check_rate("drop_path_rate", drop_path_rate);
+  check_rate("patch_drop_rate", patch_drop_rate);
 }
 
 void PreprocessConfig::validate(int64_t in_chans) const {
@@ -112,7 +113,8 @@ void to_json(nlohmann::json& j, const ViTConfig& c) {
                      {"pos_drop_rate", c.pos_drop_rate},
                      {"proj_drop_rate", c.proj_drop_rate},
                      {"attn_drop_rate", c.attn_drop_rate},
-                     {"drop_path_rate", c.drop_path_rate}};
+                     {"drop_path_rate", c.drop_path_rate},
+                     {"patch_drop_rate", c.patch_drop_rate}};
 }
 
 void from_json(const nlohmann::json& j, ViTConfig& c) {
@@ -120,7 +122,7 @@ void from_json(const nlohmann::json& j, ViTConfig& c) {
   reject_unknown_keys(j, what,
                       {"image_size", "patch_size", "in_chans", "num_classes", "embed_dim", "depth", "num_heads",
                        "mlp_ratio", "class_token", "global_pool", "fc_norm", "norm_eps", "drop_rate",
-                       "pos_drop_rate", "proj_drop_rate", "attn_drop_rate", "drop_path_rate"});
+                       "pos_drop_rate", "proj_drop_rate", "attn_drop_rate", "drop_path_rate", "patch_drop_rate"});
   ViTConfig out;
   std::string pool;
   read_field(j, what, "image_size", out.image_size);
@@ -141,6 +143,8 @@ void from_json(const nlohmann::json& j, ViTConfig& c) {
   read_field(j, what, "proj_drop_rate", out.proj_drop_rate);
   read_field(j, what, "attn_drop_rate", out.attn_drop_rate);
   read_field(j, what, "drop_path_rate", out.drop_path_rate);
+  // Added after format version 1 first shipped: absent from older files, where it was 0.
+  if (j.contains("patch_drop_rate")) read_field(j, what, "patch_drop_rate", out.patch_drop_rate);
   out.validate();
   c = out;
 }

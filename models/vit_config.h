@@ -40,6 +40,7 @@ struct ViTConfig {
   double proj_drop_rate = 0.0;// dropout after the attention projection and inside the MLP
   double attn_drop_rate = 0.0;// dropout on attention probabilities
   double drop_path_rate = 0.0;// stochastic depth, rising linearly from 0 to this over the blocks
+  double patch_drop_rate = 0.0;// training only: fraction of patch tokens dropped per image (timm's PatchDropout)
 
   int64_t grid_size() const { return image_size / patch_size; }
   int64_t num_patches() const { return grid_size() * grid_size(); }

@@ -62,6 +62,9 @@ TEST_CASE("invalid configs are rejected with the field and value", "[config]") {
   SECTION("rates are probabilities") {
     c.drop_path_rate = 1.5;
     REQUIRE_THROWS_WITH(c.validate(), Contains("drop_path_rate must be in [0, 1), got 1.5"));
+    c.drop_path_rate = 0.0;
+    c.patch_drop_rate = -0.1;
+    REQUIRE_THROWS_WITH(c.validate(), Contains("patch_drop_rate must be in [0, 1), got -0.1"));
   }
 }
 
@@ -77,6 +80,7 @@ TEST_CASE("configs round-trip through JSON and bad JSON names the key", "[config
   c.global_pool = GlobalPool::Avg;
   c.fc_norm = true;
   c.drop_path_rate = 0.1;
+  c.patch_drop_rate = 0.25;
   const nlohmann::json j = c;
   const auto back = j.get<ViTConfig>();
   CHECK(nlohmann::json(back) == j);
@@ -95,6 +99,11 @@ TEST_CASE("configs round-trip through JSON and bad JSON names the key", "[config
   nlohmann::json bad_pool = j;
   bad_pool["global_pool"] = "max";
   REQUIRE_THROWS_WITH(bad_pool.get<ViTConfig>(), Contains("global_pool must be 'token' or 'avg', got 'max'"));
+
+  // patch_drop_rate came later: files without it still read, as 0.
+  nlohmann::json older = j;
+  older.erase("patch_drop_rate");
+  CHECK(older.get<ViTConfig>().patch_drop_rate == 0.0);
 
   PreprocessConfig p = vit_mini_patch7_28().preprocess;
   const nlohmann::json pj = p;

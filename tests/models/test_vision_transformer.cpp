@@ -108,6 +108,27 @@ TEST_CASE("eval mode is deterministic and samples do not leak across the batch",
   CHECK_FALSE(torch::allclose(model->forward(images), a));
 }
 
+TEST_CASE("patch_dropout keeps the prefix and a random subset of each image's patches", "[model]") {
+  torch::manual_seed(3);
+  // (B, 1 + 8, 2): the class token is 100, patch i of image b is 10 * b + i.
+  auto x = torch::zeros({3, 9, 2});
+  x.select(1, 0).fill_(100);
+  for (int64_t b = 0; b < 3; ++b) {
+    for (int64_t i = 0; i < 8; ++i) x[b][1 + i].fill_(static_cast<double>(10 * b + i));
+  }
+  CHECK(torch::equal(patch_dropout(x, 0.25, 1, /*training=*/false), x));
+  const auto y = patch_dropout(x, 0.25, 1, /*training=*/true);
+  REQUIRE(y.sizes() == torch::IntArrayRef({3, 1 + 6, 2}));  // floor(8 * 0.75) patches kept
+  CHECK(torch::equal(y.select(1, 0), x.select(1, 0)));
+  for (int64_t b = 0; b < 3; ++b) {
+    const auto kept = y[b].narrow(0, 1, 6).select(1, 0);
+    // Six distinct patches of this very image.
+    CHECK(std::get<0>(at::_unique(kept)).numel() == 6);
+    CHECK(((kept >= 10 * b) & (kept < 10 * b + 8)).all().item<bool>());
+  }
+  CHECK(patch_dropout(x, 0.99, 1, true).size(1) == 2);  // at least one patch survives
+}
+
 TEST_CASE("drop_path drops whole samples and keeps the expectation", "[model]") {
   torch::manual_seed(2);
   const auto x = torch::ones({1000, 3, 4});
