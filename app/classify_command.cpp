@@ -1,5 +1,8 @@
 #include "app/classify_command.h"
 
+#include <poll.h>
+#include <unistd.h>
+
 #include <iostream>
 #include <memory>
 #include <string>
@@ -35,7 +38,12 @@ int run_classify(const ClassifyOptions& o) {
   predict.max_pixels = o.model.max_pixels;
 
   auto writer = make_prediction_writer(o.format, model->info(), o.logits, std::cout);
-  data::InputPaths inputs(o.inputs, std::cin);
+  // Whether standard input has something to read right now (or is at its end): poll, without waiting.
+  const auto stdin_ready = [] {
+    pollfd stdin_fd{STDIN_FILENO, POLLIN, 0};
+    return ::poll(&stdin_fd, 1, 0) > 0;
+  };
+  data::InputPaths inputs(o.inputs, std::cin, stdin_ready);
   int64_t total = 0;
   const int64_t failed = engine::predict(*model, inputs, predict, [&](const engine::Prediction& prediction) {
     ++total;

@@ -129,6 +129,10 @@ void write_confusion_csv(const fs::path& path, const std::vector<std::string>& n
 }
 
 int run_eval(const EvalOptions& o) {
+  std::error_code error;
+  const fs::path csv_folder = o.confusion_csv.parent_path().empty() ? "." : o.confusion_csv.parent_path();
+  if (!o.confusion_csv.empty() && !fs::is_directory(csv_folder, error))
+    throw std::invalid_argument("--confusion-csv: folder '" + csv_folder.string() + "' does not exist");
   auto model = open_model(o.model);
   const ClassifierInfo& info = model->info();
   const c10::Device device = model->device();

@@ -51,6 +51,10 @@ int run_export(const ExportOptions& o) {
   spdlog::info("read '{}' ({}): {}x{} input, {} classes", o.model, to_string(layout),
                loaded.metadata.config.image_size, loaded.metadata.config.image_size,
                loaded.metadata.config.num_classes);
+  if (o.format == "hf" && loaded.metadata.preprocess.crop_pct != 1.0)
+    spdlog::warn("Hugging Face's ViTImageProcessor resizes to {0}x{0} without cropping: this model's crop_pct {1} "
+                 "cannot be written to preprocessor_config.json (reading the folder back gives crop_pct 1)",
+                 loaded.metadata.config.image_size, loaded.metadata.preprocess.crop_pct);
   if (o.format == "torchscript") {
     export_torchscript(loaded.model, loaded.metadata, o.out);
   } else {

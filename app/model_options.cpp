@@ -23,13 +23,16 @@ void add_model_options(CLI::App* cli, ModelOptions& o) {
       ->group(files);
   cli->add_option_function<std::vector<double>>(
          "--mean", [&v](const std::vector<double>& mean) { v.mean = mean; },
-         "Per-channel mean, 1 or 3 values (default ImageNet: 0.485 0.456 0.406)")
+         "Per-channel mean, 1 or 3 values, spaces or commas (default ImageNet: 0.485 0.456 0.406); put it after the "
+         "inputs or end it with --, or it takes them as values")
       ->expected(1, 3)
+      ->delimiter(',')
       ->group(files);
   cli->add_option_function<std::vector<double>>(
          "--std", [&v](const std::vector<double>& std) { v.std = std; },
-         "Per-channel std, 1 or 3 values (default ImageNet: 0.229 0.224 0.225)")
+         "Per-channel std, 1 or 3 values, spaces or commas (default ImageNet: 0.229 0.224 0.225)")
       ->expected(1, 3)
+      ->delimiter(',')
       ->group(files);
   cli->add_option_function<double>(
          "--crop-pct", [&v](const double& crop) { v.crop_pct = crop; },

@@ -8,8 +8,11 @@ namespace vit::data {
 
 namespace fs = std::filesystem;
 
-InputPaths::InputPaths(std::vector<std::string> arguments, std::istream& standard_input)
-    : arguments_(std::move(arguments)), standard_input_(standard_input) {}
+InputPaths::InputPaths(std::vector<std::string> arguments, std::istream& standard_input,
+                       std::function<bool()> input_ready)
+    : arguments_(std::move(arguments)), standard_input_(standard_input), input_ready_(std::move(input_ready)) {}
+
+bool InputPaths::would_block() const { return pending_.empty() && reading_standard_input_ && !input_ready_(); }
 
 std::optional<std::string> InputPaths::next_argument() {
   while (true) {

@@ -6,6 +6,7 @@
 
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <istream>
 #include <optional>
 #include <string>
@@ -20,11 +21,17 @@ struct InputPath {
 
 class InputPaths {
  public:
-  // `standard_input` is read for "-" (std::cin in the program, a string stream in tests).
-  InputPaths(std::vector<std::string> arguments, std::istream& standard_input);
+  // `standard_input` is read for "-" (std::cin in the program, a string stream in tests). `input_ready` says
+  // whether reading it now would not block (the program polls the file descriptor).
+  InputPaths(std::vector<std::string> arguments, std::istream& standard_input,
+             std::function<bool()> input_ready = [] { return true; });
 
   // The next input, or nullopt when all are done.
   std::optional<InputPath> next();
+
+  // True when the next call would wait for standard input: a caller holding inputs should process them first,
+  // so that a slow producer (a watcher, a person typing) gets answers as it goes.
+  bool would_block() const;
 
  private:
   std::optional<std::string> next_argument();
@@ -33,6 +40,7 @@ class InputPaths {
   std::vector<std::string> arguments_;
   size_t next_argument_ = 0;
   std::istream& standard_input_;
+  std::function<bool()> input_ready_;
   bool reading_standard_input_ = false;
   std::deque<InputPath> pending_;  // the expansion of the current argument
 };

@@ -135,7 +135,8 @@ int64_t predict(ImageClassifier& model, data::InputPaths& inputs, const PredictO
   while (true) {
     auto input = inputs.next();
     if (input) chunk.push_back(std::move(*input));
-    if (chunk.size() == chunk_size || (!input && !chunk.empty())) {
+    const bool chunk_ready = chunk.size() == chunk_size || (!chunk.empty() && (!input || inputs.would_block()));
+    if (chunk_ready) {
       failed += classifier.run(std::move(chunk));
       chunk.clear();
     }

@@ -98,7 +98,11 @@ void apply_overrides(ClassifierInfo& info, const ClassifierOverrides& o, const s
   if (o.std) p.std = *o.std;
   if (o.crop_pct) p.crop_pct = *o.crop_pct;
   if (o.interpolation) p.interpolation = *o.interpolation;
-  if (!info.config && o.mean) info.in_chans = static_cast<int64_t>(o.mean->size());
+  if (!info.config && o.mean) {
+    if (o.mean->size() != 1 && o.mean->size() != 3)
+      throw std::invalid_argument("--mean: give 1 value (grayscale) or 3 (RGB), got " + std::to_string(o.mean->size()));
+    info.in_chans = static_cast<int64_t>(o.mean->size());
+  }
   // A single --std value with three-channel --mean, or the reverse, is a typo worth stopping for.
   try {
     p.validate(info.in_chans);

@@ -62,6 +62,28 @@ ViTConfig config_from_shapes(const TensorShapes& shapes, const std::string& sour
   return c;
 }
 
+// timm's ViT families: (name part, width, heads). Heads are 64 wide up to large, wider beyond, so the width alone
+// does not tell them; the family must match the width, or the checkpoint is not what its name says.
+struct Family {
+  const char* name;
+  int64_t width;
+  int64_t heads;
+};
+constexpr Family kFamilies[] = {{"_tiny_", 192, 3},      {"_small_", 384, 6},  {"_medium_", 512, 8},
+                                {"_base_", 768, 12},     {"_large_", 1024, 16}, {"_so400m_", 1152, 16},
+                                {"_huge_", 1280, 16},    {"_giant_", 1408, 16}, {"_gigantic_", 1664, 16}};
+
+// Heads by timm's architecture name, else by width alone (each width above is one family's); 0 if unknown.
+int64_t timm_heads(const std::string& architecture, int64_t width) {
+  for (const auto& f : kFamilies) {
+    if (architecture.find(f.name) != std::string::npos && f.width == width) return f.heads;
+  }
+  for (const auto& f : kFamilies) {
+    if (f.width == width) return f.heads;
+  }
+  return 0;
+}
+
 void read_config_json(const json& j, ModelMetadata& m) {
   ViTConfig& c = m.config;
   // Without config.json, timm's default pairing: average pooling exactly when the norm follows the pooling.
@@ -69,8 +91,7 @@ void read_config_json(const json& j, ModelMetadata& m) {
   if (j.contains("model_args") && j.at("model_args").contains("num_heads")) {
     c.num_heads = j.at("model_args").at("num_heads").get<int64_t>();
   } else if (j.contains("architecture")) {
-    auto preset = find_preset(j.at("architecture").get<std::string>());
-    if (preset && preset->config.embed_dim == c.embed_dim) c.num_heads = preset->config.num_heads;
+    c.num_heads = timm_heads(j.at("architecture").get<std::string>(), c.embed_dim);
   }
   const json* pretrained = j.contains("pretrained_cfg") ? &j.at("pretrained_cfg") : nullptr;
   if (pretrained) {
@@ -104,12 +125,10 @@ ModelMetadata timm_metadata(const TensorShapes& shapes, const json* config, cons
       fail(source, std::string("config.json: ") + e.what());
     }
   }
-  if (c.num_heads == 0) {
-    if (c.embed_dim % 64 != 0)
-      fail(source, "cannot tell the number of attention heads: config.json gives no model_args.num_heads and "
-                   "embed_dim " + std::to_string(c.embed_dim) + " is not a multiple of timm's 64-wide heads");
-    c.num_heads = c.embed_dim / 64;
-  }
+  if (c.num_heads == 0) c.num_heads = timm_heads("", c.embed_dim);
+  if (c.num_heads == 0)
+    fail(source, "cannot tell the number of attention heads of a " + std::to_string(c.embed_dim) +
+                     "-wide model: add \"model_args\": {\"num_heads\": N} to its config.json");
   if (m.class_names.empty()) m.class_names = default_class_names(c.num_classes);
   try {
     m.validate();

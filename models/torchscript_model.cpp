@@ -74,6 +74,9 @@ std::unique_ptr<ImageClassifier> open_torchscript(const fs::path& path, const Cl
                                   std::to_string(metadata.config.image_size) + "x" +
                                   std::to_string(metadata.config.image_size) +
                                   " images; --image-size cannot change a traced graph (export it again instead)");
+    if (metadata.config.num_classes == 0)
+      throw std::invalid_argument("TorchScript model '" + source +
+                                  "' has no classification head (num_classes 0): it gives features, not classes");
     info.kind = "TorchScript (vit export)";
     info.config = metadata.config;
     info.image_size = metadata.config.image_size;

@@ -113,8 +113,9 @@ void to_json(nlohmann::json& j, const ViTConfig& c) {
                      {"pos_drop_rate", c.pos_drop_rate},
                      {"proj_drop_rate", c.proj_drop_rate},
                      {"attn_drop_rate", c.attn_drop_rate},
-                     {"drop_path_rate", c.drop_path_rate},
-                     {"patch_drop_rate", c.patch_drop_rate}};
+                     {"drop_path_rate", c.drop_path_rate}};
+  // Written only when used, so that files without it stay readable by builds that predate it.
+  if (c.patch_drop_rate > 0.0) j["patch_drop_rate"] = c.patch_drop_rate;
 }
 
 void from_json(const nlohmann::json& j, ViTConfig& c) {

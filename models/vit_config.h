@@ -2,6 +2,7 @@
 // Architecture and preprocessing of a Vision Transformer: plain data, no LibTorch, so that every layer of the
 // toolkit (weights files, the command line, the image pipeline) can describe a model without building one.
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -47,7 +48,8 @@ struct ViTConfig {
   int64_t num_prefix_tokens() const { return class_token ? 1 : 0; }
   int64_t sequence_length() const { return num_patches() + num_prefix_tokens(); }
   int64_t head_dim() const { return embed_dim / num_heads; }
-  int64_t mlp_hidden_dim() const { return static_cast<int64_t>(static_cast<double>(embed_dim) * mlp_ratio); }
+  // Rounded, not truncated: a ratio read back from a checkpoint (3840 / 704) must give the same width.
+  int64_t mlp_hidden_dim() const { return std::llround(static_cast<double>(embed_dim) * mlp_ratio); }
 
   // Throws std::invalid_argument naming the first field that is out of range, with its value.
   void validate() const;

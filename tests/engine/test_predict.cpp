@@ -99,6 +99,23 @@ TEST_CASE("predict: one result per input, in order, with the model's probabiliti
   }
 }
 
+TEST_CASE("predict: with standard input not ready, what was read is classified first", "[predict]") {
+  TempDir dir;
+  auto model = open_classifier(write_model(dir), {}, c10::Device(c10::kCPU));
+  REQUIRE(cv::imwrite((dir / "image.png").string(), cv::Mat(8, 8, CV_8UC1, cv::Scalar(7))));
+  std::ostringstream lines;
+  for (int i = 0; i < 5; ++i) lines << (dir / "image.png").string() << '\n';
+  std::istringstream stdin_lines(lines.str());
+  // A producer that has written nothing more yet: every input becomes its own chunk.
+  data::InputPaths inputs({"-"}, stdin_lines, [] { return false; });
+  const auto line_length = static_cast<std::streamoff>((dir / "image.png").string().size() + 1);
+  std::vector<std::streamoff> read_at_result;
+  predict(*model, inputs, PredictOptions{}, [&](const Prediction&) { read_at_result.push_back(stdin_lines.tellg()); });
+  REQUIRE(read_at_result.size() == 5);
+  CHECK(read_at_result[0] == line_length);      // answered before the second line was read
+  CHECK(read_at_result[3] == 4 * line_length);
+}
+
 TEST_CASE("predict: options are checked", "[predict]") {
   PredictOptions options;
   options.top_k = 0;

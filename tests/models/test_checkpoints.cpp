@@ -40,8 +40,8 @@ TensorMap small_tensors(ViTConfig config) {
 
 TEST_CASE("timm: the architecture from tensor shapes, the rest from timm's defaults", "[checkpoint]") {
   ViTConfig c = small_metadata().config;  // 16x16, patch 4, width 24, depth 2, 3 classes
-  c.embed_dim = 128;
-  c.num_heads = 2;
+  c.embed_dim = 192;
+  c.num_heads = 3;
   c.mlp_ratio = 3.0;
   const auto m = timm_metadata(shapes_of(small_tensors(c)), nullptr, "ckpt");
   CHECK(m.config.image_size == 16);
@@ -49,15 +49,21 @@ TEST_CASE("timm: the architecture from tensor shapes, the rest from timm's defau
   CHECK(m.config.depth == 2);
   CHECK(m.config.mlp_ratio == 3.0);
   CHECK(m.config.num_classes == 3);
-  CHECK(m.config.num_heads == 2);  // 128 / timm's 64-wide heads
+  CHECK(m.config.num_heads == 3);  // timm's 192-wide family (tiny)
   CHECK(m.config.global_pool == GlobalPool::Token);
   CHECK(m.preprocess.interpolation == Interpolation::Bicubic);
   CHECK(m.preprocess.crop_pct == 0.9);
   CHECK(m.class_names == std::vector<std::string>{"0", "1", "2"});
 
+  c.embed_dim = 1280;  // huge: 80-wide heads, not 64
+  c.num_heads = 16;
+  c.depth = 1;
+  c.num_classes = 0;
+  CHECK(timm_metadata(shapes_of(small_tensors(c)), nullptr, "ckpt").config.num_heads == 16);
   c.embed_dim = 24;
+  c.num_heads = 2;
   CHECK_THAT(error_of([&] { timm_metadata(shapes_of(small_tensors(c)), nullptr, "ckpt"); }),
-             Contains("'ckpt': cannot tell the number of attention heads"));
+             Contains("'ckpt': cannot tell the number of attention heads of a 24-wide model"));
   TensorShapes no_pos = shapes_of(small_tensors(small_metadata().config));
   no_pos.erase("pos_embed");
   CHECK_THAT(error_of([&] { timm_metadata(no_pos, nullptr, "ckpt"); }), Contains("no tensor 'pos_embed'"));
