@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # For the lent GPU machine (pip PyTorch with CUDA, no OpenCV C++): builds the models library and its tests
-# against that PyTorch's LibTorch and runs them, the torchvision reference and the CUDA check included.
+# against that PyTorch's LibTorch and runs them, the torchvision reference, the CUDA check and the export check
+# (python_reads_exports: torch.jit.load in PyTorch 2.x, timm.create_model, transformers where installed) included.
 # The log goes to $OUT/gpu-check.log when $OUT is set (the device tool), else to build-gpu/.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,8 @@ mkdir -p "$log_dir"
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   python3 -c 'import torch, torchvision; print("torch", torch.__version__, "torchvision", torchvision.__version__)'
+  python3 -c 'import timm; print("timm", timm.__version__)' || true
+  python3 -c 'import transformers; print("transformers", transformers.__version__)' || true
   cmake --version | head -n 1
   prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
   cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \

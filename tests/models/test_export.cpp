@@ -4,6 +4,8 @@
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/serialization/import.h>
 
+#include <cstdlib>
+
 #include "models/classifier.h"
 #include "models/model_file.h"
 #include "models/state_dict.h"
@@ -80,6 +82,28 @@ TEST_CASE("export: a model Hugging Face's class cannot express is refused with t
   } catch (const std::invalid_argument& e) {
     CHECK_THAT(std::string(e.what()), Contains("global_pool avg, fc_norm"));
   }
+}
+
+TEST_CASE("writes a TorchScript, a timm and a Hugging Face export for Python to check", "[.][export-files]") {
+  // Hidden: ctest runs it with VIT_EXPORT_DIR set, then tests/reference/check_exports.py reads the files with
+  // torch.jit.load, timm and transformers (where installed) and compares their logits with these.
+  const char* out = std::getenv("VIT_EXPORT_DIR");
+  REQUIRE(out != nullptr);
+  const std::filesystem::path dir(out);
+  std::filesystem::create_directories(dir);
+  ModelMetadata m = small_metadata();  // token pooling, class token: what all three formats can express
+  m.config.image_size = 32;
+  m.config.patch_size = 8;
+  m.config.embed_dim = 64;
+  m.config.num_heads = 4;
+  torch::manual_seed(5);
+  VisionTransformer model(m.config);
+  export_torchscript(model, m, dir / "model.pt");
+  save_checkpoint_folder(dir / "timm", WeightsLayout::Timm, model, m);
+  save_checkpoint_folder(dir / "hf", WeightsLayout::HuggingFace, model, m);
+  torch::NoGradGuard no_grad;
+  const auto images = torch::randn({7, 3, 32, 32});
+  write_safetensors(dir / "reference.safetensors", {{"images", images}, {"logits", model->forward(images)}});
 }
 
 }  // namespace vit
