@@ -14,10 +14,9 @@
 #include "app/exit_codes.h"
 #include "app/model_options.h"
 #include "data/image_folder.h"
-#include "data/loader.h"
 #include "engine/classification_report.h"
 #include "engine/evaluate.h"
-#include "engine/preprocess.h"
+#include "engine/predict.h"
 #include "models/atomic_file.h"
 
 namespace vit::app {
@@ -143,16 +142,11 @@ int run_eval(const EvalOptions& o) {
   }
   const data::ImageFolder folder = scan(o.data_dir, info.class_names);
 
-  data::LoaderOptions loader_options;
-  loader_options.batch_size = o.model.batch_size;
-  loader_options.image_size = info.image_size;
-  loader_options.workers = workers_or_default(o.model);
-  loader_options.shuffle = false;
-  loader_options.decode.channels = static_cast<int>(info.in_chans);
-  loader_options.decode.max_pixels = o.model.max_pixels;
-  data::Loader loader(folder.samples, loader_options,
-                      engine::eval_sample_transform(
-                          engine::eval_transform_options(info.preprocess, info.image_size, info.in_chans)));
+  engine::PredictOptions run;
+  run.batch_size = o.model.batch_size;
+  run.workers = workers_or_default(o.model);
+  run.max_pixels = o.model.max_pixels;
+  data::Loader loader = engine::make_inference_loader(folder.samples, info, run);
 
   spdlog::info("evaluating '{}' on {} images in {} classes from '{}'", o.model.model, folder.samples.size(),
                folder.classes.size(), o.data_dir.string());

@@ -21,16 +21,7 @@ class ChunkClassifier {
  public:
   ChunkClassifier(ImageClassifier& model, const PredictOptions& options,
                   const std::function<void(const Prediction&)>& on_result)
-      : model_(model), options_(options), on_result_(on_result) {
-    const ClassifierInfo& info = model.info();
-    transform_ = eval_sample_transform(eval_transform_options(info.preprocess, info.image_size, info.in_chans));
-    loader_options_.batch_size = options.batch_size;
-    loader_options_.image_size = info.image_size;
-    loader_options_.workers = options.workers;
-    loader_options_.shuffle = false;
-    loader_options_.decode.channels = static_cast<int>(info.in_chans);
-    loader_options_.decode.max_pixels = options.max_pixels;
-  }
+      : model_(model), options_(options), on_result_(on_result) {}
 
   // Classifies `chunk`, reporting each result in order; returns the number of failures.
   int64_t run(std::vector<data::InputPath> chunk) {
@@ -48,7 +39,7 @@ class ChunkClassifier {
     }
     emit_ready();
     if (!samples.empty()) {
-      data::Loader loader(std::move(samples), loader_options_, transform_);
+      data::Loader loader = make_inference_loader(std::move(samples), model_.info(), options_);
       loader.start_epoch(0);
       while (auto batch = loader.next()) {
         for (const auto& failure : batch->failures)
@@ -108,14 +99,25 @@ class ChunkClassifier {
   ImageClassifier& model_;
   const PredictOptions& options_;
   const std::function<void(const Prediction&)>& on_result_;
-  data::SampleTransform transform_;
-  data::LoaderOptions loader_options_;
   std::vector<std::optional<Prediction>> results_;  // of the current chunk, until reported
   size_t next_out_ = 0;
   int64_t failures_ = 0;
 };
 
 }  // namespace
+
+data::Loader make_inference_loader(std::vector<data::Sample> samples, const ClassifierInfo& info,
+                                   const PredictOptions& options) {
+  data::LoaderOptions loader;
+  loader.batch_size = options.batch_size;
+  loader.image_size = info.image_size;
+  loader.workers = options.workers;
+  loader.shuffle = false;
+  loader.decode.channels = static_cast<int>(info.in_chans);
+  loader.decode.max_pixels = options.max_pixels;
+  return data::Loader(std::move(samples), loader,
+                      eval_sample_transform(eval_transform_options(info.preprocess, info.image_size, info.in_chans)));
+}
 
 void PredictOptions::validate() const {
   if (batch_size <= 0) throw std::invalid_argument("--batch-size must be positive, got " + std::to_string(batch_size));

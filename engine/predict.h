@@ -11,6 +11,7 @@
 
 #include "data/image_decode.h"
 #include "data/input_paths.h"
+#include "data/loader.h"
 #include "models/classifier.h"
 
 namespace vit::engine {
@@ -32,6 +33,11 @@ struct Prediction {
   std::vector<float> probabilities;  // softmax probability of each of `classes`
   std::vector<float> logits;         // all classes' raw scores, with keep_logits
 };
+
+// The loader inference uses, for predict and for evaluation: the model's eval transform, in order, with the
+// options' batch size, workers and pixel limit.
+data::Loader make_inference_loader(std::vector<data::Sample> samples, const ClassifierInfo& info,
+                                   const PredictOptions& options);
 
 // Calls `on_result` once per input, in order. Returns the number of inputs that failed. Model errors (a
 // TorchScript file that rejects its input, say) throw.

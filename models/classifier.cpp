@@ -48,17 +48,15 @@ std::unique_ptr<ImageClassifier> open_weights(const fs::path& path, const Classi
 
 enum class FileKind { Safetensors, TorchScript, Unknown };
 
-// By content: a TorchScript archive is a zip file ("PK\3\4"); a safetensors file has an 8-byte header length
-// followed by the JSON header's "{".
+// By content: a TorchScript archive is a zip file; a safetensors file has an 8-byte header length followed by
+// the JSON header's "{".
 FileKind sniff(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::invalid_argument("cannot read model '" + path.string() + "'");
+  if (is_zip_archive(path)) return FileKind::TorchScript;
   char head[9] = {};
   in.read(head, sizeof head);
-  if (in.gcount() >= 4 && head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4)
-    return FileKind::TorchScript;
-  if (in.gcount() == 9 && head[8] == '{') return FileKind::Safetensors;
-  return FileKind::Unknown;
+  return in.gcount() == 9 && head[8] == '{' ? FileKind::Safetensors : FileKind::Unknown;
 }
 
 }  // namespace

@@ -31,12 +31,6 @@ std::optional<json> read_json_if_present(const fs::path& path) {
   }
 }
 
-bool is_zip_archive(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  char magic[4] = {};
-  in.read(magic, sizeof magic);
-  return in.gcount() == 4 && magic[0] == 'P' && magic[1] == 'K' && magic[2] == 3 && magic[3] == 4;
-}
 
 struct Located {
   fs::path weights;
@@ -125,6 +119,13 @@ json hf_preprocessor_config(const ModelMetadata& m) {
 }
 
 }  // namespace
+
+bool is_zip_archive(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[4] = {};
+  in.read(magic, sizeof magic);
+  return in.gcount() == 4 && magic[0] == 'P' && magic[1] == 'K' && magic[2] == 3 && magic[3] == 4;
+}
 
 void save_checkpoint_folder(const fs::path& dir, WeightsLayout layout, VisionTransformer& model,
                             const ModelMetadata& metadata) {

@@ -19,6 +19,9 @@ namespace vit {
 enum class WeightsLayout { Vit, Timm, HuggingFace };
 std::string to_string(WeightsLayout layout);  // "vit weights file", "timm checkpoint", "Hugging Face checkpoint"
 
+// True if the file starts as a zip archive does ("PK\3\4"): TorchScript's container.
+bool is_zip_archive(const std::filesystem::path& path);
+
 struct ModelFileInfo {
   WeightsLayout layout;
   ModelMetadata metadata;
