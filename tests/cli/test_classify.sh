@@ -173,6 +173,8 @@ expect "--mean that does not fit the model's channels" 2 "mean needs 3 values \(
 expect "--top-k must be positive" 2 "top-k" -- "$vit" classify "$work/brightness.pt" "$data" -k 0
 expect "unknown format" 2 "--format: yaml not in" -- "$vit" classify "$work/brightness.pt" "$data" --format yaml
 expect "no inputs" 2 "INPUT is required" -- "$vit" classify "$work/brightness.pt"
+expect "--mean with two values" 2 "--mean: give 1 value \(grayscale\) or 3 \(RGB\), got 2" \
+  -- "$vit" classify "$work/brightness.pt" "$data" --mean 0 0
 expect "--mean and --std of different lengths" 2 "std" \
   -- "$vit" classify "$work/brightness.pt" "$data" --mean 0 0 0 --std 1
 expect "help describes the exit status" 0 "Exit status: 0 when every input was classified" -- "$vit" classify --help

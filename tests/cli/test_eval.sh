@@ -70,6 +70,9 @@ mkdir -p "$work/root"
 mv "$data" "$work/root/val"
 expect "eval: pointed at a dataset root, the error suggests val/" 2 "did you mean '$work/root/val'" \
   -- "$vit" eval "$model" "$work/root"
+expect "eval: --confusion-csv into a missing folder is refused before evaluating" 2 \
+  "--confusion-csv: folder '$work/nowhere' does not exist" \
+  -- "$vit" eval "$model" "$work/other" --confusion-csv "$work/nowhere/c.csv"
 expect "eval: missing folder" 2 "does not exist" -- "$vit" eval "$model" "$work/nowhere"
 expect "eval: help" 0 "confusion-csv" -- "$vit" eval --help
 
