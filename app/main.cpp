@@ -10,14 +10,17 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "app/bench_command.h"
 #include "app/command.h"
 #include "app/exit_codes.h"
+#include "app/export_command.h"
+#include "app/info_command.h"
+#ifdef VIT_HAVE_IMAGES
 #include "app/classify_command.h"
 #include "app/dataset_command.h"
 #include "app/eval_command.h"
-#include "app/export_command.h"
-#include "app/info_command.h"
 #include "app/train_command.h"
+#endif
 
 int main(int argc, char** argv) {
   // Results go to stdout; logs and errors to stderr, so output stays machine-readable when piped.
@@ -33,9 +36,16 @@ int main(int argc, char** argv) {
   app.add_flag("-v,--verbose", verbose, "Log debug messages");
   app.add_flag("-q,--quiet", quiet, "Log only warnings and errors");
 
-  const std::vector<vit::app::Command> commands{vit::app::setup_train(app), vit::app::setup_classify(app),
-                                                vit::app::setup_eval(app), vit::app::setup_export(app),
-                                                vit::app::setup_info(app), vit::app::setup_dataset(app)};
+  // Without OpenCV (a build for a GPU machine that lacks it) only the commands that need no images exist.
+  const std::vector<vit::app::Command> commands{
+#ifdef VIT_HAVE_IMAGES
+      vit::app::setup_train(app),  vit::app::setup_classify(app), vit::app::setup_eval(app),
+#endif
+      vit::app::setup_export(app), vit::app::setup_info(app),
+#ifdef VIT_HAVE_IMAGES
+      vit::app::setup_dataset(app),
+#endif
+      vit::app::setup_bench(app)};
 
   try {
     app.parse(argc, argv);

@@ -34,23 +34,33 @@ std::vector<double> fit_channels(const std::vector<double>& values, int64_t chan
   return std::vector<double>(static_cast<size_t>(channels), mean);
 }
 
+ModelPreset find_named_preset(const std::string& model) {
+  auto preset = find_preset(model);
+  if (!preset) {
+    std::string names;
+    for (const auto& name : preset_names()) names += (names.empty() ? "" : ", ") + name;
+    throw std::invalid_argument("--model: unknown preset '" + model + "' (presets: " + names + ")");
+  }
+  return *preset;
+}
+
 }  // namespace
+
+ViTConfig preset_config(const std::string& model, const ModelOverrides& overrides) {
+  ViTConfig config = find_named_preset(model).config;
+  apply_overrides(config, overrides);
+  return config;
+}
 
 ModelMetadata training_metadata(const TrainOptions& options, const std::vector<std::string>& class_names) {
   ModelMetadata m;
   if (options.init) {
     m = read_model_file_info(*options.init).metadata;
+    apply_overrides(m.config, options.overrides);
   } else {
-    auto preset = find_preset(options.model);
-    if (!preset) {
-      std::string names;
-      for (const auto& name : preset_names()) names += (names.empty() ? "" : ", ") + name;
-      throw std::invalid_argument("--model: unknown preset '" + options.model + "' (presets: " + names + ")");
-    }
-    m.config = preset->config;
-    m.preprocess = preset->preprocess;
+    m.config = preset_config(options.model, options.overrides);
+    m.preprocess = find_named_preset(options.model).preprocess;
   }
-  apply_overrides(m.config, options.overrides);
   m.config.num_classes = static_cast<int64_t>(class_names.size());
   m.class_names = class_names;
   m.preprocess.mean = fit_channels(m.preprocess.mean, m.config.in_chans);

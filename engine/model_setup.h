@@ -10,6 +10,10 @@
 
 namespace vit::engine {
 
+// The architecture of preset `model` (--model) with the overrides applied; not yet validated. Throws
+// std::invalid_argument for an unknown preset, listing the known ones.
+ViTConfig preset_config(const std::string& model, const ModelOverrides& overrides);
+
 // The architecture, preprocessing and class names the run will train: from --init's file or --model's preset,
 // with the overrides applied and the class count taken from the data. Throws std::invalid_argument naming the
 // option when the result is not a valid model.

@@ -6,6 +6,16 @@
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/zeros_like.h>
 #include <c10/core/GradMode.h>
+#include <torch/version.h>
+
+// PyTorch 2.1 and later have a fused multi-tensor AdamW kernel for CUDA.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+#define VIT_HAVE_FUSED_ADAMW 1
+#include <ATen/ops/_fused_adamw.h>
+#include <ATen/ops/zeros.h>
+#else
+#define VIT_HAVE_FUSED_ADAMW 0
+#endif
 
 namespace vit::engine {
 
@@ -29,9 +39,36 @@ void AdamW::zero_grad() {
   }
 }
 
+#if VIT_HAVE_FUSED_ADAMW
+// CUDA: one multi-tensor kernel per weight-decay group instead of five kernels per parameter; with ~150
+// parameters a step otherwise launches ~750 small kernels. Same update as the loop below.
+void AdamW::fused_step(double lr) {
+  if (!step_count_.defined()) step_count_ = at::zeros({}, slots_.front().parameter.tensor.options().dtype(at::kFloat));
+  step_count_.fill_(static_cast<double>(steps_));
+  for (const bool decay : {true, false}) {
+    std::vector<at::Tensor> params, grads, exp_avgs, exp_avg_sqs, steps;
+    for (auto& slot : slots_) {
+      if (slot.decay != decay || !slot.parameter.tensor.grad().defined()) continue;
+      params.push_back(slot.parameter.tensor);
+      grads.push_back(slot.parameter.tensor.grad());
+      exp_avgs.push_back(slot.exp_avg);
+      exp_avg_sqs.push_back(slot.exp_avg_sq);
+      steps.push_back(step_count_);  // the kernel reads the step count for its bias corrections
+    }
+    if (params.empty()) continue;
+    at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/{}, steps, lr, options_.beta1,
+                      options_.beta2, decay ? options_.weight_decay : 0.0, options_.eps, /*amsgrad=*/false,
+                      /*maximize=*/false);
+  }
+}
+#endif
+
 void AdamW::step(double lr) {
   c10::NoGradGuard no_grad;
   ++steps_;
+#if VIT_HAVE_FUSED_ADAMW
+  if (!slots_.empty() && slots_.front().parameter.tensor.is_cuda()) return fused_step(lr);
+#endif
   const double bias_correction1 = 1.0 - std::pow(options_.beta1, static_cast<double>(steps_));
   const double bias_correction2 = 1.0 - std::pow(options_.beta2, static_cast<double>(steps_));
   const double step_size = lr / bias_correction1;

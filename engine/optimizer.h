@@ -47,9 +47,12 @@ class AdamW {
     at::Tensor exp_avg;
     at::Tensor exp_avg_sq;
   };
+  void fused_step(double lr);  // CUDA with PyTorch >= 2.1
+
   AdamWOptions options_;
   std::vector<Slot> slots_;
   int64_t steps_ = 0;
+  at::Tensor step_count_;  // steps_ on the parameters' device, for the fused kernel
 };
 
 // Linear warm-up from ~0 to `base_lr` over `warmup_steps`, then cosine decay to `min_lr` at `total_steps`.

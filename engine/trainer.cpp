@@ -15,7 +15,6 @@
 #include "data/batch_tensor.h"
 #include "data/image_folder.h"
 #include "data/transforms.h"
-#include "engine/autocast.h"
 #include "engine/ema.h"
 #include "engine/evaluate.h"
 #include "engine/mixup.h"
@@ -23,6 +22,7 @@
 #include "engine/optimizer.h"
 #include "engine/preprocess.h"
 #include "engine/runtime.h"
+#include "engine/train_step.h"
 #include "models/atomic_file.h"
 #include "models/state_dict.h"
 
@@ -199,17 +199,12 @@ void TrainingRun::train_batch(data::Batch&& batch) {
   std::mt19937_64 rng(seed);
   const MixedBatch mixed = mix_batch(images, labels, metadata_.config.num_classes, options_.label_smoothing,
                                      options_.mixup, rng);
-  torch::Tensor logits;
-  {
-    AutocastGuard autocast(device_.type(), bf16_);
-    logits = model_->forward(mixed.images);
-  }
-  const auto loss = soft_cross_entropy(logits, mixed.targets);
-  (loss / static_cast<double>(options_.grad_accum)).backward();
+  const auto step = forward_backward(model_, mixed.images, mixed.targets, bf16_,
+                                     static_cast<double>(options_.grad_accum));
 
   const auto n = labels.size(0);
-  progress_.current.loss_sum += loss.item<double>() * static_cast<double>(n);
-  progress_.current.correct += logits.argmax(1).eq(labels).sum().item<int64_t>();
+  progress_.current.loss_sum += step.loss.item<double>() * static_cast<double>(n);
+  progress_.current.correct += step.logits.argmax(1).eq(labels).sum().item<int64_t>();
   progress_.current.seen += n;
 }
 

@@ -1,0 +1,143 @@
+#include "app/bench_command.h"
+
+#include <memory>
+#include <string>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "app/architecture_options.h"
+#include "app/exit_codes.h"
+#include "app/model_options.h"
+#include "engine/benchmark.h"
+#ifdef VIT_HAVE_IMAGES
+#include "engine/folder_bench.h"
+#endif
+
+namespace vit::app {
+namespace {
+
+struct BenchCommandOptions {
+  engine::BenchOptions bench;
+  std::string phases = "both";  // "train" | "inference" | "both"
+  std::string format = "text";
+};
+
+nlohmann::json to_json(const engine::Throughput& t) {
+  return {{"images_per_s", t.median()},
+          {"windows_images_per_s", t.images_per_s},
+          {"steps_per_window", t.steps_per_window},
+          {"peak_memory_bytes", t.peak_memory_bytes}};
+}
+
+void print_json(const engine::BenchOptions& o, const engine::BenchReport& r) {
+  nlohmann::json out{{"model", o.model},
+                     {"config", r.config},
+                     {"parameters", r.parameters},
+                     {"batch_size", o.batch_size},
+                     {"amp", o.amp},
+                     {"device", r.device}};
+  const std::pair<const char*, const std::optional<engine::Throughput>*> phases[] = {
+      {"inference", &r.inference}, {"train", &r.train}, {"pipeline", &r.pipeline}, {"folder_train", &r.folder_train}};
+  for (const auto& [name, phase] : phases) {
+    if (*phase) out[name] = to_json(**phase);
+  }
+  fmt::print("{}\n", out.dump(2));
+}
+
+void print_phase(const char* name, const engine::Throughput& t) {
+  const auto [low, high] = std::minmax_element(t.images_per_s.begin(), t.images_per_s.end());
+  fmt::print("{:<13}{:>10.1f} images/s  (median of {} windows of {} steps, range {:.1f}-{:.1f}; peak memory {:.0f} MiB)\n",
+             name, t.median(), t.images_per_s.size(), t.steps_per_window, *low, *high,
+             static_cast<double>(t.peak_memory_bytes) / (1 << 20));
+}
+
+void print_text(const engine::BenchOptions& o, const engine::BenchReport& r) {
+  const ViTConfig& c = r.config;
+  fmt::print("model        {}: {}x{} input, patch {}, width {}, depth {}, {} heads, {:.2f} M parameters\n", o.model,
+             c.image_size, c.image_size, c.patch_size, c.embed_dim, c.depth, c.num_heads,
+             static_cast<double>(r.parameters) / 1e6);
+  fmt::print("run          batch {}, {}, {}\n", o.batch_size, o.amp == "bf16" ? "bf16 autocast" : "float32", r.device);
+  if (r.inference) print_phase("inference", *r.inference);
+  if (r.train) print_phase("train", *r.train);
+  if (r.pipeline) print_phase("pipeline", *r.pipeline);
+  if (r.folder_train) {
+    print_phase("folder train", *r.folder_train);
+    if (r.train) {
+      fmt::print("folder training runs at {:.2f}x the synthetic-data training throughput\n",
+                 r.folder_train->median() / r.train->median());
+    }
+  }
+}
+
+int run_bench(BenchCommandOptions& options) {
+  engine::BenchOptions& o = options.bench;
+  o.train = options.phases != "inference";
+  o.inference = options.phases != "train";
+  engine::ExtraPhases extra;
+#ifdef VIT_HAVE_IMAGES
+  if (!o.data_dir.empty()) extra = engine::folder_phases(o);
+#endif
+  spdlog::info("benchmarking {} (batch {}, {} windows of about {} s each){}", o.model, o.batch_size, o.windows,
+               o.window_seconds, o.data_dir.empty() ? "" : " with images from '" + o.data_dir + "'");
+  const engine::BenchReport report = engine::run_benchmark(o, extra);
+  if (options.format == "json") {
+    print_json(o, report);
+  } else {
+    print_text(o, report);
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+Command setup_bench(CLI::App& app) {
+  auto options = std::make_shared<BenchCommandOptions>();
+  engine::BenchOptions& o = options->bench;
+  CLI::App* cli = app.add_subcommand("bench", "Measure training and inference throughput on synthetic data");
+  add_architecture_options(cli, o.model, o.overrides, "Model");
+  cli->add_option_function<int64_t>(
+         "--num-classes", [&o](const int64_t& classes) { o.num_classes = classes; },
+         "Classes of the head (default: the preset's)")
+      ->group("Model");
+
+  const std::string run = "Running";
+  cli->add_option("-b,--batch-size", o.batch_size, "Images per step")->capture_default_str()->group(run);
+  add_runtime_options(cli, o.device, o.amp, o.threads, o.workers, run);
+  cli->add_option("--seed", o.seed, "Random seed (weights and synthetic data)")->capture_default_str()->group(run);
+
+  const std::string measure = "Measuring";
+  cli->add_option("--phases", options->phases, "What to time: training steps (forward, backward, AdamW), inference, or both")
+      ->check(CLI::IsMember({"train", "inference", "both"}))
+      ->capture_default_str()
+      ->group(measure);
+  cli->add_option("--warmup", o.warmup_steps, "Untimed steps first (the last one sizes the windows)")
+      ->capture_default_str()
+      ->group(measure);
+  cli->add_option("--windows", o.windows, "Timed windows; their median is reported")->capture_default_str()->group(measure);
+  cli->add_option("--window-seconds", o.window_seconds, "Approximate length of each window")
+      ->capture_default_str()
+      ->group(measure);
+#ifdef VIT_HAVE_IMAGES
+  cli->add_option("--data", o.data_dir,
+                  "Also time the data pipeline on this image folder (DIR/<class>/...: decode, random-resized crop, "
+                  "flip, batching) and training fed by it")
+      ->check(CLI::ExistingDirectory)
+      ->group(measure);
+#endif
+  cli->add_option("--trace", o.trace_path,
+                  "Afterwards, write a Chrome trace (chrome://tracing, ui.perfetto.dev) of one step of each phase to "
+                  "this file")
+      ->group(measure);
+  cli->add_option("--format", options->format, "Output format")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str()
+      ->group(measure);
+  cli->footer("Peak memory: the process's peak resident memory during each phase on CPU, the peak of GPU memory "
+              "allocated on CUDA. bench/compare.sh runs the same model in PyTorch beside it.");
+  return {cli, [options] { return run_bench(*options); }};
+}
+
+}  // namespace vit::app

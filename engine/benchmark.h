@@ -1,0 +1,90 @@
+#pragma once
+// `vit bench` without the command line: training-step and inference throughput of a model on synthetic data,
+// measured the way bench/compare.sh measures PyTorch (bench/torchvision_bench.py), so the two can be set side
+// by side.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <c10/core/Device.h>
+
+#include "engine/optimizer.h"
+#include "engine/train_options.h"
+#include "models/vision_transformer.h"
+
+namespace vit::engine {
+
+struct BenchOptions {
+  std::string model = "vit_tiny_patch16_224";  // preset
+  ModelOverrides overrides;                    // as `vit train`'s
+  std::optional<int64_t> num_classes;         // default: the preset's
+  int64_t batch_size = 64;
+  std::string device = "cpu";  // "cpu" | "cuda"
+  std::string amp = "none";    // "none" | "bf16"
+  int threads = 0;             // LibTorch intra-op threads; 0 = one per core
+  bool train = true;           // time training steps (forward + backward + AdamW)
+  bool inference = true;       // time forward passes without autograd
+  int64_t warmup_steps = 3;    // untimed; the last one also sizes the windows
+  int64_t windows = 5;         // timed windows; the median is reported
+  double window_seconds = 2.0; // each window runs as many steps as fit in about this long
+  uint64_t seed = 0;
+  std::string data_dir;        // image folder for the pipeline phases (`vit bench --data`); empty = none
+  int workers = 0;             // decode threads for those; 0 = chosen from the core count
+  std::string trace_path;      // write a Chrome trace of one inference and one training step here; empty = none
+
+  void validate() const;  // std::invalid_argument naming the option
+};
+
+struct Throughput {
+  int64_t steps_per_window = 0;
+  std::vector<double> images_per_s;  // one per window, in the order measured
+  int64_t peak_memory_bytes = 0;     // CPU: the process's peak resident set; CUDA: peak bytes allocated on the GPU
+  double median() const;
+};
+
+struct BenchReport {
+  ViTConfig config;
+  int64_t parameters = 0;
+  std::string device;  // "cpu (2 threads)", "cuda (NVIDIA H200)"
+  std::optional<Throughput> inference;
+  std::optional<Throughput> train;
+  std::optional<Throughput> pipeline;      // --data: decoding and augmenting the folder's images, no model
+  std::optional<Throughput> folder_train;  // --data: training steps fed by that pipeline
+};
+
+// The model under test, on its device, with the optimizer a training run would use.
+class BenchModel {
+ public:
+  explicit BenchModel(const BenchOptions& options);  // sets the threads; throws std::invalid_argument
+  const ViTConfig& config() const { return config_; }
+  c10::Device device() const { return device_; }
+  int64_t parameters() const;
+
+  void train_step(const at::Tensor& images, const at::Tensor& targets);  // targets: (B, num_classes)
+  void inference_step(const at::Tensor& images);
+
+ private:
+  ViTConfig config_;
+  c10::Device device_;
+  bool bf16_;
+  VisionTransformer model_{nullptr};
+  std::unique_ptr<AdamW> optimizer_;
+};
+
+// Runs `step` (which returns the images it processed) for the warm-up, then times the windows. The device is
+// synchronised only at window edges, so queued GPU work overlaps the host's as in real training.
+Throughput measure_throughput(const BenchOptions& options, c10::Device device, const std::function<int64_t()>& step);
+
+// Further phases on the same model, timed after the synthetic ones (the image-folder phases of `vit bench
+// --data`, which need the image pipeline).
+using ExtraPhases = std::function<void(BenchModel& model, BenchReport& report)>;
+
+// Builds the model on the device and times the phases asked for: inference, then training, then `extra`.
+// Throws std::invalid_argument for unusable options.
+BenchReport run_benchmark(const BenchOptions& options, const ExtraPhases& extra = {});
+
+}  // namespace vit::engine

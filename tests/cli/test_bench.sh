@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# End-to-end checks of `vit bench`: its figures are real measurements (positive, one per window, median of
+# them), --format json carries everything, the image-folder phases run, and bad options are clear errors.
+# usage: test_bench.sh VIT_BINARY PYTHON   (PYTHON: for parsing JSON and writing test images)
+set -uo pipefail
+vit=$1
+python=$2
+source "$(dirname "$0")/lib.sh"
+
+base=(--model vit_mini_patch4_32 --depth 2 --embed-dim 32 --warmup 1 --windows 3 --window-seconds 0.05)
+tiny=("${base[@]}" --num-heads 2 --batch-size 8)
+
+expect "help lists bench" 0 "bench +Measure training and inference throughput" -- "$vit" --help
+expect "text report" 0 "train +[0-9.]+ images/s +\(median of 3 windows" -- "$vit" bench "${tiny[@]}"
+
+"$vit" -q bench "${tiny[@]}" --num-classes 7 --format json >"$work/bench.json" 2>"$work/bench.err"
+check "json report runs" $? "$(cat "$work/bench.err")"
+"$python" - "$work/bench.json" <<'PY'
+import json, statistics, sys
+report = json.load(open(sys.argv[1]))
+assert report["config"]["num_classes"] == 7 and report["config"]["depth"] == 2, report["config"]
+assert report["batch_size"] == 8 and report["amp"] == "none" and report["device"].startswith("cpu")
+for phase in ("train", "inference"):
+    r = report[phase]
+    windows = r["windows_images_per_s"]
+    assert len(windows) == 3 and all(w > 0 for w in windows), windows
+    assert abs(r["images_per_s"] - statistics.median(windows)) < 1e-9 * r["images_per_s"], r
+    assert r["steps_per_window"] >= 1 and r["peak_memory_bytes"] > 10 * 2**20, r
+PY
+check "json report: config, windows, median, memory" $?
+
+"$vit" -q bench "${tiny[@]}" --phases inference --format json >"$work/inference.json"
+"$python" -c 'import json, sys; r = json.load(open(sys.argv[1])); assert "inference" in r and "train" not in r' \
+  "$work/inference.json"
+check "--phases inference times only inference" $?
+
+"$python" - "$work/images" <<'PY'
+import os, sys
+import numpy as np
+from PIL import Image
+for i in range(12):
+    folder = os.path.join(sys.argv[1], f"class{i % 2}")
+    os.makedirs(folder, exist_ok=True)
+    pixels = np.random.default_rng(i).integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(os.path.join(folder, f"{i}.jpg"))
+PY
+expect "image-folder phases" 0 "folder train +[0-9.]+ images/s.*
+folder training runs at [0-9.]+x the synthetic-data training throughput" \
+  -- "$vit" bench "${tiny[@]}" --data "$work/images"
+expect "pipeline phase" 0 "pipeline +[0-9.]+ images/s" -- "$vit" bench "${tiny[@]}" --data "$work/images"
+
+expect "zero batch size" 2 "--batch-size must be positive, got 0" -- "$vit" bench "${base[@]}" --batch-size 0
+expect "unknown preset" 2 "--model: unknown preset 'vit_huge_patch99'" -- "$vit" bench --model vit_huge_patch99
+expect "impossible architecture" 2 "model options: .*num_heads" -- "$vit" bench "${base[@]}" --num-heads 3
+expect "cuda without cuda" 2 "--device cuda: this LibTorch build has no CUDA support" \
+  -- "$vit" bench "${tiny[@]}" --device cuda
+expect "folder without classes" 2 "no class folders|class folder" -- "$vit" bench "${tiny[@]}" --data "$work"
+"$vit" -q bench "${tiny[@]}" --trace "$work/trace.json" >/dev/null
+"$python" - "$work/trace.json" <<'PY'
+import json, sys
+names = {e["name"] for e in json.load(open(sys.argv[1]))}
+# The training step's backward pass and AdamW's update are in it, not only a forward pass.
+for op in ("aten::native_layer_norm", "aten::native_layer_norm_backward", "aten::addcdiv_", "aten::lerp_"):
+    assert op in names, (op, sorted(names))
+PY
+check "--trace writes a Chrome trace of forward, backward and optimizer" $?
+
+finish
