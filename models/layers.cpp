@@ -4,6 +4,11 @@
 #include <torch/nn/functional/dropout.h>
 #include <torch/version.h>
 
+#include <cmath>
+
+#include "models/cpu_attention.h"
+#include "models/cpu_linear.h"
+
 #if TORCH_VERSION_MAJOR >= 2
 #include <ATen/ops/scaled_dot_product_attention.h>
 #else
@@ -67,18 +72,21 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
   const int64_t tokens = x.size(1);
   const int64_t dim = x.size(2);
   const int64_t head_dim = dim / num_heads_;
-  auto qkv = qkv_->forward(x)
-                 .reshape({-1, tokens, 3, num_heads_, head_dim})  // (B, N, 3, H, Dh)
-                 .permute({2, 0, 3, 1, 4});                       // (3, B, H, N, Dh)
-  // unbind rather than three selects: its backward stacks the three gradients once, where each select's
-  // backward would zero-fill and copy a tensor the size of all of qkv (measured: ~10% of a training step).
-  const auto parts = qkv.unbind(0);
-  const auto& q = parts[0];  // each (B, H, N, Dh)
-  const auto& k = parts[1];
-  const auto& v = parts[2];
-  auto out = fused_attention(q, k, v, is_training() ? attn_drop_ : 0.0);  // (B, H, N, Dh)
-  out = out.transpose(1, 2).reshape({-1, tokens, dim});                   // (B, N, D)
-  return proj_drop_->forward(proj_->forward(out));
+  const double dropout = is_training() ? attn_drop_ : 0.0;
+  const auto projected = linear(x, qkv_->weight, qkv_->bias);  // (B, N, 3 * D)
+  torch::Tensor out;
+  if (dropout == 0.0 && cpu_attention_available(projected)) {
+    out = cpu_attention(projected, num_heads_);  // (B, N, D)
+  } else {
+    auto qkv = projected.reshape({-1, tokens, 3, num_heads_, head_dim})  // (B, N, 3, H, Dh)
+                   .permute({2, 0, 3, 1, 4});                            // (3, B, H, N, Dh)
+    // unbind rather than three selects: its backward stacks the three gradients once, where each select's
+    // backward would zero-fill and copy a tensor the size of all of qkv (measured: ~10% of a training step).
+    const auto parts = qkv.unbind(0);
+    out = fused_attention(parts[0], parts[1], parts[2], dropout);  // (B, H, N, Dh)
+    out = out.transpose(1, 2).reshape({-1, tokens, dim});          // (B, N, D)
+  }
+  return proj_drop_->forward(linear(out, proj_->weight, proj_->bias));
 }
 
 MlpImpl::MlpImpl(int64_t dim, int64_t hidden_dim, double drop) {
@@ -88,8 +96,8 @@ MlpImpl::MlpImpl(int64_t dim, int64_t hidden_dim, double drop) {
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  auto hidden = drop_->forward(torch::gelu(fc1_->forward(x)));  // exact erf GELU, as timm's nn.GELU()
-  return drop_->forward(fc2_->forward(hidden));
+  auto hidden = drop_->forward(torch::gelu(linear(x, fc1_->weight, fc1_->bias)));  // exact erf GELU, as timm's nn.GELU()
+  return drop_->forward(linear(hidden, fc2_->weight, fc2_->bias));
 }
 
 BlockImpl::BlockImpl(const BlockOptions& o) : drop_path_(o.drop_path) {

@@ -4,6 +4,8 @@
 
 #include <sstream>
 
+#include "models/cpu_linear.h"
+
 namespace vit {
 namespace {
 
@@ -93,7 +95,7 @@ torch::Tensor VisionTransformerImpl::forward_head(const torch::Tensor& tokens, b
   if (fc_norm_) pooled = fc_norm_->forward(pooled);
   pooled = head_drop_->forward(pooled);
   if (pre_logits || !head_) return pooled;
-  return head_->forward(pooled);  // (B, num_classes)
+  return linear(pooled, head_->weight, head_->bias);  // (B, num_classes)
 }
 
 torch::Tensor VisionTransformerImpl::forward(const torch::Tensor& images) {

@@ -7,6 +7,7 @@ set -euo pipefail
 build_packages=(
   build-essential cmake git pkg-config
   libtorch-dev            # LibTorch 1.13 (CPU)
+  libdnnl-dev             # oneDNN's sgemm for the float32 CPU model (models/cpu_gemm.h)
   libopencv-dev           # image decoding and transforms
   libcli11-dev            # command-line parsing
   libspdlog-dev           # logging
@@ -18,6 +19,7 @@ build_packages=(
 runtime_packages=(
   libtorch1.13 libopencv-core406 libopencv-imgproc406 libopencv-imgcodecs406 libspdlog1.10 libfmt9
   libopenblas0-openmp     # without it LibTorch falls back to the reference BLAS (~30x slower matmul)
+  libdnnl2                # oneDNN, for the model's float32 CPU products
 )
 # The main job's data set: Fashion-MNIST as gzipped IDX files under /usr/share/datasets/fashion-mnist.
 data_packages=(
@@ -26,6 +28,7 @@ data_packages=(
 test_packages=(
   python3-torch python3-torchvision   # independent reference implementation for the tests
   python3-numpy
+  python3-pil                         # benchmark images (bench/make_jpeg_folder.py)
 )
 
 packages=("${runtime_packages[@]}")

@@ -1,0 +1,29 @@
+#pragma once
+// Float32 matrix products on CPU through oneDNN's sgemm, for the model's linear layers and attention
+// (cpu_linear.h, cpu_attention.h).
+//
+// Why not LibTorch's own: Debian's LibTorch 1.13 multiplies float32 matrices with OpenBLAS, and batches of them
+// (attention's B x H small products) as a serial loop of select() + sgemm that leaves all but one core idle.
+// Measured on this project's 2-core AVX-512 machine, on every ViT shape (bench/README.md): oneDNN's sgemm
+// 188-218 GFLOP/s against OpenBLAS's 137-183, and the attention products split across cores.
+
+#include <cstdint>
+
+#include <ATen/core/Tensor.h>
+
+namespace vit::cpu {
+
+// True when this build has oneDNN (Debian's libdnnl-dev was found).
+bool onednn_available();
+
+// True when products on `t` may take the oneDNN route: this build has oneDNN, `t` is a float32 CPU tensor,
+// autocast is off on CPU (under bf16 autocast LibTorch's own bf16 kernels are the fast ones), and no TorchScript
+// trace is being recorded (a trace cannot see these calls, so it must go through LibTorch's operators).
+bool use_onednn(const at::Tensor& t);
+
+// Row-major C = alpha * op(A) * op(B) + beta * C, op = transpose where asked; A is m x k after op, B k x n.
+// Runs on LibTorch's threads, or on the calling thread inside an at::parallel_for.
+void sgemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+
+}  // namespace vit::cpu
