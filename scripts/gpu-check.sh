@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# For the lent GPU machine (pip PyTorch with CUDA, no OpenCV C++): builds the models library and its tests
-# against that PyTorch's LibTorch and runs them, the torchvision reference, the CUDA check and the export check
-# (python_reads_exports: torch.jit.load in PyTorch 2.x, timm.create_model, transformers where installed) included.
+# For the lent GPU machine (pip PyTorch with CUDA, no OpenCV C++): builds the models library, vit without its
+# image commands, and the tests against that PyTorch's LibTorch and runs them, the torchvision reference, the
+# CUDA check and the export check (python_reads_exports: torch.jit.load in PyTorch 2.x, timm.create_model,
+# transformers where installed) included; then `vit bench --device cuda --amp bf16` beside timm (bench/compare.py).
 # The log goes to $OUT/gpu-check.log when $OUT is set (the device tool), else to build-gpu/.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,12 @@ mkdir -p "$log_dir"
       cuda-gdb -batch -ex run -ex bt --args build-gpu/tests/vit_models_tests "$failed" 2>&1 | tail -n 40
     fi
   fi
+  # The CUDA benchmark beside timm's model in eager PyTorch (torchvision's where timm is missing), same run.
+  impl=torchvision
+  python3 -c 'import timm' 2>/dev/null && impl=timm
+  timeout 420 python3 bench/compare.py --vit build-gpu/app/vit --python python3 --impl "$impl" --rounds 2 \
+    --case "vit_base_patch16_224, batch 256, bf16, cuda|--model vit_base_patch16_224 --batch-size 256 --device cuda --amp bf16" \
+    --case "vit_tiny_patch16_224, batch 256, bf16, cuda|--model vit_tiny_patch16_224 --batch-size 256 --device cuda --amp bf16"
   echo "std::filesystem symbols exported by libtorch_cpu: $(nm -D --defined-only "$prefix/../../lib/libtorch_cpu.so" \
     | c++filt | grep -c 'std::filesystem' || true)"
 } 2>&1 | tee "$log_dir/gpu-check.log"
