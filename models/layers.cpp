@@ -49,6 +49,13 @@ torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k, co
 #endif
 }
 
+LinearImpl::LinearImpl(int64_t in_features, int64_t out_features) {
+  weight = register_parameter("weight", torch::empty({out_features, in_features}));
+  bias = register_parameter("bias", torch::empty({out_features}));
+}
+
+torch::Tensor LinearImpl::forward(const torch::Tensor& x) { return linear(x, weight, bias); }
+
 PatchEmbedImpl::PatchEmbedImpl(int64_t in_chans, int64_t embed_dim, int64_t patch_size) {
   proj_ = register_module(
       "proj", torch::nn::Conv2d(torch::nn::Conv2dOptions(in_chans, embed_dim, patch_size).stride(patch_size)));
@@ -61,8 +68,8 @@ torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& images) {
 
 AttentionImpl::AttentionImpl(int64_t dim, int64_t num_heads, double attn_drop, double proj_drop)
     : num_heads_(num_heads), attn_drop_(attn_drop) {
-  qkv_ = register_module("qkv", torch::nn::Linear(torch::nn::LinearOptions(dim, 3 * dim).bias(true)));
-  proj_ = register_module("proj", torch::nn::Linear(dim, dim));
+  qkv_ = register_module("qkv", Linear(dim, 3 * dim));
+  proj_ = register_module("proj", Linear(dim, dim));
   proj_drop_ = register_module("proj_drop", torch::nn::Dropout(proj_drop));
 }
 
@@ -73,7 +80,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
   const int64_t dim = x.size(2);
   const int64_t head_dim = dim / num_heads_;
   const double dropout = is_training() ? attn_drop_ : 0.0;
-  const auto projected = linear(x, qkv_->weight, qkv_->bias);  // (B, N, 3 * D)
+  const auto projected = qkv_->forward(x);  // (B, N, 3 * D)
   torch::Tensor out;
   if (dropout == 0.0 && cpu_attention_available(projected)) {
     out = cpu_attention(projected, num_heads_);  // (B, N, D)
@@ -86,18 +93,18 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
     out = fused_attention(parts[0], parts[1], parts[2], dropout);  // (B, H, N, Dh)
     out = out.transpose(1, 2).reshape({-1, tokens, dim});          // (B, N, D)
   }
-  return proj_drop_->forward(linear(out, proj_->weight, proj_->bias));
+  return proj_drop_->forward(proj_->forward(out));
 }
 
 MlpImpl::MlpImpl(int64_t dim, int64_t hidden_dim, double drop) {
-  fc1_ = register_module("fc1", torch::nn::Linear(dim, hidden_dim));
-  fc2_ = register_module("fc2", torch::nn::Linear(hidden_dim, dim));
+  fc1_ = register_module("fc1", Linear(dim, hidden_dim));
+  fc2_ = register_module("fc2", Linear(hidden_dim, dim));
   drop_ = register_module("drop", torch::nn::Dropout(drop));
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  auto hidden = drop_->forward(torch::gelu(linear(x, fc1_->weight, fc1_->bias)));  // exact erf GELU, as timm's nn.GELU()
-  return drop_->forward(linear(hidden, fc2_->weight, fc2_->bias));
+  auto hidden = drop_->forward(torch::gelu(fc1_->forward(x)));  // exact erf GELU, as timm's nn.GELU()
+  return drop_->forward(fc2_->forward(hidden));
 }
 
 BlockImpl::BlockImpl(const BlockOptions& o) : drop_path_(o.drop_path) {

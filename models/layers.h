@@ -5,7 +5,6 @@
 #include <torch/nn/module.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/dropout.h>
-#include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
 
@@ -24,6 +23,21 @@ torch::Tensor patch_dropout(const torch::Tensor& x, double drop_prob, int64_t pr
 // signature changed between 1.13 and 2.x; the version is picked at compile time.
 torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                               double dropout_p);
+
+// A linear layer, y = x W^T + b, with timm's parameter names (`weight` (out, in), `bias` (out)), computed by
+// vit::linear (cpu_linear.h: oneDNN on float32 CPU). Its own module rather than torch::nn::Linear, which
+// initialises its weights in its constructor: loading a model from a file would throw that work away (0.2 s of
+// ViT-B/16's start-up). The parameters start uninitialised; VisionTransformer initialises them (timm's scheme)
+// unless weights are about to be loaded over them.
+class LinearImpl : public torch::nn::Module {
+ public:
+  LinearImpl(int64_t in_features, int64_t out_features);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  torch::Tensor weight;
+  torch::Tensor bias;
+};
+TORCH_MODULE(Linear);
 
 // Images (B, C, H, W) -> patch tokens (B, N, D) with one strided convolution (kernel = stride = patch).
 class PatchEmbedImpl : public torch::nn::Module {
@@ -45,8 +59,8 @@ class AttentionImpl : public torch::nn::Module {
  private:
   int64_t num_heads_;
   double attn_drop_;
-  torch::nn::Linear qkv_{nullptr};
-  torch::nn::Linear proj_{nullptr};
+  Linear qkv_{nullptr};
+  Linear proj_{nullptr};
   torch::nn::Dropout proj_drop_{nullptr};
 };
 TORCH_MODULE(Attention);
@@ -58,8 +72,8 @@ class MlpImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);
 
  private:
-  torch::nn::Linear fc1_{nullptr};
-  torch::nn::Linear fc2_{nullptr};
+  Linear fc1_{nullptr};
+  Linear fc2_{nullptr};
   torch::nn::Dropout drop_{nullptr};
 };
 TORCH_MODULE(Mlp);

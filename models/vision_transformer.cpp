@@ -4,8 +4,6 @@
 
 #include <sstream>
 
-#include "models/cpu_linear.h"
-
 namespace vit {
 namespace {
 
@@ -40,7 +38,7 @@ VisionTransformerImpl::VisionTransformerImpl(const ViTConfig& config, bool initi
     norm_ = register_module("norm", layer_norm);
   }
   head_drop_ = register_module("head_drop", torch::nn::Dropout(c.drop_rate));
-  if (c.num_classes > 0) head_ = register_module("head", torch::nn::Linear(c.embed_dim, c.num_classes));
+  if (c.num_classes > 0) head_ = register_module("head", Linear(c.embed_dim, c.num_classes));
   if (initialize) init_weights();
 }
 
@@ -50,7 +48,7 @@ void VisionTransformerImpl::init_weights() {
   init_normal(pos_embed_, 0.02);
   if (cls_token_.defined()) init_normal(cls_token_, 1e-6);
   for (auto& module : modules(/*include_self=*/false)) {
-    if (auto* linear = module->as<torch::nn::Linear>()) {
+    if (auto* linear = module->as<Linear>()) {
       init_normal(linear->weight, 0.02);
       torch::NoGradGuard no_grad;
       linear->bias.zero_();
@@ -95,7 +93,7 @@ torch::Tensor VisionTransformerImpl::forward_head(const torch::Tensor& tokens, b
   if (fc_norm_) pooled = fc_norm_->forward(pooled);
   pooled = head_drop_->forward(pooled);
   if (pre_logits || !head_) return pooled;
-  return linear(pooled, head_->weight, head_->bias);  // (B, num_classes)
+  return head_->forward(pooled);  // (B, num_classes)
 }
 
 torch::Tensor VisionTransformerImpl::forward(const torch::Tensor& images) {
