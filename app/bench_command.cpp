@@ -38,7 +38,8 @@ void print_json(const engine::BenchOptions& o, const engine::BenchReport& r) {
                      {"parameters", r.parameters},
                      {"batch_size", o.batch_size},
                      {"amp", o.amp},
-                     {"device", r.device}};
+                     {"device", r.device},
+                     {"kernels", r.kernels}};
   const std::pair<const char*, const std::optional<engine::Throughput>*> phases[] = {
       {"inference", &r.inference}, {"train", &r.train}, {"pipeline", &r.pipeline}, {"folder_train", &r.folder_train}};
   for (const auto& [name, phase] : phases) {
@@ -60,6 +61,7 @@ void print_text(const engine::BenchOptions& o, const engine::BenchReport& r) {
              c.image_size, c.image_size, c.patch_size, c.embed_dim, c.depth, c.num_heads,
              static_cast<double>(r.parameters) / 1e6);
   fmt::print("run          batch {}, {}, {}\n", o.batch_size, o.amp == "bf16" ? "bf16 autocast" : "float32", r.device);
+  fmt::print("kernels      {}\n", r.kernels);
   if (r.inference) print_phase("inference", *r.inference);
   if (r.train) print_phase("train", *r.train);
   if (r.pipeline) print_phase("pipeline", *r.pipeline);

@@ -95,6 +95,13 @@ def main():
     for label, name, ours, theirs, ratio, mem_ours, mem_theirs in rows:
         print(f"{label:<42} {name:<18} {ours:>9.1f} {number(theirs, 1):>11} {number(ratio, 2):>6} {mem_ours:>8.0f} "
               f"{number(mem_theirs, 0):>15}")
+    for label, name, ours, theirs, *_ in rows:
+        if name != "train from folder":
+            continue
+        synthetic = {(r[0], r[1]): r for r in rows}.get((label, "train"))
+        if synthetic and theirs is not None and synthetic[3] is not None:
+            print(f"{label}: training fed from the folder runs at {ours / synthetic[2]:.2f}x vit's synthetic-data "
+                  f"figure; {args.impl}: {theirs / synthetic[3]:.2f}x")
     for failure in failures:
         print(failure)
 

@@ -28,6 +28,7 @@
 #include "engine/runtime.h"
 #include "engine/train_step.h"
 #include "models/atomic_file.h"
+#include "models/cpu_gemm.h"
 
 namespace vit::engine {
 namespace {
@@ -85,6 +86,14 @@ std::string describe_device(c10::Device device) {
   if (device.is_cuda()) return "cuda";
   const int threads = at::get_num_threads();
   return "cpu (" + std::to_string(threads) + (threads == 1 ? " thread)" : " threads)");
+}
+
+// Which kernels do the matrix products, as chosen by cpu_gemm.h and LibTorch: the figures mean little without it.
+std::string describe_kernels(c10::Device device, bool bf16) {
+  if (device.is_cuda()) return std::string("LibTorch's CUDA kernels (cuBLAS, fused attention), ") + (bf16 ? "bf16 autocast" : "float32");
+  if (bf16) return "LibTorch's bf16 kernels (oneDNN) under autocast";
+  return cpu::onednn_available() ? "float32 linear and attention products on oneDNN sgemm; the rest LibTorch"
+                                 : "LibTorch's float32 kernels (BLAS); this build has no oneDNN";
 }
 
 }  // namespace
@@ -180,6 +189,7 @@ BenchReport run_benchmark(const BenchOptions& options, const ExtraPhases& extra)
   report.config = model.config();
   report.parameters = model.parameters();
   report.device = describe_device(model.device());
+  report.kernels = describe_kernels(model.device(), options.amp == "bf16");
 
   const ViTConfig& c = model.config();
   const auto float_options = at::TensorOptions().device(model.device()).dtype(at::kFloat);

@@ -49,7 +49,8 @@ struct Throughput {
 struct BenchReport {
   ViTConfig config;
   int64_t parameters = 0;
-  std::string device;  // "cpu (2 threads)", "cuda (NVIDIA H200)"
+  std::string device;   // "cpu (2 threads)", "cuda (NVIDIA H200)"
+  std::string kernels;  // what runs the matrix products, e.g. "float32 products on oneDNN sgemm, ..."
   std::optional<Throughput> inference;
   std::optional<Throughput> train;
   std::optional<Throughput> pipeline;      // --data: decoding and augmenting the folder's images, no model
