@@ -90,7 +90,9 @@ std::string describe_device(c10::Device device) {
 
 // Which kernels do the matrix products, as chosen by cpu_gemm.h and LibTorch: the figures mean little without it.
 std::string describe_kernels(c10::Device device, bool bf16) {
-  if (device.is_cuda()) return std::string("LibTorch's CUDA kernels (cuBLAS, fused attention), ") + (bf16 ? "bf16 autocast" : "float32");
+  if (device.is_cuda()) {
+    return std::string("LibTorch's CUDA kernels (cuBLAS, fused attention), ") + (bf16 ? "bf16 autocast" : "float32");
+  }
   if (bf16) return "LibTorch's bf16 kernels (oneDNN) under autocast";
   return cpu::onednn_available() ? "float32 linear and attention products on oneDNN sgemm; the rest LibTorch"
                                  : "LibTorch's float32 kernels (BLAS); this build has no oneDNN";
@@ -100,7 +102,10 @@ std::string describe_kernels(c10::Device device, bool bf16) {
 
 void BenchOptions::validate() const {
   auto positive = [](const char* flag, double value) {
-    if (!(value > 0)) throw std::invalid_argument(std::string(flag) + " must be positive, got " + std::to_string(value));
+    if (value > 0) return;
+    std::ostringstream message;
+    message << flag << " must be positive, got " << value;
+    throw std::invalid_argument(message.str());
   };
   positive("--batch-size", static_cast<double>(batch_size));
   if (num_classes) positive("--num-classes", static_cast<double>(*num_classes));

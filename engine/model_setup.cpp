@@ -56,11 +56,12 @@ ModelMetadata training_metadata(const TrainOptions& options, const std::vector<s
   ModelMetadata m;
   if (options.init) {
     m = read_model_file_info(*options.init).metadata;
-    apply_overrides(m.config, options.overrides);
   } else {
-    m.config = preset_config(options.model, options.overrides);
-    m.preprocess = find_named_preset(options.model).preprocess;
+    const ModelPreset preset = find_named_preset(options.model);
+    m.config = preset.config;
+    m.preprocess = preset.preprocess;
   }
+  apply_overrides(m.config, options.overrides);
   m.config.num_classes = static_cast<int64_t>(class_names.size());
   m.class_names = class_names;
   m.preprocess.mean = fit_channels(m.preprocess.mean, m.config.in_chans);

@@ -49,7 +49,7 @@ folder training runs at [0-9.]+x the synthetic-data training throughput" \
   -- "$vit" bench "${tiny[@]}" --data "$work/images"
 expect "pipeline phase" 0 "pipeline +[0-9.]+ images/s" -- "$vit" bench "${tiny[@]}" --data "$work/images"
 
-expect "zero batch size" 2 "--batch-size must be positive, got 0" -- "$vit" bench "${base[@]}" --batch-size 0
+expect "zero batch size" 2 "--batch-size must be positive, got 0$" -- "$vit" bench "${base[@]}" --batch-size 0
 expect "unknown preset" 2 "--model: unknown preset 'vit_huge_patch99'" -- "$vit" bench --model vit_huge_patch99
 expect "impossible architecture" 2 "model options: .*num_heads" -- "$vit" bench "${base[@]}" --num-heads 3
 expect "cuda without cuda" 2 "--device cuda: this LibTorch build has no CUDA support" \
