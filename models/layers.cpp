@@ -73,7 +73,7 @@ AttentionImpl::AttentionImpl(int64_t dim, int64_t num_heads, double attn_drop, d
   proj_drop_ = register_module("proj_drop", torch::nn::Dropout(proj_drop));
 }
 
-torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, torch::Tensor* probs) {
   // Sizes other than the batch are architecture constants; the batch stays -1 so that a traced graph keeps
   // a dynamic batch dimension.
   const int64_t tokens = x.size(1);
@@ -82,7 +82,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
   const double dropout = is_training() ? attn_drop_ : 0.0;
   const auto projected = qkv_->forward(x);  // (B, N, 3 * D)
   torch::Tensor out;
-  if (dropout == 0.0 && cpu_attention_available(projected)) {
+  if (!probs && dropout == 0.0 && cpu_attention_available(projected)) {
     out = cpu_attention(projected, num_heads_);  // (B, N, D)
   } else {
     auto qkv = projected.reshape({-1, tokens, 3, num_heads_, head_dim})  // (B, N, 3, H, Dh)
@@ -90,7 +90,13 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
     // unbind rather than three selects: its backward stacks the three gradients once, where each select's
     // backward would zero-fill and copy a tensor the size of all of qkv (measured: ~10% of a training step).
     const auto parts = qkv.unbind(0);
-    out = fused_attention(parts[0], parts[1], parts[2], dropout);  // (B, H, N, Dh)
+    if (probs) {
+      const auto scores = torch::matmul(parts[0], parts[1].transpose(2, 3)) / std::sqrt(static_cast<double>(head_dim));
+      *probs = torch::softmax(scores, -1);  // (B, H, N, N)
+      out = torch::matmul(torch::dropout(*probs, dropout, is_training()), parts[2]);
+    } else {
+      out = fused_attention(parts[0], parts[1], parts[2], dropout);  // (B, H, N, Dh)
+    }
     out = out.transpose(1, 2).reshape({-1, tokens, dim});          // (B, N, D)
   }
   return proj_drop_->forward(proj_->forward(out));
@@ -117,8 +123,8 @@ BlockImpl::BlockImpl(const BlockOptions& o) : drop_path_(o.drop_path) {
   mlp_ = register_module("mlp", Mlp(o.dim, o.mlp_hidden_dim, o.proj_drop));
 }
 
-torch::Tensor BlockImpl::forward(const torch::Tensor& x) {
-  auto y = x + drop_path(attn_->forward(norm1_->forward(x)), drop_path_, is_training());
+torch::Tensor BlockImpl::forward(const torch::Tensor& x, torch::Tensor* attention) {
+  auto y = x + drop_path(attn_->forward(norm1_->forward(x), attention), drop_path_, is_training());
   return y + drop_path(mlp_->forward(norm2_->forward(y)), drop_path_, is_training());
 }
 

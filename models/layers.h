@@ -54,7 +54,10 @@ TORCH_MODULE(PatchEmbed);
 class AttentionImpl : public torch::nn::Module {
  public:
   AttentionImpl(int64_t dim, int64_t num_heads, double attn_drop, double proj_drop);
-  torch::Tensor forward(const torch::Tensor& x);
+  // (B, N, D) -> (B, N, D). With `probs`, attention is computed explicitly, softmax(q k^T / sqrt(Dh)) v, and its
+  // probabilities (B, H, N, N) are stored there (for attention maps); otherwise fused kernels, which never
+  // materialise them.
+  torch::Tensor forward(const torch::Tensor& x, torch::Tensor* probs = nullptr);
 
  private:
   int64_t num_heads_;
@@ -92,7 +95,8 @@ struct BlockOptions {
 class BlockImpl : public torch::nn::Module {
  public:
   explicit BlockImpl(const BlockOptions& options);
-  torch::Tensor forward(const torch::Tensor& x);
+  // With `attention`, stores the block's attention probabilities there (AttentionImpl::forward).
+  torch::Tensor forward(const torch::Tensor& x, torch::Tensor* attention = nullptr);
 
  private:
   double drop_path_;

@@ -68,7 +68,8 @@ void VisionTransformerImpl::check_input(const torch::Tensor& images) const {
   }
 }
 
-torch::Tensor VisionTransformerImpl::forward_features(const torch::Tensor& images) {
+torch::Tensor VisionTransformerImpl::forward_features(const torch::Tensor& images,
+                                                      std::vector<torch::Tensor>* attention) {
   check_input(images);
   auto x = patch_embed_->forward(images);  // (B, N, D)
   if (cls_token_.defined()) {
@@ -78,7 +79,11 @@ torch::Tensor VisionTransformerImpl::forward_features(const torch::Tensor& image
   }
   x = pos_drop_->forward(x + pos_embed_);
   x = patch_dropout(x, config_.patch_drop_rate, config_.num_prefix_tokens(), is_training());
-  for (const auto& block : *blocks_) x = block->as<Block>()->forward(x);
+  for (const auto& block : *blocks_) {
+    torch::Tensor probs;
+    x = block->as<Block>()->forward(x, attention ? &probs : nullptr);
+    if (attention) attention->push_back(probs);
+  }
   return norm_ ? norm_->forward(x) : x;
 }
 

@@ -5,9 +5,10 @@
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/dropout.h>
-#include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
+
+#include <vector>
 
 #include "models/layers.h"
 #include "models/vit_config.h"
@@ -23,8 +24,10 @@ class VisionTransformerImpl : public torch::nn::Module {
 
   // (B, C, H, W) images, normalised -> (B, num_classes) logits (or (B, D) features when num_classes == 0).
   torch::Tensor forward(const torch::Tensor& images);
-  // (B, C, H, W) -> (B, T, D) token features after the final norm; T = prefix tokens + patches.
-  torch::Tensor forward_features(const torch::Tensor& images);
+  // (B, C, H, W) -> (B, T, D) token features after the final norm; T = prefix tokens + patches. With
+  // `attention`, each block's attention probabilities (B, H, T, T) are appended to it, computed explicitly
+  // (slower than the fused kernels of the plain forward pass).
+  torch::Tensor forward_features(const torch::Tensor& images, std::vector<torch::Tensor>* attention = nullptr);
   // (B, T, D) -> logits; with pre_logits the pooled (and fc_norm-ed) features before the head.
   torch::Tensor forward_head(const torch::Tensor& tokens, bool pre_logits = false);
 
