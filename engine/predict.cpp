@@ -14,6 +14,13 @@
 namespace vit::engine {
 namespace {
 
+Prediction failed(const std::filesystem::path& path, const std::string& reason) {
+  Prediction prediction;
+  prediction.path = path;
+  prediction.error = reason;
+  return prediction;
+}
+
 // Inputs taken at a time, in batches: enough to keep the workers ahead of the model within a chunk.
 constexpr int64_t kChunkBatches = 16;
 
@@ -34,7 +41,7 @@ class ChunkClassifier {
         samples.push_back({chunk[i].path, static_cast<int64_t>(i)});
         position_of_sample.push_back(i);
       } else {
-        results_[i] = Prediction{chunk[i].path, chunk[i].error, {}, {}, {}};
+        results_[i] = failed(chunk[i].path, chunk[i].error);
       }
     }
     emit_ready();
@@ -43,7 +50,7 @@ class ChunkClassifier {
       loader.start_epoch(0);
       while (auto batch = loader.next()) {
         for (const auto& failure : batch->failures)
-          results_[position_of_sample[failure.sample]] = Prediction{failure.path, failure.reason, {}, {}, {}};
+          results_[position_of_sample[failure.sample]] = failed(failure.path, failure.reason);
         if (batch->size > 0) classify(std::move(*batch), loader, position_of_sample, chunk);
         emit_ready();
       }
@@ -64,6 +71,12 @@ class ChunkClassifier {
       logits = model_.forward(tensors.images.to(model_.device()));
     }
     logits = logits.to(at::kFloat).cpu().contiguous();  // (B, K)
+    AttentionMaps maps;
+    if (options_.attention_maps) {  // float32: the maps are for looking at, and bf16 would blur small weights
+      maps = model_.attention_maps(tensors.images.to(model_.device()), options_.attention_head);
+      maps.last_block = maps.last_block.cpu();
+      maps.rollout = maps.rollout.cpu();
+    }
     const int64_t classes = logits.size(1);
     const auto probabilities = torch::nn::functional::softmax(logits, 1);
     const auto [top_p, top_i] = probabilities.topk(std::min(options_.top_k, classes), 1);  // (B, k) each
@@ -82,6 +95,12 @@ class ChunkClassifier {
       if (options_.keep_logits) {
         const float* row_logits = logits.data_ptr<float>() + r * classes;
         prediction.logits.assign(row_logits, row_logits + classes);
+      }
+      if (options_.attention_maps) {
+        prediction.image = tensors.images[r];
+        prediction.attention_last_block = maps.last_block[r];
+        prediction.attention_rollout = maps.rollout[r];
+        prediction.attention_from_class_token = maps.class_token;
       }
       results_[position] = std::move(prediction);
     }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,8 @@ struct PredictOptions {
   int64_t top_k = 5;         // capped at the number of classes
   bool keep_logits = false;  // also return every class's raw score
   bool bf16 = false;         // autocast
+  bool attention_maps = false;           // also compute each image's attention maps (ImageClassifier::attention_maps)
+  std::optional<int64_t> attention_head; // one head instead of the mean over heads
   int64_t max_pixels = data::DecodeOptions().max_pixels;
   void validate() const;     // std::invalid_argument naming the option
 };
@@ -32,6 +35,11 @@ struct Prediction {
   std::vector<int64_t> classes;      // the top-k class indices, most probable first
   std::vector<float> probabilities;  // softmax probability of each of `classes`
   std::vector<float> logits;         // all classes' raw scores, with keep_logits
+  // With attention_maps: the preprocessed image (C, H, W, normalised, CPU float) and its maps (grid, grid).
+  at::Tensor image;
+  at::Tensor attention_last_block;
+  at::Tensor attention_rollout;
+  bool attention_from_class_token = true;
 };
 
 // The loader inference uses, for predict and for evaluation: the model's eval transform, in order, with the

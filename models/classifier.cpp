@@ -24,6 +24,15 @@ class WeightsClassifier : public ImageClassifier {
 
   at::Tensor forward(const at::Tensor& images) override { return model_->forward(images); }
 
+  bool has_attention_maps() const override { return true; }
+
+  AttentionMaps attention_maps(const at::Tensor& images, std::optional<int64_t> head) override {
+    std::vector<at::Tensor> attention;
+    model_->forward_features(images, &attention);
+    const ViTConfig& c = model_->config();
+    return vit::attention_maps(attention, c.num_prefix_tokens(), c.global_pool == GlobalPool::Token, head);
+  }
+
  private:
   VisionTransformer model_;
 };
@@ -74,6 +83,11 @@ PreprocessConfig imagenet_preprocess() {
   p.mean = {0.485, 0.456, 0.406};
   p.std = {0.229, 0.224, 0.225};
   return p;
+}
+
+AttentionMaps ImageClassifier::attention_maps(const at::Tensor& /*images*/, std::optional<int64_t> /*head*/) {
+  throw std::invalid_argument("attention maps need a vit weights file or a timm / Hugging Face checkpoint: this "
+                              "model is " + info_.kind + ", whose attention weights are not reachable");
 }
 
 void ImageClassifier::check_logits(const at::Tensor& logits, const at::Tensor& images, const std::string& source) {

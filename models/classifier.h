@@ -15,6 +15,7 @@
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 
+#include "models/attention_maps.h"
 #include "models/vit_config.h"
 
 namespace vit {
@@ -51,6 +52,11 @@ class ImageClassifier {
   // (B, C, H, W) normalised float images on the model's device -> (B, num_classes) float logits.
   // No autocast or grad mode is set here: the caller decides.
   virtual at::Tensor forward(const at::Tensor& images) = 0;
+
+  // The same images' attention maps (attention_maps.h) with `head` or the mean over heads. Only models whose
+  // blocks are reachable have them: the default throws std::invalid_argument saying a weights file is needed.
+  virtual AttentionMaps attention_maps(const at::Tensor& images, std::optional<int64_t> head);
+  virtual bool has_attention_maps() const { return false; }
   const ClassifierInfo& info() const { return info_; }
   const c10::Device& device() const { return device_; }
 

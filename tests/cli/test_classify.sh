@@ -140,6 +140,41 @@ assert all(max(abs(u - v) for u, v in zip(x['logits'], y['logits'])) < 1e-4 for 
 "
 check "weights file: the batch size and worker count do not change the answers" $?
 
+# Attention maps: one picture per classified image, in input order, three panels under a caption; refused for
+# TorchScript, and a head that does not exist is named.
+"$vit" classify "$work/run/last.safetensors" "$data" "$work/missing.png" --attention-maps "$work/maps" \
+  --format csv >/dev/null 2>&1
+code=$?
+[[ $code == 1 ]]
+check "attention maps: exit 1 with one missing input" $? "exit $code"
+"$python" - "$work/maps" "$work/weights.jsonl" <<'PY'
+import json, os, sys
+import numpy as np
+from PIL import Image
+names = sorted(os.listdir(sys.argv[1]))
+inputs = [json.loads(l)["path"] for l in open(sys.argv[2])]
+# Ten pictures for the ten images (none for the missing file), numbered in input order.
+assert names == [f"{i + 1:05d}-{os.path.splitext(os.path.basename(p))[0]}.png" for i, p in enumerate(inputs)], names
+picture = np.asarray(Image.open(os.path.join(sys.argv[1], names[0])).convert("RGB"))
+assert picture.shape == (56 + 224, 3 * 224 + 2 * 8, 3), picture.shape
+# The image panel shows the (uniform) fixture image; the heat panels are coloured, not copies of it.
+image, heat = picture[56:, :224].astype(int), picture[56:, 232:456].astype(int)
+assert np.ptp(image.reshape(-1, 3), axis=0).max() <= 2, "a uniform input image stays uniform"
+assert np.abs(heat - image).max() > 30, "the heat map is blended over the image"
+assert (picture[:56] < 128).any(), "the caption band has text"
+PY
+check "attention maps: a picture per image, three panels, heat over the image" $?
+expect "attention maps: one head" 0 "dark|mid|bright" \
+  -- "$vit" classify "$work/run/last.safetensors" "$data/dark/d1.png" --attention-maps "$work/maps_head" --attention-head 1
+[[ -s $work/maps_head/00001-d1.png ]]
+check "attention maps: --attention-head writes its picture" $?
+expect "attention maps: a head that does not exist" 2 "--attention-head 2: the model has 2 heads \(0 to 1\)" \
+  -- "$vit" classify "$work/run/last.safetensors" "$data" --attention-maps "$work/maps2" --attention-head 2
+expect "attention maps: TorchScript is refused" 2 "is TorchScript \(vit export\); attention maps need a vit weights file" \
+  -- "$vit" classify "$work/brightness_vit.pt" "$data" --attention-maps "$work/maps3"
+expect "attention maps: an existing picture is not replaced" 0 "00001-d1.png' exists; not replaced" \
+  -- "$vit" classify "$work/run/last.safetensors" "$data/dark/d1.png" --attention-maps "$work/maps_head"
+
 # The same weights as a timm folder and a Hugging Face folder (written in Python): the same answers. (HF's
 # preprocessing has no crop fraction; the fixture images are uniform, so cropping changes nothing.)
 "$python" "$here/vit_to_checkpoints.py" "$work/run/last.safetensors" "$work/ckpt"
