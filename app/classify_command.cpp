@@ -17,6 +17,7 @@
 #include "app/prediction_writer.h"
 #include "data/attention_picture.h"
 #include "data/input_paths.h"
+#include "data/plots.h"
 #include "engine/predict.h"
 #include "models/atomic_file.h"
 
@@ -67,10 +68,7 @@ class AttentionPictureWriter {
     in.caption = fmt::format("top-1: {}  p = {:.3f}", label, p.probabilities.at(0));
     in.map_source = p.attention_from_class_token ? "from the class token" : "mean over patch tokens (no class token)";
     in.heads = head_ ? fmt::format("head {}", *head_) : fmt::format("mean of {} heads", info_.config->num_heads);
-    const auto png = data::encode_png(data::attention_picture(in));
-    write_file_atomically(path, [&](std::ostream& out) {
-      out.write(reinterpret_cast<const char*>(png.data()), static_cast<std::streamsize>(png.size()));
-    });
+    write_file_atomically(path, data::encode_png(data::attention_picture(in)));
   }
 
  private:

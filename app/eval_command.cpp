@@ -14,6 +14,7 @@
 #include "app/exit_codes.h"
 #include "app/model_options.h"
 #include "data/image_folder.h"
+#include "data/plots.h"
 #include "engine/classification_report.h"
 #include "engine/evaluate.h"
 #include "engine/predict.h"
@@ -29,6 +30,7 @@ struct EvalOptions {
   fs::path data_dir;
   std::string format = "text";
   fs::path confusion_csv;
+  fs::path plots_dir;
 };
 
 // The folder's classes, matched to the model's by name. Pointed at a dataset root by mistake, the "class"
@@ -168,6 +170,15 @@ int run_eval(const EvalOptions& o) {
     write_confusion_csv(o.confusion_csv, folder.classes, result);
     spdlog::info("confusion matrix written to '{}'", o.confusion_csv.string());
   }
+  if (!o.plots_dir.empty()) {
+    fs::create_directories(o.plots_dir);
+    const fs::path picture = o.plots_dir / "confusion.png";
+    write_file_atomically(picture, data::encode_png(data::confusion_picture(
+                                       result.confusion, folder.classes,
+                                       fmt::format("vit eval: {} on {} (top-1 {:.4f})", fs::path(o.model.model).filename().string(),
+                                                   o.data_dir.filename().string(), result.top1))));
+    spdlog::info("confusion matrix drawn to '{}'", picture.string());
+  }
   if (failed > 0) {
     spdlog::warn("{} of {} images could not be read and were left out", failed, folder.samples.size());
     return kExitSomeFailed;
@@ -189,6 +200,8 @@ Command setup_eval(CLI::App& app) {
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
   cli->add_option("--confusion-csv", options->confusion_csv, "Also write the confusion matrix to this CSV file");
+  cli->add_option("--plots", options->plots_dir,
+                  "Also draw DIR/confusion.png: the row-normalised confusion matrix with class names and a colour scale");
   cli->footer(
       "Exit status: 0 on success, 1 when some images could not be read (they are left out of the figures and "
       "listed on stderr), 2 for a usage, data folder or model error.");

@@ -19,6 +19,7 @@
 #include "app/classify_command.h"
 #include "app/dataset_command.h"
 #include "app/eval_command.h"
+#include "app/plot_command.h"
 #include "app/train_command.h"
 #endif
 
@@ -43,7 +44,7 @@ int main(int argc, char** argv) {
 #endif
       vit::app::setup_export(app), vit::app::setup_info(app),
 #ifdef VIT_HAVE_IMAGES
-      vit::app::setup_dataset(app),
+      vit::app::setup_dataset(app), vit::app::setup_plot(app),
 #endif
       vit::app::setup_bench(app)};
 

@@ -107,7 +107,8 @@ int run_train(const engine::TrainOptions& options, bool quiet) {
   } else {
     spdlog::info("{} epochs in {:.0f} s (no validation data)", s.epochs_done, s.seconds);
   }
-  spdlog::info("files: {0}/best.safetensors, {0}/last.safetensors, {0}/metrics.csv, {0}/config.json", dir);
+  spdlog::info("files: {0}/best.safetensors, {0}/last.safetensors, {0}/metrics.csv, {0}/curves.png, {0}/config.json",
+               dir);
   return kExitOk;
 }
 
@@ -131,7 +132,7 @@ Command setup_train(CLI::App& app) {
   add_optimization_options(cli, *options);
   add_augmentation_options(cli, *options);
   add_run_options(cli, *options);
-  cli->footer("Writes RUN_DIR/{best,last}.safetensors, metrics.csv, config.json and resume.safetensors. "
+  cli->footer("Writes RUN_DIR/{best,last}.safetensors, metrics.csv, curves.png, config.json and resume.safetensors. "
               "Ctrl-C stops after the current step and saves; --resume continues.");
   return {cli, [options, &app] { return run_train(*options, app.get_option("--quiet")->count() > 0); }};
 }

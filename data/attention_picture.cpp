@@ -1,6 +1,5 @@
 #include "data/attention_picture.h"
 
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include <algorithm>
@@ -75,12 +74,6 @@ cv::Mat attention_picture(const AttentionPictureInput& in) {
     text(canvas, titles[i], {x + 4, kCaptionBand - 10}, 0.45);
   }
   return canvas;
-}
-
-std::vector<unsigned char> encode_png(const cv::Mat& picture) {
-  std::vector<unsigned char> bytes;
-  if (!cv::imencode(".png", picture, bytes)) throw std::runtime_error("could not encode a PNG picture");
-  return bytes;
 }
 
 }  // namespace vit::data

@@ -31,7 +31,4 @@ struct AttentionPictureInput {
 // sizes.
 cv::Mat attention_picture(const AttentionPictureInput& input);
 
-// PNG bytes of a picture.
-std::vector<unsigned char> encode_png(const cv::Mat& picture);
-
 }  // namespace vit::data

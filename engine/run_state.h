@@ -4,6 +4,7 @@
 //   last.safetensors / best.safetensors   weights files (models/weights_file.h): the latest and the best by val top-1
 //   ema.safetensors                       the EMA weights, with --ema
 //   metrics.csv                           one row per epoch
+//   curves.png                            loss, accuracy and learning rate against epoch (training_plots.h)
 //   config.json                           the options and the resolved model, as run
 //   resume.safetensors                    everything needed to continue: weights, EMA, optimizer moments, RNG state
 //                                         and progress, in ONE file written atomically, so it is never inconsistent

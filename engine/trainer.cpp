@@ -23,6 +23,7 @@
 #include "engine/preprocess.h"
 #include "engine/runtime.h"
 #include "engine/train_step.h"
+#include "engine/training_plots.h"
 #include "models/atomic_file.h"
 #include "models/state_dict.h"
 
@@ -344,6 +345,12 @@ void TrainingRun::end_epoch() {
   }
   progress_.history.push_back(row);
   write_metrics_csv(options_.out_dir / "metrics.csv", progress_.history);
+  try {  // a picture is not worth stopping a run for
+    write_training_curves(options_.out_dir / "curves.png", progress_.history,
+                          "vit train: " + options_.out_dir.filename().string());
+  } catch (const std::exception& e) {
+    spdlog::warn("curves.png not written: {}", e.what());
+  }
   observer_.on_epoch_end(row);
 
   const bool whole_epoch = progress_.next_batch == train_loader_->batches_per_epoch() && epoch_began_at_start_;

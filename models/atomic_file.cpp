@@ -60,4 +60,10 @@ void write_file_atomically(const fs::path& path, const std::function<void(std::o
   }
 }
 
+void write_file_atomically(const fs::path& path, const std::vector<unsigned char>& bytes) {
+  write_file_atomically(path, [&](std::ostream& out) {
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  });
+}
+
 }  // namespace vit

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <functional>
 #include <ostream>
+#include <vector>
 
 namespace vit {
 
@@ -12,5 +13,8 @@ namespace vit {
 // Throws std::runtime_error naming the file if anything fails; the previous file, if any, is then untouched and
 // the temporary file removed.
 void write_file_atomically(const std::filesystem::path& path, const std::function<void(std::ostream&)>& write);
+
+// The same for bytes already in memory (an encoded picture, say).
+void write_file_atomically(const std::filesystem::path& path, const std::vector<unsigned char>& bytes);
 
 }  // namespace vit

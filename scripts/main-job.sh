@@ -2,7 +2,8 @@
 # The main job, from a fresh Debian 12 machine: installs every dependency, builds `vit`, converts Fashion-MNIST
 # (Debian's dataset-fashion-mnist) into an image folder tree, and trains a Vision Transformer on it from scratch
 # for at most ten minutes of wall time, reporting top-1 on the 10,000 test images after every epoch, then
-# evaluates the best weights on those images (per-class figures, confusion matrix) and classifies a few of them.
+# evaluates the best weights on those images (per-class figures, confusion matrix, drawn as RUN/confusion.png)
+# and classifies a few of them with their attention maps (RUN/attention/); RUN/curves.png shows the training.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash third_party/install-deps.sh
@@ -22,7 +23,7 @@ run=runs/fashion-mnist-$(date +%Y%m%d-%H%M%S)
   --batch-size 256 --lr 2e-3 --warmup-epochs 1 --label-smoothing 0.1 --drop-path 0.1 --scale 1 1 --ratio 1 1 \
   --hflip 0.5 --epochs 40 --time-limit 590
 "$vit" info "$run/best.safetensors"
-"$vit" eval "$run/best.safetensors" "$data/val" --batch-size 256 --confusion-csv "$run/confusion.csv"
+"$vit" eval "$run/best.safetensors" "$data/val" --batch-size 256 --confusion-csv "$run/confusion.csv" --plots "$run"
 
 # A few test images, the first of some classes, as a user would classify them.
 samples=()
@@ -30,4 +31,4 @@ for class in "Ankle boot" Bag Dress Shirt Sneaker; do
   images=("$data/val/$class"/*.png)
   samples+=("${images[0]}")
 done
-"$vit" classify "$run/best.safetensors" "${samples[@]}" --top-k 3
+"$vit" classify "$run/best.safetensors" "${samples[@]}" --top-k 3 --attention-maps "$run/attention"

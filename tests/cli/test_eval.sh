@@ -13,6 +13,26 @@ source "$here/lib.sh"
 data=$work/data
 model=$work/brightness_vit.pt
 
+"$vit" eval "$model" "$data" --plots "$work/plots" >/dev/null 2>&1
+check "eval --plots: exit 0" $?
+"$python" - "$work/plots/confusion.png" "$work/expected.json" <<'PY'
+import json, sys
+import numpy as np
+from PIL import Image
+picture = np.asarray(Image.open(sys.argv[1]).convert("RGB")).astype(int)
+confusion = json.load(open(sys.argv[2]))["confusion"]  # rows: true class
+k, cell, top = len(confusion), 56, 56
+left = picture.shape[1] - 90 - k * cell
+def green(r, c):  # viridis: green grows with the value
+    return picture[top + r * cell + 4: top + r * cell + 12, left + c * cell + 4: left + c * cell + 12, 1].mean()
+for r, row in enumerate(confusion):
+    shares = [v / sum(row) for v in row]
+    order = sorted(range(k), key=lambda c: shares[c])
+    greens = [green(r, c) for c in order]
+    assert greens == sorted(greens), (r, shares, greens)  # brighter where the row's share is larger
+    assert green(r, order[-1]) > green(r, order[0]) + 40, (r, shares)
+PY
+check "eval --plots: confusion.png shows each row's shares in order" $?
 "$vit" eval "$model" "$data" --format json --confusion-csv "$work/confusion.csv" >"$work/report.json"
 check "eval: exit 0" $?
 output=$("$python" -c "

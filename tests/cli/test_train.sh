@@ -37,12 +37,19 @@ common=(--model vit_mini_patch7_28 --embed-dim 32 --depth 2 --num-heads 2 -b 16 
 expect "train help" 0 "--time-limit" -- "$vit" train --help
 expect "train runs and summarises" 0 "best validation top-1 [0-9.]+, top-5 [0-9.]+ \(epoch [12]\)" \
   -- "$vit" train "$work/data" --out "$work/run" --epochs 2 "${common[@]}"
-for f in best.safetensors last.safetensors metrics.csv config.json resume.safetensors; do
+for f in best.safetensors last.safetensors metrics.csv curves.png config.json resume.safetensors; do
   [[ -s $work/run/$f ]]
   check "run folder has $f" $?
 done
 [[ $(wc -l <"$work/run/metrics.csv") == 3 ]]
 check "metrics.csv has a header and two epochs" $? "$(cat "$work/run/metrics.csv")"
+mv "$work/run/curves.png" "$work/curves_by_train.png"
+expect "vit plot redraws the curves from metrics.csv" 0 "2 epochs drawn to '$work/run/curves.png'" -- "$vit" plot "$work/run"
+cmp -s "$work/run/curves.png" "$work/curves_by_train.png"
+check "vit plot draws what vit train drew" $?
+expect "vit plot --out" 0 "drawn to '$work/elsewhere.png'" -- "$vit" plot "$work/run" --out "$work/elsewhere.png"
+expect "vit plot on a folder that is not a run" 2 "metrics.csv' cannot be read: is it a run folder of vit train" \
+  -- "$vit" plot "$work/data"
 expect "trained weights describe themselves" 0 "classes +10: Ankle boot, Bag, Coat" -- "$vit" info "$work/run/best.safetensors"
 expect "an existing run is not overwritten" 2 "already holds a training run; continue it with --resume" \
   -- "$vit" train "$work/data" --out "$work/run" --epochs 2 "${common[@]}"

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "data/attention_picture.h"
+#include "data/plots.h"
 #include "tests/catch.h"
 #include "tests/error_of.h"
 
