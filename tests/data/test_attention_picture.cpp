@@ -35,7 +35,7 @@ TEST_CASE("the attention picture shows the image and puts heat where the maps ar
   in.rollout = rollout.data();
   in.grid = 4;
   in.caption = "top-1: coat  p = 0.900";
-  in.map_source = "from the class token";
+  in.map_source = "of the class token";
   in.heads = "mean of 4 heads";
 
   const cv::Mat picture = attention_picture(in);
