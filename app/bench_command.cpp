@@ -1,10 +1,10 @@
 #include "app/bench_command.h"
 
+#include <algorithm>
 #include <memory>
 #include <string>
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 

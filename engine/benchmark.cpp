@@ -29,6 +29,7 @@
 #include "engine/train_step.h"
 #include "models/atomic_file.h"
 #include "models/cpu_gemm.h"
+#include "models/model_info.h"
 
 namespace vit::engine {
 namespace {
@@ -139,15 +140,7 @@ BenchModel::BenchModel(const BenchOptions& options)
   torch::manual_seed(options.seed);
   model_ = VisionTransformer(config_);
   model_->to(device_);
-  std::vector<NamedParameter> parameters;
-  for (const auto& item : model_->named_parameters()) parameters.push_back({item.key(), item.value()});
-  optimizer_ = std::make_unique<AdamW>(std::move(parameters), AdamWOptions{});
-}
-
-int64_t BenchModel::parameters() const {
-  int64_t count = 0;
-  for (const auto& p : model_->parameters()) count += p.numel();
-  return count;
+  optimizer_ = std::make_unique<AdamW>(named_parameters(*model_), AdamWOptions{});
 }
 
 void BenchModel::train_step(const at::Tensor& images, const at::Tensor& targets) {
@@ -192,7 +185,7 @@ BenchReport run_benchmark(const BenchOptions& options, const ExtraPhases& extra)
   BenchModel model(options);
   BenchReport report;
   report.config = model.config();
-  report.parameters = model.parameters();
+  report.parameters = count_parameters(model.config());
   report.device = describe_device(model.device());
   report.kernels = describe_kernels(model.device(), options.amp == "bf16");
 

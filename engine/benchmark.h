@@ -63,7 +63,6 @@ class BenchModel {
   explicit BenchModel(const BenchOptions& options);  // sets the threads; throws std::invalid_argument
   const ViTConfig& config() const { return config_; }
   c10::Device device() const { return device_; }
-  int64_t parameters() const;
 
   void train_step(const at::Tensor& images, const at::Tensor& targets);  // targets: (B, num_classes)
   void inference_step(const at::Tensor& images);

@@ -19,6 +19,12 @@
 
 namespace vit::engine {
 
+std::vector<NamedParameter> named_parameters(const torch::nn::Module& module) {
+  std::vector<NamedParameter> out;
+  for (const auto& item : module.named_parameters()) out.push_back({item.key(), item.value()});
+  return out;
+}
+
 bool AdamW::uses_weight_decay(const std::string& name, const at::Tensor& tensor) {
   return tensor.dim() > 1 && name != "cls_token" && name != "pos_embed";
 }

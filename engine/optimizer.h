@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <ATen/core/Tensor.h>
+#include <torch/nn/module.h>
 
 #include "models/safetensors.h"
 
@@ -17,6 +18,9 @@ struct NamedParameter {
   std::string name;
   at::Tensor tensor;
 };
+
+// A module's parameters under their state-dict names, as AdamW takes them.
+std::vector<NamedParameter> named_parameters(const torch::nn::Module& module);
 
 struct AdamWOptions {
   double beta1 = 0.9;

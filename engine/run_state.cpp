@@ -1,6 +1,9 @@
 #include "engine/run_state.h"
 
+#include <array>
+#include <fstream>
 #include <iomanip>
+#include <string>
 #include <sstream>
 #include <stdexcept>
 
@@ -27,6 +30,20 @@ TensorMap take_prefixed(const TensorMap& tensors, const std::string& prefix) {
   }
   return out;
 }
+
+// The header row of metrics.csv, which write_metrics_csv writes and read_metrics_csv expects.
+constexpr const char* kMetricsHeader =
+    "epoch,train_loss,train_acc,val_loss,val_top1,val_top5,ema_val_top1,ema_val_top5,lr,images_per_s,seconds";
+
+// The columns after `epoch`, in file order (pointers to const for a const row).
+template <typename Row>
+auto metric_fields(Row& r) {
+  return std::array{&r.train_loss, &r.train_acc,    &r.val_loss, &r.val_top1,       &r.val_top5,
+                    &r.ema_val_top1, &r.ema_val_top5, &r.lr,       &r.images_per_s, &r.seconds};
+}
+
+// An empty metrics cell is a figure the run does not have.
+double parse_cell(const std::string& text) { return text.empty() ? kNoValue : std::stod(text); }
 
 }  // namespace
 
@@ -114,17 +131,42 @@ void write_metrics_csv(const fs::path& path, const std::vector<MetricsRow>& rows
     if (!std::isnan(value)) out << value;
   };
   write_file_atomically(path, [&](std::ostream& out) {
-    out << "epoch,train_loss,train_acc,val_loss,val_top1,val_top5,ema_val_top1,ema_val_top5,lr,images_per_s,seconds\n";
+    out << kMetricsHeader << '\n';
     out << std::setprecision(6);
     for (const auto& r : rows) {
       out << r.epoch;
-      for (double v : {r.train_loss, r.train_acc, r.val_loss, r.val_top1, r.val_top5, r.ema_val_top1,
-                       r.ema_val_top5, r.lr, r.images_per_s, r.seconds}) {
-        cell(out, v);
-      }
+      for (const double* v : metric_fields(r)) cell(out, *v);
       out << '\n';
     }
   });
+}
+
+std::vector<MetricsRow> read_metrics_csv(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) throw std::invalid_argument("'" + path.string() + "' cannot be read: is it a run folder of vit train?");
+  std::string line;
+  if (!std::getline(in, line) || line != kMetricsHeader)
+    throw std::invalid_argument("'" + path.string() + "' does not start with vit train's metrics header");
+  std::vector<MetricsRow> rows;
+  for (int number = 2; std::getline(in, line); ++number) {
+    if (line.empty()) continue;
+    std::vector<std::string> cells;
+    std::stringstream columns(line);
+    for (std::string cell; std::getline(columns, cell, ',');) cells.push_back(cell);
+    if (line.back() == ',') cells.emplace_back();  // getline drops an empty last cell
+    try {
+      if (cells.size() != 11) throw std::invalid_argument("11 columns expected");
+      MetricsRow r;
+      r.epoch = std::stoll(cells[0]);
+      const auto fields = metric_fields(r);
+      for (size_t i = 0; i < fields.size(); ++i) *fields[i] = parse_cell(cells[i + 1]);
+      rows.push_back(r);
+    } catch (const std::exception& e) {
+      throw std::invalid_argument("'" + path.string() + "' line " + std::to_string(number) + ": not a metrics row (" +
+                                  e.what() + "): " + line);
+    }
+  }
+  return rows;
 }
 
 }  // namespace vit::engine

@@ -78,6 +78,9 @@ RunState load_run_state(const std::filesystem::path& path);  // errors name the 
 
 // The whole history, rewritten atomically; empty cells where a value does not apply.
 void write_metrics_csv(const std::filesystem::path& path, const std::vector<MetricsRow>& rows);
+// Reads metrics.csv as write_metrics_csv writes it (also while a run is going: the file is replaced atomically).
+// Throws std::invalid_argument naming the file and the line for a missing file, another header, or a bad row.
+std::vector<MetricsRow> read_metrics_csv(const std::filesystem::path& path);
 
 void to_json(nlohmann::json& j, const MetricsRow& row);
 void from_json(const nlohmann::json& j, MetricsRow& row);

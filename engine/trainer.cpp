@@ -124,9 +124,7 @@ void TrainingRun::prepare(std::optional<RunState> resumed) {
     ema_ = std::make_unique<ModelEma>(model_, options_.ema_decay);
     if (resumed) load_state_dict(*ema_->model(), resumed->ema, "EMA weights in the resume state");
   }
-  std::vector<NamedParameter> parameters;
-  for (const auto& item : model_->named_parameters()) parameters.push_back({item.key(), item.value()});
-  optimizer_ = std::make_unique<AdamW>(std::move(parameters), AdamWOptions{0.9, 0.999, 1e-8, options_.weight_decay});
+  optimizer_ = std::make_unique<AdamW>(named_parameters(*model_), AdamWOptions{0.9, 0.999, 1e-8, options_.weight_decay});
 
   make_loaders();
   steps_per_epoch_ = (train_loader_->batches_per_epoch() + options_.grad_accum - 1) / options_.grad_accum;

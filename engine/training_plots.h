@@ -9,10 +9,6 @@
 
 namespace vit::engine {
 
-// Reads RUN_DIR/metrics.csv as write_metrics_csv writes it. Throws std::invalid_argument naming the file and the
-// line for a missing file, another header, or a malformed row.
-std::vector<MetricsRow> read_metrics_csv(const std::filesystem::path& path);
-
 // Draws `rows` (loss, accuracy, learning rate against epoch) and writes the PNG to `path` atomically.
 void write_training_curves(const std::filesystem::path& path, const std::vector<MetricsRow>& rows,
                            const std::string& title);

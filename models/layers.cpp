@@ -97,7 +97,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, torch::Tensor* prob
     } else {
       out = fused_attention(parts[0], parts[1], parts[2], dropout);  // (B, H, N, Dh)
     }
-    out = out.transpose(1, 2).reshape({-1, tokens, dim});          // (B, N, D)
+    out = out.transpose(1, 2).reshape({-1, tokens, dim});  // (B, N, D)
   }
   return proj_drop_->forward(proj_->forward(out));
 }
