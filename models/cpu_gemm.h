@@ -4,8 +4,8 @@
 //
 // Why not LibTorch's own: Debian's LibTorch 1.13 multiplies float32 matrices with OpenBLAS, and batches of them
 // (attention's B x H small products) as a serial loop of select() + sgemm that leaves all but one core idle.
-// Measured on this project's 2-core AVX-512 machine, on every ViT shape (bench/README.md): oneDNN's sgemm
-// 188-218 GFLOP/s against OpenBLAS's 137-183, and the attention products split across cores.
+// Measured on this project's 2-core AVX-512 machine on a ViT's shapes (bench/sgemm_shapes.py): oneDNN's sgemm
+// 192-215 GFLOP/s against OpenBLAS's 141-178; and the attention products are split across cores.
 
 #include <cstdint>
 
