@@ -50,6 +50,8 @@ folder training runs at [0-9.]+x the synthetic-data training throughput" \
 expect "pipeline phase" 0 "pipeline +[0-9.]+ images/s" -- "$vit" bench "${tiny[@]}" --data "$work/images"
 
 expect "zero batch size" 2 "--batch-size must be positive, got 0$" -- "$vit" bench "${base[@]}" --batch-size 0
+expect "no warm-up step" 2 "--warmup must be at least 1, got 0" -- "$vit" bench --model vit_mini_patch4_32 --warmup 0
+expect "zero windows" 2 "--windows must be positive, got 0$" -- "$vit" bench --model vit_mini_patch4_32 --windows 0
 expect "unknown preset" 2 "--model: unknown preset 'vit_huge_patch99'" -- "$vit" bench --model vit_huge_patch99
 expect "impossible architecture" 2 "model options: .*num_heads" -- "$vit" bench "${base[@]}" --num-heads 3
 expect "cuda without cuda" 2 "--device cuda: this LibTorch build has no CUDA support" \

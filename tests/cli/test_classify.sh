@@ -170,6 +170,8 @@ expect "attention maps: one head" 0 "dark|mid|bright" \
 check "attention maps: --attention-head writes its picture" $?
 expect "attention maps: a head that does not exist" 2 "--attention-head 2: the model has 2 heads \(0 to 1\)" \
   -- "$vit" classify "$work/run/last.safetensors" "$data" --attention-maps "$work/maps2" --attention-head 2
+expect "attention maps: --attention-head alone is refused" 2 "--attention-head needs --attention-maps DIR" \
+  -- "$vit" classify "$work/run/last.safetensors" "$data" --attention-head 1
 expect "attention maps: TorchScript is refused" 2 "is TorchScript \(vit export\); attention maps need a vit weights file" \
   -- "$vit" classify "$work/brightness_vit.pt" "$data" --attention-maps "$work/maps3"
 expect "attention maps: an existing picture is not replaced" 0 "00001-d1.png' exists; not replaced" \

@@ -48,6 +48,9 @@ expect "vit plot redraws the curves from metrics.csv" 0 "2 epochs drawn to '$wor
 cmp -s "$work/run/curves.png" "$work/curves_by_train.png"
 check "vit plot draws what vit train drew" $?
 expect "vit plot --out" 0 "drawn to '$work/elsewhere.png'" -- "$vit" plot "$work/run" --out "$work/elsewhere.png"
+mkdir -p "$work/fresh_run"
+head -n 1 "$work/run/metrics.csv" >"$work/fresh_run/metrics.csv"
+expect "vit plot on a run without epochs yet" 2 "fresh_run/metrics.csv' has no epochs yet" -- "$vit" plot "$work/fresh_run"
 expect "vit plot on a folder that is not a run" 2 "metrics.csv' cannot be read: is it a run folder of vit train" \
   -- "$vit" plot "$work/data"
 expect "trained weights describe themselves" 0 "classes +10: Ankle boot, Bag, Coat" -- "$vit" info "$work/run/best.safetensors"
