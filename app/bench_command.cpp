@@ -29,7 +29,10 @@ nlohmann::json to_json(const engine::Throughput& t) {
   return {{"images_per_s", t.median()},
           {"windows_images_per_s", t.images_per_s},
           {"steps_per_window", t.steps_per_window},
-          {"peak_memory_bytes", t.peak_memory_bytes}};
+          {"peak_memory_bytes", t.peak_memory_bytes},
+          {"minor_faults_per_step", t.minor_faults_per_step},
+          {"kernel_time_share", t.kernel_time_share},
+          {"images_per_cpu_second", t.images_per_cpu_second}};
 }
 
 void print_json(const engine::BenchOptions& o, const engine::BenchReport& r) {
@@ -39,9 +42,11 @@ void print_json(const engine::BenchOptions& o, const engine::BenchReport& r) {
                      {"batch_size", o.batch_size},
                      {"amp", o.amp},
                      {"device", r.device},
-                     {"kernels", r.kernels}};
+                     {"kernels", r.kernels},
+                     {"memory", r.memory}};
   const std::pair<const char*, const std::optional<engine::Throughput>*> phases[] = {
-      {"inference", &r.inference}, {"train", &r.train}, {"pipeline", &r.pipeline}, {"folder_train", &r.folder_train}};
+      {"inference", &r.inference}, {"train", &r.train}, {"pipeline", &r.pipeline}, {"folder_train", &r.folder_train},
+      {"synthetic_beside_folder", &r.synthetic_beside_folder}};
   for (const auto& [name, phase] : phases) {
     if (*phase) out[name] = to_json(**phase);
   }
@@ -50,9 +55,10 @@ void print_json(const engine::BenchOptions& o, const engine::BenchReport& r) {
 
 void print_phase(const char* name, const engine::Throughput& t) {
   const auto [low, high] = std::minmax_element(t.images_per_s.begin(), t.images_per_s.end());
-  fmt::print("{:<13}{:>10.1f} images/s  (median of {} windows of {} steps, range {:.1f}-{:.1f}; peak memory {:.0f} MiB)\n",
+  fmt::print("{:<13}{:>10.1f} images/s  (median of {} windows of {} steps, range {:.1f}-{:.1f}; peak memory {:.0f} MiB; "
+             "{:.0f} page faults per step, {:.1f}% of CPU time in the kernel)\n",
              name, t.median(), t.images_per_s.size(), t.steps_per_window, *low, *high,
-             static_cast<double>(t.peak_memory_bytes) / (1 << 20));
+             static_cast<double>(t.peak_memory_bytes) / (1 << 20), t.minor_faults_per_step, 100.0 * t.kernel_time_share);
 }
 
 void print_text(const engine::BenchOptions& o, const engine::BenchReport& r) {
@@ -62,15 +68,19 @@ void print_text(const engine::BenchOptions& o, const engine::BenchReport& r) {
              static_cast<double>(r.parameters) / 1e6);
   fmt::print("run          batch {}, {}, {}\n", o.batch_size, o.amp == "bf16" ? "bf16 autocast" : "float32", r.device);
   fmt::print("kernels      {}\n", r.kernels);
+  fmt::print("memory       {}\n", r.memory);
   if (r.inference) print_phase("inference", *r.inference);
   if (r.train) print_phase("train", *r.train);
-  if (r.pipeline) print_phase("pipeline", *r.pipeline);
-  if (r.folder_train) {
+  if (r.pipeline) {
+    print_phase("pipeline", *r.pipeline);
+    fmt::print("{:<13}{:>10.1f} images per CPU-second ({} decode thread{}; {})\n", "", r.pipeline->images_per_cpu_second,
+               r.workers, r.workers == 1 ? "" : "s", r.image_cache);
+  }
+  if (r.folder_train && r.synthetic_beside_folder) {
     print_phase("folder train", *r.folder_train);
-    if (r.train) {
-      fmt::print("folder training runs at {:.2f}x the synthetic-data training throughput\n",
-                 r.folder_train->median() / r.train->median());
-    }
+    print_phase("  synthetic", *r.synthetic_beside_folder);
+    fmt::print("folder training runs at {:.2f}x the synthetic-data training throughput (windows alternating)\n",
+               r.folder_train->median() / r.synthetic_beside_folder->median());
   }
 }
 
@@ -128,6 +138,7 @@ Command setup_bench(CLI::App& app) {
                   "flip, batching) and training fed by it")
       ->check(CLI::ExistingDirectory)
       ->group(measure);
+  add_cache_option(cli, o.cache_images_mib, measure);
 #endif
   cli->add_option("--trace", o.trace_path,
                   "Afterwards, write a Chrome trace (chrome://tracing, ui.perfetto.dev) of one step of each phase to "

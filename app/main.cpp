@@ -4,6 +4,7 @@
 //   2  usage error, or a model/file that cannot be used; the message says which
 
 #include <exception>
+#include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -15,6 +16,7 @@
 #include "app/exit_codes.h"
 #include "app/export_command.h"
 #include "app/info_command.h"
+#include "engine/runtime.h"
 #ifdef VIT_HAVE_IMAGES
 #include "app/classify_command.h"
 #include "app/dataset_command.h"
@@ -24,6 +26,8 @@
 #endif
 
 int main(int argc, char** argv) {
+  // Before any tensor exists: every command allocates and frees activations step after step.
+  const std::string memory = vit::engine::configure_memory_reuse();
   // Results go to stdout; logs and errors to stderr, so output stays machine-readable when piped.
   spdlog::set_default_logger(spdlog::stderr_color_mt("vit"));
   spdlog::set_pattern("%^%l%$: %v");
@@ -55,6 +59,7 @@ int main(int argc, char** argv) {
     return code == 0 ? vit::app::kExitOk : vit::app::kExitUsage;
   }
   spdlog::set_level(verbose ? spdlog::level::debug : quiet ? spdlog::level::warn : spdlog::level::info);
+  spdlog::debug("memory: {}", memory);
 
   try {
     for (const auto& command : commands) {

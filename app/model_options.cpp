@@ -75,6 +75,14 @@ void add_runtime_options(CLI::App* cli, std::string& device, std::string& amp, i
   cli->add_option("--workers", workers, "Image decoding threads (0 = automatic)")->capture_default_str()->group(group);
 }
 
+void add_cache_option(CLI::App* cli, int64_t& cache_images_mib, const std::string& group) {
+  cli->add_option("--cache-images", cache_images_mib,
+                  "Keep up to this many MiB of decoded images in memory, so later epochs skip reading and decoding "
+                  "them (0 = decode every time)")
+      ->capture_default_str()
+      ->group(group);
+}
+
 std::unique_ptr<ImageClassifier> open_model(const ModelOptions& options) {
   engine::set_threads(options.threads);
   auto model = open_classifier(options.model, options.overrides, engine::select_device(options.device));

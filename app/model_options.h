@@ -29,6 +29,9 @@ void add_model_options(CLI::App* cli, ModelOptions& options);
 void add_runtime_options(CLI::App* cli, std::string& device, std::string& amp, int& threads, int& workers,
                          const std::string& group);
 
+// --cache-images MIB, in `group`: for the commands that read an image folder more than once (train, bench --data).
+void add_cache_option(CLI::App* cli, int64_t& cache_images_mib, const std::string& group);
+
 // Sets the threads, opens the model on its device and logs what it is. Throws std::invalid_argument for an
 // unusable model or option.
 std::unique_ptr<ImageClassifier> open_model(const ModelOptions& options);

@@ -79,6 +79,7 @@ void add_run_options(CLI::App* cli, engine::TrainOptions& o) {
   cli->add_flag("--ema", o.ema, "Keep an exponential moving average of the weights (evaluated and saved too)")->group(group);
   cli->add_option("--ema-decay", o.ema_decay, "EMA decay per step")->capture_default_str()->group(group);
   add_runtime_options(cli, o.device, o.amp, o.threads, o.workers, group);
+  add_cache_option(cli, o.cache_images_mib, group);
   cli->add_option("--seed", o.seed, "Random seed (initialisation, data order, augmentation)")->capture_default_str()->group(group);
   cli->add_option("--time-limit", o.time_limit, "Seconds of training; the schedule is fitted to it (0 = none)")
       ->capture_default_str()

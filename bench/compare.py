@@ -1,11 +1,17 @@
 #!/usr/bin/env python3
-"""`vit bench` beside the same model in PyTorch (torchvision_bench.py), for each case: both are run ROUNDS
-times, alternating, so that the machine's changing load falls on both alike; each round gives a median over
-timed windows, and the table shows the median over rounds of each side and their ratio (vit / PyTorch: above
-1 means vit is faster). Not a test: figures for the README.
+"""`vit bench` beside the same model in PyTorch (torchvision_bench.py), for each case: every side is run ROUNDS
+times, alternating, so that the machine's changing load falls on all alike; each round gives a median over
+timed windows, and the table shows the median over rounds of each side and the ratios (vit / PyTorch: above 1
+means vit is faster). Not a test: figures for the README.
+
+Sides (--sides, comma-separated; the first vit side and the PyTorch sides make the ratios):
+  vit           vit as shipped (freed memory kept for reuse, engine/runtime.h)
+  vit-system    vit with malloc's defaults (VIT_MALLOC=system): what vit did before it kept memory
+  torch         PyTorch under its default allocator (glibc malloc's defaults)
+  torch-reuse   PyTorch with glibc told to keep freed memory (GLIBC_TUNABLES, the same settings as vit's)
 
 usage: compare.py --vit BUILD/app/vit [--python /usr/bin/python3] [--rounds 3] [--impl torchvision|timm]
-                  [--data DIR --workers N] [--case 'LABEL|VIT BENCH ARGS'] ...
+                  [--sides vit,torch,torch-reuse] [--case 'LABEL|VIT BENCH ARGS'] ...
 """
 import argparse
 import json
@@ -28,6 +34,14 @@ DEFAULT_CASES = [
     "vit_mini_patch4_32, batch 256, bf16|--model vit_mini_patch4_32 --batch-size 256 --amp bf16",
     "vit_tiny_patch16_224, batch 32, float32|--model vit_tiny_patch16_224 --batch-size 32",
 ]
+# glibc's malloc keeping freed memory: what vit's configure_memory_reuse() sets with mallopt.
+REUSE_TUNABLES = "glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824"
+SIDES = {
+    "vit": ("vit", {}),
+    "vit-system": ("vit", {"VIT_MALLOC": "system"}),
+    "torch": ("torch", {}),
+    "torch-reuse": ("torch", {"GLIBC_TUNABLES": REUSE_TUNABLES}),
+}
 
 
 def shared_args(args):
@@ -38,11 +52,43 @@ def shared_args(args):
     return out
 
 
-def run_json(command):
-    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def run_json(command, env_extra):
+    env = dict(os.environ, **env_extra)
+    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     if result.returncode != 0:
         sys.exit(f"failed ({result.returncode}): {shlex.join(command)}\n{result.stderr}")
     return json.loads(result.stdout)
+
+
+def run_case(args, sides, bench_args, tmp):
+    """{side: [result of each round]}; vit's first run gives the config PyTorch builds."""
+    rounds = {side: [] for side in sides}
+    config = os.path.join(tmp, "config.json")
+    for _ in range(args.rounds):
+        for side in sides:
+            kind, env = SIDES[side]
+            if kind == "vit":
+                result = run_json([args.vit, "--quiet", "bench", "--format", "json", *bench_args], env)
+                if not os.path.exists(config):
+                    with open(config, "w") as f:
+                        json.dump(result, f)
+            else:
+                result = run_json([args.python, os.path.join(HERE, "torchvision_bench.py"), "--config", config,
+                                   "--impl", args.impl, *shared_args(bench_args)], env)
+            rounds[side].append(result)
+    os.remove(config)
+    return rounds
+
+
+def summarise(results, key):
+    """Median images/s over rounds, peak MiB, median faults per step and kernel share; None where it failed."""
+    if key not in results[0] or "error" in results[0][key]:
+        return None
+    phase = [r[key] for r in results]
+    return {"images_per_s": statistics.median(p["images_per_s"] for p in phase),
+            "mib": max(p["peak_memory_bytes"] for p in phase) / 2**20,
+            "faults": statistics.median(p.get("minor_faults_per_step", 0.0) for p in phase),
+            "kernel": statistics.median(p.get("kernel_time_share", 0.0) for p in phase)}
 
 
 def main():
@@ -51,57 +97,64 @@ def main():
     parser.add_argument("--python", default="/usr/bin/python3")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--impl", choices=["torchvision", "timm"], default="torchvision")
+    parser.add_argument("--sides", default="vit,torch,torch-reuse")
     parser.add_argument("--case", action="append", help="'LABEL|VIT BENCH ARGS' (repeatable)")
     args = parser.parse_args()
+    sides = args.sides.split(",")
+    unknown = [s for s in sides if s not in SIDES]
+    if unknown or not any(SIDES[s][0] == "vit" for s in sides):
+        sys.exit(f"--sides: expected a comma-separated list of {', '.join(SIDES)} with at least one vit side")
+    ours = next(s for s in sides if SIDES[s][0] == "vit")
+    names = {s: s.replace("torch", args.impl) for s in sides}
 
-    rows, failures = [], []
+    rows, failures, device, torch_version = [], [], "", ""
+    beside = {}  # label -> {side: synthetic training timed alternately with training from the folder}
     with tempfile.TemporaryDirectory() as tmp:
         for case in args.case or DEFAULT_CASES:
             label, bench_args = case.split("|", 1)
-            bench_args = shlex.split(bench_args)
             print(f"{label}: {args.rounds} rounds ...", file=sys.stderr, flush=True)
-            rounds = {"vit": [], "torch": []}
-            for _ in range(args.rounds):
-                ours = run_json([args.vit, "--quiet", "bench", "--format", "json", *bench_args])
-                config = os.path.join(tmp, "config.json")
-                with open(config, "w") as f:
-                    json.dump(ours, f)
-                theirs = run_json([args.python, os.path.join(HERE, "torchvision_bench.py"), "--config", config,
-                                   "--impl", args.impl, *shared_args(bench_args)])
-                rounds["vit"].append(ours)
-                rounds["torch"].append(theirs)
+            rounds = run_case(args, sides, shlex.split(bench_args), tmp)
+            device = rounds[ours][0]["device"]
+            torch_version = next((r[0]["torch"] for s, r in rounds.items() if SIDES[s][0] == "torch"), "")
             for key, name in PHASES:
-                if key not in rounds["vit"][0]:
+                if key not in rounds[ours][0]:
                     continue
-                ours = statistics.median(r[key]["images_per_s"] for r in rounds["vit"])
-                mem_ours = max(r[key]["peak_memory_bytes"] for r in rounds["vit"]) / 2**20
-                if "error" in rounds["torch"][0][key]:
-                    failures.append(f"{label}, {name}: PyTorch failed: {rounds['torch'][0][key]['error']}")
-                    rows.append((label, name, ours, None, None, mem_ours, None))
-                    continue
-                theirs = statistics.median(r[key]["images_per_s"] for r in rounds["torch"])
-                mem_theirs = max(r[key]["peak_memory_bytes"] for r in rounds["torch"]) / 2**20
-                rows.append((label, name, ours, theirs, ours / theirs, mem_ours, mem_theirs))
-        device = rounds["vit"][0]["device"]
-        torch_version = rounds["torch"][0]["torch"]
+                figures = {side: summarise(results, key) for side, results in rounds.items()}
+                for side, results in rounds.items():
+                    if figures[side] is None and key in results[0]:
+                        failures.append(f"{label}, {name}: {names[side]} failed: {results[0][key]['error']}")
+                rows.append((label, name, figures))
+            if "synthetic_beside_folder" in rounds[ours][0]:
+                beside[label] = {side: summarise(results, "synthetic_beside_folder") for side, results in rounds.items()}
 
     print(f"vit bench vs {args.impl} (torch {torch_version}) on {device}; images/s, median of {args.rounds} "
-          f"alternating rounds, each the median of its timed windows")
-    header = ("case", "phase", "vit", args.impl, "ratio", "vit MiB", f"{args.impl} MiB")
-    print(f"{header[0]:<42} {header[1]:<18} {header[2]:>9} {header[3]:>11} {header[4]:>6} {header[5]:>8} {header[6]:>15}")
-    def number(value, digits):
-        return "n/a" if value is None else f"{value:.{digits}f}"
+          f"alternating rounds, each the median of its timed windows; ratio = {ours} / each PyTorch side")
+    others = [s for s in sides if s != ours and SIDES[s][0] == "torch"]
+    header = ["case", "phase", *[names[s] for s in sides], *[f"/{names[s]}" for s in others]]
+    header += [f"{names[s]} MiB" for s in sides] + [f"{names[s]} faults/step" for s in sides]
+    header += [f"{names[s]} kernel%" for s in sides]
+    print(" | ".join(header))
 
-    for label, name, ours, theirs, ratio, mem_ours, mem_theirs in rows:
-        print(f"{label:<42} {name:<18} {ours:>9.1f} {number(theirs, 1):>11} {number(ratio, 2):>6} {mem_ours:>8.0f} "
-              f"{number(mem_theirs, 0):>15}")
-    for label, name, ours, theirs, *_ in rows:
-        if name != "train from folder":
+    def number(figure, field, digits, scale=1.0):
+        return "n/a" if figure is None else f"{figure[field] * scale:,.{digits}f}"
+
+    for label, name, figures in rows:
+        cells = [label, name] + [number(figures[s], "images_per_s", 1) for s in sides]
+        for s in others:
+            ok = figures[s] is not None and figures[ours] is not None
+            cells.append(f"{figures[ours]['images_per_s'] / figures[s]['images_per_s']:.2f}" if ok else "n/a")
+        cells += [number(figures[s], "mib", 0) for s in sides]
+        cells += [number(figures[s], "faults", 0) for s in sides]
+        cells += [number(figures[s], "kernel", 1, 100.0) for s in sides]
+        print(" | ".join(cells))
+    for label, name, figures in rows:
+        synthetic = beside.get(label)
+        if name != "train from folder" or synthetic is None:
             continue
-        synthetic = {(r[0], r[1]): r for r in rows}.get((label, "train"))
-        if synthetic and theirs is not None and synthetic[3] is not None:
-            print(f"{label}: training fed from the folder runs at {ours / synthetic[2]:.2f}x vit's synthetic-data "
-                  f"figure; {args.impl}: {theirs / synthetic[3]:.2f}x")
+        shares = [f"{names[s]} {figures[s]['images_per_s'] / synthetic[s]['images_per_s']:.2f}x"
+                  for s in sides if figures[s] is not None and synthetic[s] is not None]
+        print(f"{label}: training fed from the folder against synthetic data (alternating windows): "
+              f"{', '.join(shares)}")
     for failure in failures:
         print(failure)
 

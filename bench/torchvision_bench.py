@@ -5,8 +5,10 @@ on the same LibTorch. Prints one JSON object shaped like vit bench's.
 
 Timing follows vit bench: `--warmup` untimed steps, the last of which sizes the windows (steps that fit in
 `--window-seconds`), then `--windows` timed windows, synchronised only at their edges; the median is reported.
+Training fed from a folder is timed in windows alternating with synthetic-data training, as vit bench does.
 Peak memory: the process's peak resident set per phase on CPU (reset through /proc/self/clear_refs), the peak
-of allocated GPU memory on CUDA.
+of allocated GPU memory on CUDA. Minor page faults per step and the kernel's share of CPU time over the timed
+windows (getrusage), as vit bench.
 
 usage: torchvision_bench.py --config JSON_FILE [--impl torchvision|timm] [--batch-size N] [--device cpu|cuda]
                             [--amp none|bf16] [--threads N] [--phases train|inference|both] [--data DIR --workers N]
@@ -16,6 +18,7 @@ import contextlib
 import json
 import os
 import re
+import resource
 import statistics
 import time
 
@@ -64,26 +67,52 @@ def synchronize(device):
         torch.cuda.synchronize()
 
 
-def measure(args, device, step):
+def usage():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime, r.ru_stime, r.ru_minflt
+
+
+def measure_alternating(args, device, steps):
+    """Each step's warm-up (the last warm-up step sizes its windows), then the steps' timed windows in turn."""
     memory = PeakMemory(device)
-    memory.reset()
-    for _ in range(args.warmup - 1):
-        step()
-    synchronize(device)
-    start = time.perf_counter()
-    step()
-    synchronize(device)
-    steps = max(1, round(args.window_seconds / max(time.perf_counter() - start, 1e-9)))
-    windows = []
-    for _ in range(args.windows):
-        images = 0
-        start = time.perf_counter()
-        for _ in range(steps):
-            images += step()
+    sized, results = [], []
+    for step in steps:
+        memory.reset()
+        for _ in range(args.warmup - 1):
+            step()
         synchronize(device)
-        windows.append(images / (time.perf_counter() - start))
-    return {"images_per_s": statistics.median(windows), "windows_images_per_s": windows,
-            "steps_per_window": steps, "peak_memory_bytes": memory.peak_bytes()}
+        start = time.perf_counter()
+        step()
+        synchronize(device)
+        sized.append(max(1, round(args.window_seconds / max(time.perf_counter() - start, 1e-9))))
+        results.append({"windows": [], "peak": memory.peak_bytes(), "user": 0.0, "kernel": 0.0, "faults": 0})
+    for _ in range(args.windows):
+        for step, steps_per_window, result in zip(steps, sized, results):
+            memory.reset()
+            before = usage()
+            images = 0
+            start = time.perf_counter()
+            for _ in range(steps_per_window):
+                images += step()
+            synchronize(device)
+            result["windows"].append(images / (time.perf_counter() - start))
+            after = usage()
+            result["user"] += after[0] - before[0]
+            result["kernel"] += after[1] - before[1]
+            result["faults"] += after[2] - before[2]
+            result["peak"] = max(result["peak"], memory.peak_bytes())
+    out = []
+    for steps_per_window, r in zip(sized, results):
+        cpu = r["user"] + r["kernel"]
+        out.append({"images_per_s": statistics.median(r["windows"]), "windows_images_per_s": r["windows"],
+                    "steps_per_window": steps_per_window, "peak_memory_bytes": r["peak"],
+                    "minor_faults_per_step": r["faults"] / (args.windows * steps_per_window),
+                    "kernel_time_share": r["kernel"] / cpu if cpu > 0 else 0.0})
+    return out
+
+
+def measure(args, device, step):
+    return measure_alternating(args, device, [step])[0]
 
 
 def measure_or_error(args, device, step):
@@ -178,7 +207,8 @@ def main():
                 x, y = next(batches)
                 y = F.one_hot(y.remainder(classes), classes).float() * 0.9 + 0.1 / classes
                 return train_step(x.to(device, non_blocking=True), y.to(device, non_blocking=True))
-            out["folder_train"] = measure(args, device, folder_step)
+            out["folder_train"], out["synthetic_beside_folder"] = measure_alternating(
+                args, device, [folder_step, lambda: train_step(images, targets)])
     print(json.dumps(out, indent=2))
 
 

@@ -223,11 +223,11 @@ const Op kOps[] = {
 };
 constexpr int kNumOps = static_cast<int>(sizeof(kOps) / sizeof(kOps[0]));
 
-// Uniform in [0, n) by rejection from the raw 32-bit draws. std::uniform_int_distribution's algorithm differs
+// Uniform in [0, n) by rejection from the raw 64-bit draws. std::uniform_int_distribution's algorithm differs
 // between standard libraries; this keeps a seed's augmentations the same wherever the code is built.
-int uniform_below(std::mt19937& rng, int n) {
-  const uint64_t span = uint64_t{1} << 32;
-  const uint64_t limit = span - span % static_cast<uint64_t>(n);
+int uniform_below(SampleRng& rng, int n) {
+  static_assert(SampleRng::min() == 0 && SampleRng::max() == UINT64_MAX, "draws cover all 64 bits");
+  const uint64_t limit = UINT64_MAX - UINT64_MAX % static_cast<uint64_t>(n);  // draws below it are uniform mod n
   uint64_t draw;
   do draw = rng();
   while (draw >= limit);
@@ -238,18 +238,18 @@ int uniform_below(std::mt19937& rng, int n) {
 // numbers come out exact (32 * 15 / 30 is 16, not 15.999..., which int() would truncate to 15).
 double level(Range range, int bin, int bins) { return range.first + (range.last - range.first) * bin / (bins - 1); }
 
-void apply_op(cv::Mat& image, const Op& op, double magnitude, std::mt19937& rng) {
+void apply_op(cv::Mat& image, const Op& op, double magnitude, SampleRng& rng) {
   if (op.is_signed && uniform_below(rng, 2) == 1) magnitude = -magnitude;
   op.apply(image, magnitude);
 }
 
-void trivial_augment(cv::Mat& image, int bins, std::mt19937& rng) {
+void trivial_augment(cv::Mat& image, int bins, SampleRng& rng) {
   const Op& op = kOps[uniform_below(rng, kNumOps)];
   const double magnitude = op.has_magnitude ? level(op.wide, uniform_below(rng, bins), bins) : 0.0;
   apply_op(image, op, magnitude, rng);
 }
 
-void rand_augment(cv::Mat& image, const AutoAugmentOptions& options, std::mt19937& rng) {
+void rand_augment(cv::Mat& image, const AutoAugmentOptions& options, SampleRng& rng) {
   for (int n = 0; n < options.num_ops; ++n) {
     const Op& op = kOps[uniform_below(rng, kNumOps)];
     Range range = op.rand;  // scaled before dividing into bins, as torchvision: the top bin is exactly the end
@@ -292,7 +292,7 @@ void AutoAugmentOptions::validate() const {
                                 "] (num_magnitude_bins - 1), got " + std::to_string(magnitude));
 }
 
-void apply_auto_augment(cv::Mat& image, const AutoAugmentOptions& options, std::mt19937& rng) {
+void apply_auto_augment(cv::Mat& image, const AutoAugmentOptions& options, SampleRng& rng) {
   options.validate();
   require_image(image, "apply_auto_augment");
   switch (options.policy) {

@@ -9,6 +9,8 @@
 
 #include <opencv2/core/mat.hpp>
 
+#include "data/sample_rng.h"
+
 namespace vit::data {
 
 enum class AutoAugmentPolicy { None, TrivialAugment, RandAugment };
@@ -27,7 +29,7 @@ struct AutoAugmentOptions {
 
 // Applies the policy in place to an 8-bit image with 1 or 3 channels (RGB order). All randomness comes from
 // `rng`, so a seeded rng gives the same result every time. Type, size and channel count never change.
-void apply_auto_augment(cv::Mat& image, const AutoAugmentOptions& options, std::mt19937& rng);
+void apply_auto_augment(cv::Mat& image, const AutoAugmentOptions& options, SampleRng& rng);
 
 // The single ops, in place on CV_8UC1 / CV_8UC3 images, exposed for the tests. Each matches the torchvision
 // 0.14 tensor op it is named after (torchvision.transforms.functional on a uint8 tensor).

@@ -10,23 +10,14 @@
 #include <opencv2/core/utility.hpp>
 
 namespace vit::data {
-namespace {
-
-// Independent, reproducible streams per (seed, epoch, sample): a seed_seq mixes all the bits.
-std::mt19937 sample_rng(uint64_t seed, int64_t epoch, size_t index) {
-  std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), static_cast<uint32_t>(epoch),
-                    static_cast<uint32_t>(index), static_cast<uint32_t>(static_cast<uint64_t>(index) >> 32)};
-  return std::mt19937(seq);
-}
-
-}  // namespace
-
 void LoaderOptions::validate() const {
   if (batch_size <= 0) throw std::invalid_argument("batch size must be positive, got " + std::to_string(batch_size));
   if (image_size <= 0) throw std::invalid_argument("image size must be positive, got " + std::to_string(image_size));
   if (workers <= 0) throw std::invalid_argument("workers must be at least 1, got " + std::to_string(workers));
   if (prefetch_batches <= 0)
     throw std::invalid_argument("prefetch must be at least 1 batch, got " + std::to_string(prefetch_batches));
+  if (cache_bytes < 0)
+    throw std::invalid_argument("image cache must be >= 0 bytes, got " + std::to_string(cache_bytes));
   if (decode.channels != 1 && decode.channels != 3)
     throw std::invalid_argument("channels must be 1 or 3, got " + std::to_string(decode.channels));
 }
@@ -35,7 +26,8 @@ Loader::Loader(std::vector<Sample> samples, LoaderOptions options, SampleTransfo
     : samples_(std::move(samples)),
       options_(std::move(options)),
       transform_(std::move(transform)),
-      known_bad_(new std::atomic<bool>[samples_.size()]) {
+      known_bad_(new std::atomic<bool>[samples_.size()]),
+      cache_(samples_.size(), std::max<int64_t>(0, options_.cache_bytes)) {
   options_.validate();
   if (samples_.empty()) throw std::invalid_argument("loader: no samples");
   for (size_t i = 0; i < samples_.size(); ++i) known_bad_[i] = false;
@@ -122,6 +114,13 @@ void Loader::worker_loop() {
   }
 }
 
+cv::Mat Loader::image_of(size_t index) {
+  if (auto cached = cache_.find(index)) return *cached;
+  cv::Mat image = read_image(samples_[index].path, options_.decode);
+  cache_.insert(index, image);
+  return image;
+}
+
 Batch Loader::build_batch(const Job& job) {
   const auto begin = static_cast<size_t>(job.batch * options_.batch_size);
   const size_t end = std::min(begin + static_cast<size_t>(options_.batch_size), samples_.size());
@@ -135,8 +134,8 @@ Batch Loader::build_batch(const Job& job) {
     if (known_bad_[index]) continue;
     const Sample& sample = samples_[index];
     try {
-      const cv::Mat image = read_image(sample.path, options_.decode);
-      std::mt19937 rng = sample_rng(options_.seed, job.epoch, index);
+      const cv::Mat image = image_of(index);
+      SampleRng rng(options_.seed, static_cast<uint64_t>(job.epoch), index);
       transform_(image, rng, batch.pixels.data() + static_cast<size_t>(batch.size) * sample_floats);
     } catch (const std::exception& e) {
       if (!known_bad_[index].exchange(true)) batch.failures.push_back({sample.path, e.what(), index});

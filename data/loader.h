@@ -22,13 +22,15 @@
 
 #include <opencv2/core/mat.hpp>
 
+#include "data/image_cache.h"
 #include "data/image_decode.h"
 #include "data/image_folder.h"
+#include "data/sample_rng.h"
 
 namespace vit::data {
 
 // Writes one transformed sample (channels x image_size x image_size floats) to `out`.
-using SampleTransform = std::function<void(const cv::Mat& image, std::mt19937& rng, float* out)>;
+using SampleTransform = std::function<void(const cv::Mat& image, SampleRng& rng, float* out)>;
 
 struct LoaderOptions {
   int64_t batch_size = 64;
@@ -41,6 +43,7 @@ struct LoaderOptions {
   // cores a busy decode thread otherwise preempts one of LibTorch's OpenMP threads and stalls the whole team at
   // its next barrier: measured on 2 cores, a training step fell from 2,300 to 530 images/s.
   bool idle_priority = true;
+  int64_t cache_bytes = 0;   // decoded images kept between epochs, up to this many bytes (image_cache.h); 0 = none
   uint64_t seed = 0;
   DecodeOptions decode;
   void validate() const;     // std::invalid_argument naming the field
@@ -77,6 +80,7 @@ class Loader {
   int64_t batches_per_epoch() const;
   int64_t num_samples() const { return static_cast<int64_t>(samples_.size()); }
   int64_t failed_files() const;  // distinct files that failed so far
+  const ImageCache& cache() const { return cache_; }
   int channels() const { return options_.decode.channels; }
   int64_t image_size() const { return options_.image_size; }
 
@@ -90,11 +94,13 @@ class Loader {
 
   void worker_loop();
   Batch build_batch(const Job& job);
+  cv::Mat image_of(size_t index);  // from the cache, else read and decoded (and kept if the budget allows)
 
   const std::vector<Sample> samples_;
   const LoaderOptions options_;
   const SampleTransform transform_;
   std::unique_ptr<std::atomic<bool>[]> known_bad_;  // per sample: failed before, skip without retrying
+  ImageCache cache_;
 
   mutable std::mutex mutex_;
   std::condition_variable work_available_;

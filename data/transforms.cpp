@@ -26,7 +26,7 @@ void check_range(const char* name, double low, double high, double min_allowed, 
                                 std::to_string(low) + ", " + std::to_string(high) + ")");
 }
 
-double uniform(std::mt19937& rng, double low, double high) {
+double uniform(SampleRng& rng, double low, double high) {
   return std::uniform_real_distribution<double>(low, high)(rng);
 }
 
@@ -86,7 +86,7 @@ cv::Mat center_crop(const cv::Mat& image, int64_t size) {
   return source(cv::Rect(left, top, s, s));
 }
 
-cv::Rect random_resized_crop_box(cv::Size image, const TrainTransformOptions& o, std::mt19937& rng) {
+cv::Rect random_resized_crop_box(cv::Size image, const TrainTransformOptions& o, SampleRng& rng) {
   // torchvision's RandomResizedCrop.get_params: ten tries at a random area and log-uniform aspect ratio,
   // then a center crop with the ratio clamped into range.
   const double area = static_cast<double>(image.width) * image.height;
@@ -133,7 +133,7 @@ void to_normalized_chw(const cv::Mat& image, const Normalization& n, float* out)
   }
 }
 
-void random_erase(float* chw, int channels, int height, int width, std::mt19937& rng) {
+void random_erase(float* chw, int channels, int height, int width, SampleRng& rng) {
   // timm's RandomErasing, 'pixel' mode: a rectangle of 2%-33% of the area, aspect ratio log-uniform in
   // [0.3, 3.3], filled with standard-normal noise (the inputs are normalised, so noise matches their scale).
   const double area = static_cast<double>(height) * width;
@@ -163,7 +163,7 @@ void eval_transform(const cv::Mat& image, const EvalTransformOptions& o, float* 
   to_normalized_chw(center_crop(resized, o.image_size), o.normalization, out);
 }
 
-void train_transform(const cv::Mat& image, const TrainTransformOptions& o, std::mt19937& rng, float* out) {
+void train_transform(const cv::Mat& image, const TrainTransformOptions& o, SampleRng& rng, float* out) {
   const int size = static_cast<int>(o.image_size);
   const cv::Rect box = random_resized_crop_box(image.size(), o, rng);
   cv::Mat crop = resize_to(image(box), cv::Size(size, size), o.interpolation);

@@ -9,6 +9,7 @@
 #include <opencv2/core/mat.hpp>
 
 #include "data/auto_augment.h"
+#include "data/sample_rng.h"
 
 namespace vit::data {
 
@@ -45,14 +46,14 @@ struct TrainTransformOptions {
 
 // Both write channels x image_size x image_size floats to `out`.
 void eval_transform(const cv::Mat& image, const EvalTransformOptions& options, float* out);
-void train_transform(const cv::Mat& image, const TrainTransformOptions& options, std::mt19937& rng, float* out);
+void train_transform(const cv::Mat& image, const TrainTransformOptions& options, SampleRng& rng, float* out);
 
 // The steps, for tests and for callers that compose their own.
 cv::Mat resize_short_side(const cv::Mat& image, int64_t size, Interpolation interpolation);
 cv::Mat resize_to(const cv::Mat& image, cv::Size size, Interpolation interpolation);
 cv::Mat center_crop(const cv::Mat& image, int64_t size);  // pads with zeros if the image is smaller
-cv::Rect random_resized_crop_box(cv::Size image, const TrainTransformOptions& options, std::mt19937& rng);
+cv::Rect random_resized_crop_box(cv::Size image, const TrainTransformOptions& options, SampleRng& rng);
 void to_normalized_chw(const cv::Mat& image, const Normalization& normalization, float* out);
-void random_erase(float* chw, int channels, int height, int width, std::mt19937& rng);
+void random_erase(float* chw, int channels, int height, int width, SampleRng& rng);
 
 }  // namespace vit::data

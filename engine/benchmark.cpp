@@ -6,6 +6,8 @@
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/cuda.h>
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -71,6 +73,28 @@ class PeakMemory {
   c10::Device device_;
 };
 
+// The process's CPU time (user and kernel, all threads) and minor page faults so far.
+struct ResourceUsage {
+  double user_s = 0.0;
+  double kernel_s = 0.0;
+  int64_t minor_faults = 0;
+
+  ResourceUsage operator-(const ResourceUsage& o) const {
+    return {user_s - o.user_s, kernel_s - o.kernel_s, minor_faults - o.minor_faults};
+  }
+  ResourceUsage& operator+=(const ResourceUsage& o) {
+    user_s += o.user_s, kernel_s += o.kernel_s, minor_faults += o.minor_faults;
+    return *this;
+  }
+
+  static ResourceUsage now() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + 1e-6 * static_cast<double>(t.tv_usec); };
+    return {seconds(usage.ru_utime), seconds(usage.ru_stime), static_cast<int64_t>(usage.ru_minflt)};
+  }
+};
+
 void synchronize(c10::Device device) {
   if (device.is_cuda()) torch::cuda::synchronize();
 }
@@ -114,6 +138,8 @@ void BenchOptions::validate() const {
   positive("--window-seconds", window_seconds);
   if (warmup_steps < 1) throw std::invalid_argument("--warmup must be at least 1, got " + std::to_string(warmup_steps));
   if (amp != "none" && amp != "bf16") throw std::invalid_argument("--amp: expected none or bf16, got '" + amp + "'");
+  if (cache_images_mib < 0)
+    throw std::invalid_argument("--cache-images: expected MiB >= 0 (0 = none), got " + std::to_string(cache_images_mib));
   if (!train && !inference) throw std::invalid_argument("nothing to measure: both training and inference are off");
 }
 
@@ -141,6 +167,12 @@ BenchModel::BenchModel(const BenchOptions& options)
   model_ = VisionTransformer(config_);
   model_->to(device_);
   optimizer_ = std::make_unique<AdamW>(named_parameters(*model_), AdamWOptions{});
+
+  const auto float_options = at::TensorOptions().device(device_).dtype(at::kFloat);
+  images_ = at::normal(0.0, 1.0, {options.batch_size, config_.in_chans, config_.image_size, config_.image_size},
+                       c10::nullopt, float_options);
+  const at::Tensor labels = at::randint(config_.num_classes, {options.batch_size}, float_options.dtype(at::kLong));
+  targets_ = smooth_one_hot(labels, config_.num_classes, 0.1);
 }
 
 void BenchModel::train_step(const at::Tensor& images, const at::Tensor& targets) {
@@ -157,28 +189,60 @@ void BenchModel::inference_step(const at::Tensor& images) {
   model_->forward(images);
 }
 
-Throughput measure_throughput(const BenchOptions& options, c10::Device device, const std::function<int64_t()>& step) {
-  PeakMemory memory(device);
-  memory.reset();
-  for (int64_t i = 0; i + 1 < options.warmup_steps; ++i) step();
-  synchronize(device);
-  auto start = Clock::now();
-  step();
-  synchronize(device);
-  const double step_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+int64_t BenchModel::synthetic_train_step() {
+  train_step(images_, targets_);
+  return images_.size(0);
+}
 
-  Throughput result;
-  result.steps_per_window = std::max<int64_t>(1, std::llround(options.window_seconds / std::max(step_seconds, 1e-9)));
-  for (int64_t w = 0; w < options.windows; ++w) {
-    int64_t images = 0;
-    start = Clock::now();
-    for (int64_t i = 0; i < result.steps_per_window; ++i) images += step();
+int64_t BenchModel::synthetic_inference_step() {
+  inference_step(images_);
+  return images_.size(0);
+}
+
+std::vector<Throughput> measure_alternating(const BenchOptions& options, c10::Device device,
+                                            const std::vector<BenchStep>& steps) {
+  PeakMemory memory(device);
+  std::vector<Throughput> results(steps.size());
+  std::vector<ResourceUsage> usage(steps.size());  // summed over each step's windows
+  std::vector<int64_t> images_done(steps.size(), 0);
+  for (size_t s = 0; s < steps.size(); ++s) {
+    memory.reset();
+    for (int64_t i = 0; i + 1 < options.warmup_steps; ++i) steps[s]();
     synchronize(device);
-    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    result.images_per_s.push_back(static_cast<double>(images) / seconds);
+    const auto start = Clock::now();
+    steps[s]();
+    synchronize(device);
+    const double step_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    results[s].steps_per_window = std::max<int64_t>(1, std::llround(options.window_seconds / std::max(step_seconds, 1e-9)));
+    results[s].peak_memory_bytes = memory.peak_bytes();
   }
-  result.peak_memory_bytes = memory.peak_bytes();
-  return result;
+  for (int64_t w = 0; w < options.windows; ++w) {
+    for (size_t s = 0; s < steps.size(); ++s) {
+      memory.reset();
+      const ResourceUsage before = ResourceUsage::now();
+      int64_t images = 0;
+      const auto start = Clock::now();
+      for (int64_t i = 0; i < results[s].steps_per_window; ++i) images += steps[s]();
+      synchronize(device);
+      const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      results[s].images_per_s.push_back(static_cast<double>(images) / seconds);
+      images_done[s] += images;
+      usage[s] += ResourceUsage::now() - before;
+      results[s].peak_memory_bytes = std::max(results[s].peak_memory_bytes, memory.peak_bytes());
+    }
+  }
+  for (size_t s = 0; s < steps.size(); ++s) {
+    results[s].minor_faults_per_step = static_cast<double>(usage[s].minor_faults) /
+                                       static_cast<double>(options.windows * results[s].steps_per_window);
+    const double cpu_seconds = usage[s].user_s + usage[s].kernel_s;
+    results[s].kernel_time_share = cpu_seconds > 0.0 ? usage[s].kernel_s / cpu_seconds : 0.0;
+    results[s].images_per_cpu_second = cpu_seconds > 0.0 ? static_cast<double>(images_done[s]) / cpu_seconds : 0.0;
+  }
+  return results;
+}
+
+Throughput measure_throughput(const BenchOptions& options, c10::Device device, const BenchStep& step) {
+  return measure_alternating(options, device, {step}).front();
 }
 
 BenchReport run_benchmark(const BenchOptions& options, const ExtraPhases& extra) {
@@ -188,26 +252,13 @@ BenchReport run_benchmark(const BenchOptions& options, const ExtraPhases& extra)
   report.parameters = count_parameters(model.config());
   report.device = describe_device(model.device());
   report.kernels = describe_kernels(model.device(), options.amp == "bf16");
-
-  const ViTConfig& c = model.config();
-  const auto float_options = at::TensorOptions().device(model.device()).dtype(at::kFloat);
-  const at::Tensor images = at::normal(0.0, 1.0, {options.batch_size, c.in_chans, c.image_size, c.image_size},
-                                       c10::nullopt, float_options);
-  const at::Tensor labels = at::randint(c.num_classes, {options.batch_size}, float_options.dtype(at::kLong));
-  const at::Tensor targets = smooth_one_hot(labels, c.num_classes, 0.1);
-  const int64_t batch = options.batch_size;
+  report.memory = configure_memory_reuse();
 
   if (options.inference) {
-    report.inference = measure_throughput(options, model.device(), [&] {
-      model.inference_step(images);
-      return batch;
-    });
+    report.inference = measure_throughput(options, model.device(), [&] { return model.synthetic_inference_step(); });
   }
   if (options.train) {
-    report.train = measure_throughput(options, model.device(), [&] {
-      model.train_step(images, targets);
-      return batch;
-    });
+    report.train = measure_throughput(options, model.device(), [&] { return model.synthetic_train_step(); });
   }
   if (extra) extra(model, report);
   if (!options.trace_path.empty()) {
@@ -215,8 +266,8 @@ BenchReport run_benchmark(const BenchOptions& options, const ExtraPhases& extra)
     std::ostringstream trace;
     {
       torch::autograd::profiler::RecordProfile profile(trace);
-      if (options.inference) model.inference_step(images);
-      if (options.train) model.train_step(images, targets);
+      if (options.inference) model.synthetic_inference_step();
+      if (options.train) model.synthetic_train_step();
       synchronize(model.device());
     }
     write_file_atomically(options.trace_path, [&](std::ostream& out) { out << trace.str(); });

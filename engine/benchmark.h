@@ -34,6 +34,7 @@ struct BenchOptions {
   uint64_t seed = 0;
   std::string data_dir;        // image folder for the pipeline phases (`vit bench --data`); empty = none
   int workers = 0;             // decode threads for those; 0 = chosen from the core count
+  int64_t cache_images_mib = 2048;  // decoded images kept between epochs there, as `vit train --cache-images`
   std::string trace_path;      // write a Chrome trace of one inference and one training step here; empty = none
 
   void validate() const;  // std::invalid_argument naming the option
@@ -43,6 +44,11 @@ struct Throughput {
   int64_t steps_per_window = 0;
   std::vector<double> images_per_s;  // one per window, in the order measured
   int64_t peak_memory_bytes = 0;     // CPU: the process's peak resident set; CUDA: peak bytes allocated on the GPU
+  // Over the timed windows, from getrusage (all threads): page faults served without I/O per step, and the
+  // share of the process's CPU time spent in the kernel. Both near zero when memory is reused.
+  double minor_faults_per_step = 0.0;
+  double kernel_time_share = 0.0;
+  double images_per_cpu_second = 0.0;  // images over the CPU time of all threads: throughput per busy core
   double median() const;
 };
 
@@ -51,13 +57,19 @@ struct BenchReport {
   int64_t parameters = 0;
   std::string device;   // "cpu (2 threads)", "cuda (NVIDIA H200)"
   std::string kernels;  // what runs the matrix products, e.g. "float32 products on oneDNN sgemm, ..."
+  std::string memory;   // how freed memory is handled (runtime.h's configure_memory_reuse)
   std::optional<Throughput> inference;
   std::optional<Throughput> train;
   std::optional<Throughput> pipeline;      // --data: decoding and augmenting the folder's images, no model
+  int workers = 0;                         // --data: the pipeline's decode threads
+  std::string image_cache;                 // --data: what the image cache held, e.g. "60000 of 60000 images cached, 45 MiB"
   std::optional<Throughput> folder_train;  // --data: training steps fed by that pipeline
+  // --data: synthetic-data training steps timed in windows alternating with folder_train's, so that the ratio of
+  // the two is not moved by the machine's load changing between phases.
+  std::optional<Throughput> synthetic_beside_folder;
 };
 
-// The model under test, on its device, with the optimizer a training run would use.
+// The model under test, on its device, with the optimizer a training run would use and a synthetic batch.
 class BenchModel {
  public:
   explicit BenchModel(const BenchOptions& options);  // sets the threads; throws std::invalid_argument
@@ -66,6 +78,9 @@ class BenchModel {
 
   void train_step(const at::Tensor& images, const at::Tensor& targets);  // targets: (B, num_classes)
   void inference_step(const at::Tensor& images);
+  // The same on the synthetic batch (random images, random labels smoothed by 0.1); they return its size.
+  int64_t synthetic_train_step();
+  int64_t synthetic_inference_step();
 
  private:
   ViTConfig config_;
@@ -73,11 +88,19 @@ class BenchModel {
   bool bf16_;
   VisionTransformer model_{nullptr};
   std::unique_ptr<AdamW> optimizer_;
+  at::Tensor images_;   // (B, C, H, W)
+  at::Tensor targets_;  // (B, num_classes)
 };
 
-// Runs `step` (which returns the images it processed) for the warm-up, then times the windows. The device is
-// synchronised only at window edges, so queued GPU work overlaps the host's as in real training.
-Throughput measure_throughput(const BenchOptions& options, c10::Device device, const std::function<int64_t()>& step);
+// A step to time: runs once and returns the images it processed.
+using BenchStep = std::function<int64_t()>;
+
+// Runs each step's warm-up (the last warm-up step sizes its windows), then the steps' timed windows in turn
+// (A B A B ...), so that a change in the machine's load falls on all of them alike. The device is synchronised
+// only at window edges, so queued GPU work overlaps the host's as in real training. One Throughput per step.
+std::vector<Throughput> measure_alternating(const BenchOptions& options, c10::Device device,
+                                            const std::vector<BenchStep>& steps);
+Throughput measure_throughput(const BenchOptions& options, c10::Device device, const BenchStep& step);
 
 // Further phases on the same model, timed after the synthetic ones (the image-folder phases of `vit bench
 // --data`, which need the image pipeline).

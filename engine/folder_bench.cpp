@@ -1,6 +1,9 @@
 #include "engine/folder_bench.h"
 
+#include <chrono>
 #include <memory>
+
+#include <fmt/format.h>
 
 #include "data/batch_tensor.h"
 #include "data/image_folder.h"
@@ -28,6 +31,8 @@ class EndlessLoader {
   }
 
   int channels() const { return loader_.channels(); }
+  int64_t batches_per_epoch() const { return loader_.batches_per_epoch(); }
+  const data::ImageCache& cache() const { return loader_.cache(); }
   int64_t image_size() const { return loader_.image_size(); }
 
  private:
@@ -46,6 +51,7 @@ ExtraPhases folder_phases(const BenchOptions& options) {
     loader.image_size = c.image_size;
     loader.workers = options.workers > 0 ? options.workers : default_workers();
     loader.seed = options.seed;
+    loader.cache_bytes = options.cache_images_mib << 20;
     loader.decode.channels = static_cast<int>(c.in_chans);
     // timm's training defaults: random-resized crop (scale 0.08-1, ratio 3/4-4/3), horizontal flip.
     data::TrainTransformOptions transform;
@@ -53,22 +59,40 @@ ExtraPhases folder_phases(const BenchOptions& options) {
     const auto channels = static_cast<size_t>(c.in_chans);
     transform.normalization = {std::vector<float>(channels, 0.5f), std::vector<float>(channels, 0.5f)};
     transform.validate(static_cast<int>(c.in_chans));
-    EndlessLoader batches(folder.samples, loader, [transform](const cv::Mat& image, std::mt19937& rng, float* out) {
+    EndlessLoader batches(folder.samples, loader, [transform](const cv::Mat& image, data::SampleRng& rng, float* out) {
       data::train_transform(image, transform, rng, out);
     });
 
+    if (options.cache_images_mib > 0) {
+      // The figures are for the epochs after the first, which read the images from the cache: fill it first
+      // (one pass, at most a minute for a folder too large to go through).
+      const auto start = std::chrono::steady_clock::now();
+      for (int64_t i = 0; i < batches.batches_per_epoch(); ++i) {
+        batches.next();
+        if (std::chrono::steady_clock::now() - start > std::chrono::seconds(60)) break;
+      }
+    }
     report.pipeline = measure_throughput(options, c10::kCPU, [&] {
       const data::Batch batch = batches.next();
       return batch.size;
     });
+    report.workers = loader.workers;
+    const data::ImageCache& cache = batches.cache();
+    report.image_cache = options.cache_images_mib == 0
+                             ? "no image cache (--cache-images 0)"
+                             : fmt::format("{} of {} images cached, {:.0f} MiB", cache.images(), folder.samples.size(),
+                                           static_cast<double>(cache.bytes()) / (1 << 20));
     if (!options.train) return;
-    report.folder_train = measure_throughput(options, model.device(), [&] {
+    const BenchStep folder_step = [&] {
       auto tensors = data::to_tensors(batches.next(), batches.channels(), batches.image_size());
       const auto images = tensors.images.to(model.device());
       const auto labels = tensors.labels.remainder(c.num_classes).to(model.device());
       model.train_step(images, smooth_one_hot(labels, c.num_classes, 0.1));
       return images.size(0);
-    });
+    };
+    auto both = measure_alternating(options, model.device(), {folder_step, [&] { return model.synthetic_train_step(); }});
+    report.folder_train = std::move(both[0]);
+    report.synthetic_beside_folder = std::move(both[1]);
   };
 }
 

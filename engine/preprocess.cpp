@@ -22,7 +22,7 @@ data::EvalTransformOptions eval_transform_options(const PreprocessConfig& prepro
 }
 
 data::SampleTransform eval_sample_transform(const data::EvalTransformOptions& options) {
-  return [options](const cv::Mat& image, std::mt19937&, float* out) { data::eval_transform(image, options, out); };
+  return [options](const cv::Mat& image, data::SampleRng&, float* out) { data::eval_transform(image, options, out); };
 }
 
 }  // namespace vit::engine

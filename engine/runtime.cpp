@@ -3,7 +3,11 @@
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 
+#include <malloc.h>
+
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 #include <thread>
 
@@ -28,5 +32,26 @@ void set_threads(int threads) {
 }
 
 int default_workers() { return cores() <= 2 ? 1 : std::min(4, cores() / 2); }
+
+std::string configure_memory_reuse() {
+  static const std::string outcome = [] {
+    const char* choice = std::getenv("VIT_MALLOC");
+    if (choice != nullptr && std::strcmp(choice, "system") == 0) return std::string("malloc's defaults (VIT_MALLOC=system)");
+    const char* tunables = std::getenv("GLIBC_TUNABLES");
+    if ((tunables != nullptr && std::strstr(tunables, "glibc.malloc.") != nullptr) ||
+        std::getenv("MALLOC_MMAP_THRESHOLD_") != nullptr || std::getenv("MALLOC_TRIM_THRESHOLD_") != nullptr) {
+      return std::string("malloc as configured in the environment");
+    }
+#ifdef __GLIBC__
+    // Fixing the mmap threshold also turns off glibc's sliding threshold; 1 GiB keeps every tensor but a
+    // giant one on the heap. Blocks freed by other threads' arenas are reused the same way.
+    const bool ok = mallopt(M_MMAP_THRESHOLD, 1 << 30) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
+    return std::string(ok ? "freed memory kept for reuse (glibc mallopt)" : "malloc's defaults (mallopt refused)");
+#else
+    return std::string("malloc's defaults");
+#endif
+  }();
+  return outcome;
+}
 
 }  // namespace vit::engine

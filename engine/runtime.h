@@ -16,4 +16,12 @@ void set_threads(int threads);
 // Decode threads when the user did not choose: few, because on small machines the cores belong to the model.
 int default_workers();
 
+// Makes malloc keep the memory that tensors free for the next ones, instead of handing it back to the kernel.
+// glibc's defaults mmap every block above 32 MiB (a ViT's activations at batch 256) and unmap it on free, and
+// trim the heap's top: each step then faults every page of its activations in again, which on a virtual
+// machine costs more than the arithmetic (measured: inference 5x slower than with reuse). Call once, early.
+// Left alone when the user configured malloc (GLIBC_TUNABLES naming glibc.malloc, MALLOC_*_ variables) or set
+// VIT_MALLOC=system. Returns what was done, for logs and `vit bench`.
+std::string configure_memory_reuse();
+
 }  // namespace vit::engine

@@ -74,6 +74,7 @@ struct TrainOptions {
   std::string device = "cpu";  // "cpu" | "cuda"
   int threads = 0;             // LibTorch intra-op threads; 0 = one per core
   int workers = 0;             // decode threads; 0 = chosen from the core count
+  int64_t cache_images_mib = 2048;  // decoded images kept in memory between epochs (data/image_cache.h); 0 = none
   uint64_t seed = 42;
   double time_limit = 0.0;     // seconds of training; 0 = none. The schedule is fitted to it.
   bool resume = false;
@@ -82,14 +83,15 @@ struct TrainOptions {
   void validate() const;
 };
 
-// JSON with every field under its own name: the run directory's config.json and the resume state.
+// JSON with every field under its own name: the run directory's config.json and the resume state. A field missing
+// from a file (one written before the field existed) takes its default.
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ModelOverrides, image_size, patch_size, in_chans, embed_dim, depth, num_heads,
                                    mlp_ratio, global_pool, drop_rate, drop_path, patch_drop)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(MixupOptions, mixup_alpha, cutmix_alpha, prob, switch_prob)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TrainOptions, data_dir, out_dir, val_dir, val_split, max_pixels, model, overrides,
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainOptions, data_dir, out_dir, val_dir, val_split, max_pixels, model, overrides,
                                    init, epochs, batch_size, lr, min_lr, weight_decay, warmup_epochs, label_smoothing,
                                    clip_grad, grad_accum, scale_min, scale_max, ratio_min, ratio_max, hflip,
                                    auto_augment, ra_num_ops, ra_magnitude, random_erasing, mixup, ema, ema_decay, amp,
-                                   device, threads, workers, seed, time_limit, resume)
+                                   device, threads, workers, cache_images_mib, seed, time_limit, resume)
 
 }  // namespace vit::engine

@@ -158,6 +158,11 @@ void TrainingRun::make_loaders() {
   loader.workers = options_.workers > 0 ? options_.workers : default_workers();
   loader.seed = options_.seed;
   loader.decode = {static_cast<int>(c.in_chans), options_.max_pixels};
+  // The cache budget is shared between the two sets in proportion to their sizes.
+  const auto train_images = static_cast<double>(split_.train.samples.size());
+  const double val_images = split_.val ? static_cast<double>(split_.val->samples.size()) : 0.0;
+  const double budget = static_cast<double>(options_.cache_images_mib) * (1 << 20);
+  loader.cache_bytes = static_cast<int64_t>(budget * train_images / (train_images + val_images));
 
   data::TrainTransformOptions train;
   train.image_size = c.image_size;
@@ -173,10 +178,11 @@ void TrainingRun::make_loaders() {
   train.validate(static_cast<int>(c.in_chans));
   train_loader_ = std::make_unique<data::Loader>(
       split_.train.samples, loader,
-      [train](const cv::Mat& image, std::mt19937& rng, float* out) { data::train_transform(image, train, rng, out); });
+      [train](const cv::Mat& image, data::SampleRng& rng, float* out) { data::train_transform(image, train, rng, out); });
 
   if (split_.val) {
     loader.shuffle = false;
+    loader.cache_bytes = static_cast<int64_t>(budget) - loader.cache_bytes;
     val_loader_ = std::make_unique<data::Loader>(
         split_.val->samples, loader,
         eval_sample_transform(eval_transform_options(metadata_.preprocess, c.image_size, c.in_chans)));

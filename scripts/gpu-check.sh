@@ -28,7 +28,7 @@ mkdir -p "$log_dir"
   # The CUDA benchmark beside timm's model in eager PyTorch (torchvision's where timm is missing), same run.
   impl=torchvision
   python3 -c 'import timm' 2>/dev/null && impl=timm
-  timeout 420 python3 bench/compare.py --vit build-gpu/app/vit --python python3 --impl "$impl" --rounds 2 \
+  timeout 420 python3 bench/compare.py --vit build-gpu/app/vit --python python3 --impl "$impl" --rounds 2 --sides vit,torch \
     --case "vit_base_patch16_224, batch 256, bf16, cuda|--model vit_base_patch16_224 --batch-size 256 --device cuda --amp bf16" \
     --case "vit_tiny_patch16_224, batch 256, bf16, cuda|--model vit_tiny_patch16_224 --batch-size 256 --device cuda --amp bf16"
   echo "std::filesystem symbols exported by libtorch_cpu: $(nm -D --defined-only "$prefix/../../lib/libtorch_cpu.so" \

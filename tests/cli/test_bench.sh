@@ -26,8 +26,14 @@ for phase in ("train", "inference"):
     assert len(windows) == 3 and all(w > 0 for w in windows), windows
     assert abs(r["images_per_s"] - statistics.median(windows)) < 1e-9 * r["images_per_s"], r
     assert r["steps_per_window"] >= 1 and r["peak_memory_bytes"] > 10 * 2**20, r
+    # Memory is reused from step to step: a handful of page faults per step, not one per page of activations.
+    assert 0 <= r["minor_faults_per_step"] < 500 and 0 <= r["kernel_time_share"] < 0.5, r
+    assert r["images_per_cpu_second"] > 0, r
+assert "kept for reuse" in report["memory"], report["memory"]
 PY
-check "json report: config, windows, median, memory" $?
+check "json report: config, windows, median, memory, faults" $?
+expect "VIT_MALLOC=system keeps malloc's defaults" 0 "memory +malloc's defaults \(VIT_MALLOC=system\)" \
+  -- env VIT_MALLOC=system "$vit" bench "${tiny[@]}" --phases inference
 
 "$vit" -q bench "${tiny[@]}" --phases inference --format json >"$work/inference.json"
 "$python" -c 'import json, sys; r = json.load(open(sys.argv[1])); assert "inference" in r and "train" not in r' \
@@ -48,6 +54,11 @@ expect "image-folder phases" 0 "folder train +[0-9.]+ images/s.*
 folder training runs at [0-9.]+x the synthetic-data training throughput" \
   -- "$vit" bench "${tiny[@]}" --data "$work/images"
 expect "pipeline phase" 0 "pipeline +[0-9.]+ images/s" -- "$vit" bench "${tiny[@]}" --data "$work/images"
+expect "pipeline throughput per core and its cache" 0 "^ +[0-9.]+ images per CPU-second \(1 decode thread; 12 of 12 images cached, 0 MiB\)" \
+  -- "$vit" bench "${tiny[@]}" --data "$work/images" --workers 1
+expect "pipeline without the cache" 0 "images per CPU-second \(1 decode thread; no image cache \(--cache-images 0\)\)" \
+  -- "$vit" bench "${tiny[@]}" --data "$work/images" --workers 1 --cache-images 0
+expect "negative cache" 2 "--cache-images: expected MiB >= 0 \(0 = none\), got -1" -- "$vit" bench "${tiny[@]}" --data "$work/images" --cache-images -1
 
 expect "zero batch size" 2 "--batch-size must be positive, got 0$" -- "$vit" bench "${base[@]}" --batch-size 0
 expect "no warm-up step" 2 "--warmup must be at least 1, got 0" -- "$vit" bench --model vit_mini_patch4_32 --warmup 0

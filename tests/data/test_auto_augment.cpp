@@ -89,7 +89,7 @@ TEST_CASE("options are validated with messages naming the field and value", "[au
   options.policy = AutoAugmentPolicy::RandAugment;
 
   // apply_auto_augment checks the options and the image before anything else.
-  std::mt19937 rng(1);
+  data::SampleRng rng(1);
   cv::Mat image = random_image(4, 4, 3, 1);
   CHECK_THROWS_WITH(apply_auto_augment(image, options, rng), Contains("magnitude must be in [0, 30]"));
   cv::Mat floats(4, 4, CV_32FC3, cv::Scalar::all(0.5));
@@ -105,7 +105,7 @@ TEST_CASE("options are validated with messages naming the field and value", "[au
 TEST_CASE("policy none leaves the image untouched and draws nothing", "[auto_augment]") {
   const cv::Mat original = random_image(9, 7, 3, 2);
   cv::Mat image = original.clone();
-  std::mt19937 rng(3), untouched(3);
+  data::SampleRng rng(3), untouched(3);
   apply_auto_augment(image, {}, rng);
   CHECK(same(image, original));
   CHECK(rng == untouched);
@@ -120,7 +120,7 @@ TEST_CASE("a seeded rng gives the same augmentation, other seeds other ones", "[
       for (int n = 0; n < 8; ++n) {
         const cv::Mat original = random_image(20, 24, channels, 100 + n);
         cv::Mat first = original.clone(), again = original.clone(), other = original.clone();
-        std::mt19937 rng_first(n), rng_again(n), rng_other(1000 + n);
+        data::SampleRng rng_first(n), rng_again(n), rng_other(1000 + n);
         apply_auto_augment(first, options, rng_first);
         apply_auto_augment(again, options, rng_again);
         apply_auto_augment(other, options, rng_other);
@@ -135,7 +135,7 @@ TEST_CASE("a seeded rng gives the same augmentation, other seeds other ones", "[
 
 TEST_CASE("type, size and channels are kept over many draws, odd and tiny sizes included", "[auto_augment]") {
   const cv::Size sizes[] = {{1, 1}, {2, 3}, {3, 2}, {13, 17}, {32, 24}};
-  std::mt19937 rng(7);
+  data::SampleRng rng(7);
   for (const auto policy : {AutoAugmentPolicy::TrivialAugment, AutoAugmentPolicy::RandAugment}) {
     AutoAugmentOptions options;
     options.policy = policy;
@@ -160,7 +160,7 @@ TEST_CASE("augmenting a view changes only the pixels inside it", "[auto_augment]
   AutoAugmentOptions options;
   options.policy = AutoAugmentPolicy::RandAugment;
   options.num_ops = 3;
-  std::mt19937 rng(11);
+  data::SampleRng rng(11);
   for (int n = 0; n < 10; ++n) {
     cv::Mat view = whole(inside);
     apply_auto_augment(view, options, rng);
@@ -394,7 +394,7 @@ void check_outputs_are_possible(const cv::Mat& input, const AutoAugmentOptions& 
   std::set<std::string> seen;
   for (int seed = 0; seed < 500; ++seed) {
     cv::Mat image = input.clone();
-    std::mt19937 rng(seed);
+    data::SampleRng rng(seed);
     apply_auto_augment(image, options, rng);
     bool found = false;
     for (const auto& candidate : candidates) {

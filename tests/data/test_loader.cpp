@@ -42,7 +42,7 @@ LoaderOptions options(int workers, bool shuffle) {
 
 // Writes the image's index (its pixel value) plus 1000 times a draw from the sample's random stream, so that
 // both which image and which augmentation it got can be checked.
-void index_and_draw(const cv::Mat& image, std::mt19937& rng, float* out) {
+void index_and_draw(const cv::Mat& image, data::SampleRng& rng, float* out) {
   out[0] = static_cast<float>(image.at<uint8_t>(0, 0)) + 1000.0f * static_cast<float>(rng() % 1000);
 }
 
@@ -58,7 +58,7 @@ std::vector<std::vector<float>> epoch_values(Loader& loader, int64_t epoch, int6
 TEST_CASE("without shuffling, batches come in dataset order with their labels", "[loader]") {
   TempDir dir;
   Loader loader(numbered_images(dir, 20), options(2, false),
-                [](const cv::Mat& image, std::mt19937&, float* out) { out[0] = image.at<uint8_t>(0, 0); });
+                [](const cv::Mat& image, data::SampleRng&, float* out) { out[0] = image.at<uint8_t>(0, 0); });
   REQUIRE(loader.batches_per_epoch() == 3);
   loader.start_epoch(0);
   float expected = 0.0f;
@@ -104,7 +104,7 @@ TEST_CASE("a file that fails is reported once, with its reason, and skipped", "[
   auto samples = numbered_images(dir, 10);
   vit::test::write_bytes(samples[3].path, "not a png");
   Loader loader(samples, options(2, false),
-                [](const cv::Mat& image, std::mt19937&, float* out) { out[0] = image.at<uint8_t>(0, 0); });
+                [](const cv::Mat& image, data::SampleRng&, float* out) { out[0] = image.at<uint8_t>(0, 0); });
   for (int epoch = 0; epoch < 2; ++epoch) {
     loader.start_epoch(epoch);
     auto first = loader.next();
@@ -131,7 +131,7 @@ TEST_CASE("workers stay at most prefetch_batches ahead of the consumer", "[loade
   LoaderOptions o = options(2, false);
   o.batch_size = 2;
   o.prefetch_batches = 3;
-  Loader loader(numbered_images(dir, 40), o, [&](const cv::Mat&, std::mt19937&, float* out) {
+  Loader loader(numbered_images(dir, 40), o, [&](const cv::Mat&, data::SampleRng&, float* out) {
     ++transformed;
     out[0] = 0.0f;
   });
@@ -146,7 +146,7 @@ TEST_CASE("workers stay at most prefetch_batches ahead of the consumer", "[loade
 TEST_CASE("restarting an epoch drops the batches of the old one", "[loader]") {
   TempDir dir;
   Loader loader(numbered_images(dir, 24), options(2, false),
-                [](const cv::Mat& image, std::mt19937&, float* out) { out[0] = image.at<uint8_t>(0, 0); });
+                [](const cv::Mat& image, data::SampleRng&, float* out) { out[0] = image.at<uint8_t>(0, 0); });
   loader.start_epoch(0);
   REQUIRE(loader.next()->pixels.front() == 0.0f);
   loader.start_epoch(1);

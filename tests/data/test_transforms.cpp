@@ -72,7 +72,7 @@ TEST_CASE("random resized crop boxes stay inside the image and within the area r
   TrainTransformOptions o;
   o.scale_min = 0.25;
   o.scale_max = 0.5;
-  std::mt19937 rng(1);
+  data::SampleRng rng(1);
   for (int i = 0; i < 500; ++i) {
     const auto box = random_resized_crop_box(cv::Size(200, 100), o, rng);
     REQUIRE(box.x >= 0);
@@ -93,7 +93,7 @@ TEST_CASE("train_transform is reproducible with a seed and varies without", "[tr
   const cv::Mat image = coordinate_image(40, 30);
   const cv::Mat before = image.clone();
   auto run = [&](unsigned seed) {
-    std::mt19937 rng(seed);
+    data::SampleRng rng(seed);
     std::vector<float> out(3 * 16 * 16);
     train_transform(image, o, rng, out.data());
     return out;
@@ -112,7 +112,7 @@ TEST_CASE("a certain flip mirrors the crop", "[transforms]") {
   o.ratio_min = o.ratio_max = 1.0;  // the crop is the whole square image
   o.normalization = identity_normalization();
   o.hflip = 1.0;
-  std::mt19937 rng(0);
+  data::SampleRng rng(0);
   std::vector<float> out(3 * 8 * 8);
   train_transform(coordinate_image(8, 8), o, rng, out.data());
   CHECK(out[0] * 255.0f == Approx(7.0f));  // x of the top-left pixel is now the rightmost column's
@@ -121,7 +121,7 @@ TEST_CASE("a certain flip mirrors the crop", "[transforms]") {
 
 TEST_CASE("random_erase fills one rectangle with noise", "[transforms]") {
   std::vector<float> planes(3 * 20 * 20, 0.0f);
-  std::mt19937 rng(3);
+  data::SampleRng rng(3);
   random_erase(planes.data(), 3, 20, 20, rng);
   const auto erased = std::count_if(planes.begin(), planes.end(), [](float v) { return v != 0.0f; });
   CHECK(erased >= 3 * 20 * 20 * 2 / 100);   // at least 2% of the area, in every channel
