@@ -100,7 +100,8 @@ int run_train(const engine::TrainOptions& options, bool quiet) {
     return 130;  // 128 + SIGINT, the shell convention for a run stopped by Ctrl-C
   }
   if (s.outcome == engine::TrainOutcome::TimeLimit) {
-    spdlog::info("stopped at the time limit after {} of {} epochs", s.epochs_done, s.epochs_target);
+    spdlog::info("time limit reached after {} epoch{} (the last one validated and saved as it stood)", s.epochs_done,
+                 s.epochs_done == 1 ? "" : "s");
   }
   if (s.best_top1 >= 0.0) {
     spdlog::info("best validation top-1 {:.4f}, top-5 {:.4f} (epoch {}); {} epochs in {:.0f} s", s.best_top1,

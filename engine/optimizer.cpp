@@ -118,10 +118,11 @@ void AdamW::load_state(const TensorMap& state, int64_t steps) {
   steps_ = steps;
 }
 
-double LrSchedule::at(int64_t step) const {
+double LrSchedule::at(int64_t step, double time_progress) const {
   if (step < warmup_steps) return base_lr * static_cast<double>(step + 1) / static_cast<double>(warmup_steps);
   const int64_t decay_steps = std::max<int64_t>(1, total_steps - warmup_steps);
-  const double progress = std::min(1.0, static_cast<double>(step - warmup_steps) / static_cast<double>(decay_steps));
+  const double by_steps = static_cast<double>(step - warmup_steps) / static_cast<double>(decay_steps);
+  const double progress = std::min(1.0, std::max(by_steps, time_progress));
   return min_lr + 0.5 * (base_lr - min_lr) * (1.0 + std::cos(M_PI * progress));
 }
 

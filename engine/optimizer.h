@@ -59,13 +59,14 @@ class AdamW {
   at::Tensor step_count_;  // steps_ on the parameters' device, for the fused kernel
 };
 
-// Linear warm-up from ~0 to `base_lr` over `warmup_steps`, then cosine decay to `min_lr` at `total_steps`.
+// Linear warm-up from ~0 to `base_lr` over `warmup_steps`, then cosine decay to `min_lr` at `total_steps`, or
+// earlier where `time_progress` (the decay's progress by time, time_budget.h) is ahead of the steps.
 struct LrSchedule {
   double base_lr = 5e-4;
   double min_lr = 1e-6;
   int64_t warmup_steps = 0;
   int64_t total_steps = 1;
-  double at(int64_t step) const;
+  double at(int64_t step, double time_progress = 0.0) const;
 };
 
 }  // namespace vit::engine

@@ -77,8 +77,10 @@ void from_json(const json& j, MetricsRow& r) {
   r.seconds = number_or_nan(j.at("seconds"));
 }
 
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(RunProgress, epoch, next_batch, step, epochs_target, total_steps, best_top1,
-                                   best_top5, best_epoch, elapsed_s, current, history)
+// Fields missing from a state saved by an earlier version take their defaults.
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RunProgress, epoch, next_batch, step, epochs_target, total_steps, lr,
+                                                warmup_end_s, best_top1, best_top5, best_epoch, elapsed_s, current,
+                                                history)
 
 fs::path resume_path(const fs::path& run_dir) { return run_dir / "resume.safetensors"; }
 

@@ -51,8 +51,10 @@ struct RunProgress {
   int64_t epoch = 0;          // 0-based epoch in progress (== epochs_target when done)
   int64_t next_batch = 0;     // first batch of `epoch` not yet trained
   int64_t step = 0;           // optimizer steps taken
-  int64_t epochs_target = 0;  // epochs this run will train (fewer than --epochs when fitted to --time-limit)
-  int64_t total_steps = 0;    // schedule length
+  int64_t epochs_target = 0;  // epochs this run trains at most (--epochs); --time-limit may end it sooner
+  int64_t total_steps = 0;    // schedule length in steps
+  double lr = 0.0;            // the learning rate of the last step
+  double warmup_end_s = -1.0; // elapsed_s when the warm-up ended (< 0: not yet): the time-based decay starts there
   double best_top1 = -1.0;
   double best_top5 = -1.0;
   int64_t best_epoch = 0;

@@ -22,6 +22,7 @@
 #include "engine/optimizer.h"
 #include "engine/preprocess.h"
 #include "engine/runtime.h"
+#include "engine/time_budget.h"
 #include "engine/train_step.h"
 #include "engine/training_plots.h"
 #include "models/atomic_file.h"
@@ -32,8 +33,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-constexpr double kTimeBudgetShare = 0.97;  // of --time-limit planned for; the rest absorbs noise
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -52,16 +51,17 @@ class TrainingRun {
   TrainSummary run();
 
  private:
+  enum class EpochEnd { Done, TimeSpent, Interrupted };
+
   void prepare(std::optional<RunState> resumed);
   void make_loaders();
-  bool train_epoch();  // false when the run stops before the epoch ends
+  EpochEnd train_epoch();
   void train_batch(data::Batch&& batch);
+  void collect_totals();
   void optimizer_step();
   void end_epoch();
-  void fit_to_time_limit(double epoch_seconds, double budget_seconds);
-  void fit_from_first_steps(double seconds_per_step);
-  void refit_after_epoch();
-  bool time_is_up() const;
+  void update_time_reserve();
+  int64_t epochs_expected() const;
   StepReport step_report(int64_t batches, int64_t first_batch) const;
   void report_failures(std::vector<data::DecodeFailure>& failures);
   void save_weights_as(const std::string& name, VisionTransformer& model);
@@ -81,16 +81,18 @@ class TrainingRun {
   std::unique_ptr<data::Loader> train_loader_;
   std::unique_ptr<data::Loader> val_loader_;
   LrSchedule schedule_;
+  TimeBudget budget_;
   RunProgress progress_;
   int64_t steps_per_epoch_ = 0;
   int64_t micro_batches_ = 0;  // since the last optimizer step
+  // Loss and correct predictions of the steps since the totals were last read, summed on the model's device:
+  // reading them back after every step would make the host wait for the GPU each time.
+  at::Tensor pending_loss_;
+  at::Tensor pending_correct_;
+  Clock::time_point last_report_ = Clock::now();
   Clock::time_point session_start_ = Clock::now();
   Clock::time_point epoch_start_ = Clock::now();
-  int64_t session_steps_ = 0;
-  Clock::time_point timing_start_;
-  bool fitted_ = false;         // the schedule is final: no time limit, already fitted, or resumed
-  bool epoch_began_at_start_ = true;  // the epoch in progress was not resumed part-way
-  std::vector<double> session_epoch_seconds_;  // wall time of each whole epoch this process trained, with validation
+  double longest_epoch_end_s_ = -1.0;  // validation and saving at an epoch's end, longest so far (< 0: none yet)
   TrainOutcome outcome_ = TrainOutcome::Completed;
 };
 
@@ -141,7 +143,13 @@ void TrainingRun::prepare(std::optional<RunState> resumed) {
     progress_.total_steps = options_.epochs * steps_per_epoch_;
   }
   schedule_.total_steps = progress_.total_steps;
-  fitted_ = resumed.has_value() || options_.time_limit <= 0.0;
+  budget_ = TimeBudget(options_.time_limit);
+  if (schedule_.warmup_steps == 0 && progress_.warmup_end_s < 0.0) progress_.warmup_end_s = 0.0;
+  if (budget_.limited() && !resumed) {
+    spdlog::info("time limit {:g} s: after the warm-up the learning rate decays with the time left (or over the {} "
+                 "epochs, if they come first); training stops in time to validate and save the last epoch",
+                 options_.time_limit, options_.epochs);
+  }
 
   const nlohmann::json config{{"options", options_},
                               {"model", {{"config", metadata_.config},
@@ -208,80 +216,79 @@ void TrainingRun::train_batch(data::Batch&& batch) {
                                      static_cast<double>(options_.grad_accum));
 
   const auto n = labels.size(0);
-  progress_.current.loss_sum += step.loss.item<double>() * static_cast<double>(n);
-  progress_.current.correct += step.logits.argmax(1).eq(labels).sum().item<int64_t>();
+  const at::Tensor loss_sum = step.loss.to(at::kDouble) * static_cast<double>(n);
+  const at::Tensor correct = step.logits.argmax(1).eq(labels).sum();
+  pending_loss_ = pending_loss_.defined() ? pending_loss_ + loss_sum : loss_sum;
+  pending_correct_ = pending_correct_.defined() ? pending_correct_ + correct : correct;
   progress_.current.seen += n;
+}
+
+void TrainingRun::collect_totals() {
+  if (!pending_loss_.defined()) return;
+  progress_.current.loss_sum += pending_loss_.item<double>();
+  progress_.current.correct += pending_correct_.item<int64_t>();
+  pending_loss_ = at::Tensor();
+  pending_correct_ = at::Tensor();
 }
 
 void TrainingRun::optimizer_step() {
   if (options_.clip_grad > 0.0) torch::nn::utils::clip_grad_norm_(model_->parameters(), options_.clip_grad);
-  optimizer_->step(schedule_.at(progress_.step));
+  progress_.lr = schedule_.at(progress_.step, budget_.decay_progress(elapsed(), progress_.warmup_end_s));
+  optimizer_->step(progress_.lr);
   optimizer_->zero_grad();
   if (ema_) ema_->update(model_);
   ++progress_.step;
+  if (progress_.step == schedule_.warmup_steps) progress_.warmup_end_s = elapsed();
   micro_batches_ = 0;
 }
 
-void TrainingRun::fit_to_time_limit(double epoch_seconds, double budget_seconds) {
-  // Whole epochs are fitted, so every epoch ends with its validation and checkpoint.
-  const auto more = static_cast<int64_t>(std::max(0.0, budget_seconds) / epoch_seconds);
-  const auto epochs = std::clamp<int64_t>(progress_.epoch + more, std::max<int64_t>(1, progress_.epoch), options_.epochs);
-  if (epochs != progress_.epochs_target) {
-    spdlog::info("time limit {:.0f} s: about {:.1f} s per epoch, so training {} epoch{} instead of {}",
-                 options_.time_limit, epoch_seconds, epochs, epochs == 1 ? "" : "s", progress_.epochs_target);
+void TrainingRun::update_time_reserve() {
+  if (!budget_.limited()) return;
+  if (longest_epoch_end_s_ >= 0.0) {
+    budget_.reserve(longest_epoch_end_s_);
+    return;
   }
-  progress_.epochs_target = epochs;
-  progress_.total_steps = epochs * steps_per_epoch_;
-  schedule_.total_steps = progress_.total_steps;
-}
-
-void TrainingRun::fit_from_first_steps(double seconds_per_step) {
-  // An epoch costs its training steps plus a validation pass, estimated at a third of a training step per
-  // image (forward only). The time of the steps already taken counts towards the first epoch; 3% of the
-  // budget is kept back for noise.
+  // Before an epoch's end has been timed: validation at a third of a training step's time per image (forward
+  // only), from the pace so far, and a second for saving.
   const double val_images = split_.val ? static_cast<double>(split_.val->samples.size()) : 0.0;
-  const double images_per_step = static_cast<double>(options_.batch_size * options_.grad_accum);
-  const double epoch_seconds = static_cast<double>(steps_per_epoch_) * seconds_per_step +
-                               val_images / images_per_step * seconds_per_step / 3.0;
-  fit_to_time_limit(epoch_seconds, kTimeBudgetShare * options_.time_limit - elapsed() +
-                                       static_cast<double>(progress_.step) * seconds_per_step);
+  const double seconds_per_image = progress_.current.seconds / static_cast<double>(std::max<int64_t>(1, progress_.current.seen));
+  budget_.reserve(val_images * seconds_per_image / 3.0 + 1.0);
 }
 
-void TrainingRun::refit_after_epoch() {
-  // The first estimate comes from a few steps; whole epochs measure the real pace (validation included, and
-  // the machine's load as it is now), so the plan is corrected while the learning rate is still being set.
-  // The median, not the mean: on a shared machine one epoch slowed by a neighbour would otherwise cost the rest
-  // of the run an epoch it has time for.
-  std::vector<double> seconds = session_epoch_seconds_;
-  std::nth_element(seconds.begin(), seconds.begin() + static_cast<long>(seconds.size() / 2), seconds.end());
-  fit_to_time_limit(seconds[seconds.size() / 2], kTimeBudgetShare * options_.time_limit - elapsed());
+int64_t TrainingRun::epochs_expected() const {
+  if (!budget_.limited()) return progress_.epochs_target;
+  // With a time limit the run ends when the time is spent: estimated from this epoch's pace.
+  const int64_t batches = train_loader_->batches_per_epoch();
+  const double done_in_epoch = static_cast<double>(progress_.next_batch) / static_cast<double>(batches);
+  const double epoch_seconds =
+      done_in_epoch > 0.0 ? progress_.current.seconds / done_in_epoch + std::max(0.0, longest_epoch_end_s_) : 0.0;
+  const double at_end =
+      budget_.epochs_at_end(static_cast<double>(progress_.epoch) + done_in_epoch, elapsed(), epoch_seconds);
+  return std::clamp<int64_t>(static_cast<int64_t>(std::ceil(at_end)), progress_.epoch + 1, progress_.epochs_target);
 }
 
 StepReport TrainingRun::step_report(int64_t batches, int64_t first_batch) const {
   StepReport report;
   report.epoch = progress_.epoch + 1;
-  report.epochs = progress_.epochs_target;
+  report.epochs = epochs_expected();
   report.batch = progress_.next_batch;
   report.batches = batches;
   const auto seen = static_cast<double>(std::max<int64_t>(1, progress_.current.seen));
   report.loss = progress_.current.loss_sum / seen;
   report.accuracy = static_cast<double>(progress_.current.correct) / seen;
-  report.lr = schedule_.at(progress_.step - 1);
+  report.lr = progress_.lr;
   report.images_per_s = static_cast<double>(progress_.current.seen) / std::max(1e-9, progress_.current.seconds);
   const double per_batch = seconds_since(epoch_start_) / static_cast<double>(progress_.next_batch - first_batch);
   report.eta_s = per_batch * static_cast<double>(batches - progress_.next_batch);
   return report;
 }
 
-bool TrainingRun::time_is_up() const { return options_.time_limit > 0.0 && elapsed() >= options_.time_limit; }
-
-bool TrainingRun::train_epoch() {
+TrainingRun::EpochEnd TrainingRun::train_epoch() {
   const int64_t batches = train_loader_->batches_per_epoch();
   observer_.on_epoch_start(progress_.epoch + 1, progress_.epochs_target, batches);
   train_loader_->start_epoch(progress_.epoch, progress_.next_batch);
   model_->train();
   epoch_start_ = Clock::now();
-  epoch_began_at_start_ = progress_.next_batch == 0;
   const double epoch_seconds_before = progress_.current.seconds;
   const int64_t first_batch = progress_.next_batch;
   while (auto batch = train_loader_->next()) {
@@ -293,23 +300,18 @@ bool TrainingRun::train_epoch() {
 
     optimizer_step();
     progress_.current.seconds = epoch_seconds_before + seconds_since(epoch_start_);
-    if (++session_steps_ == 3) timing_start_ = Clock::now();  // the first steps warm up allocators and caches
-    if (!fitted_ && session_steps_ == 3 + std::min<int64_t>(20, std::max<int64_t>(5, steps_per_epoch_ / 4))) {
-      fit_from_first_steps(seconds_since(timing_start_) / static_cast<double>(session_steps_ - 3));
-      fitted_ = true;
+    update_time_reserve();
+    // On a GPU the totals are read (a host-device sync) only when a report is due: at most every half second.
+    if (device_.is_cpu() || last || Clock::now() - last_report_ >= std::chrono::milliseconds(500)) {
+      collect_totals();
+      last_report_ = Clock::now();
+      observer_.on_step(step_report(batches, first_batch));
     }
-    observer_.on_step(step_report(batches, first_batch));
 
-    if (stop_ != nullptr && stop_->load()) {
-      outcome_ = TrainOutcome::Interrupted;
-      return false;
-    }
-    if (time_is_up()) {
-      outcome_ = TrainOutcome::TimeLimit;
-      return false;
-    }
+    if (stop_ != nullptr && stop_->load()) return EpochEnd::Interrupted;
+    if (budget_.training_done(elapsed())) return EpochEnd::TimeSpent;
   }
-  return true;
+  return EpochEnd::Done;
 }
 
 void TrainingRun::save_weights_as(const std::string& name, VisionTransformer& model) {
@@ -317,12 +319,14 @@ void TrainingRun::save_weights_as(const std::string& name, VisionTransformer& mo
 }
 
 void TrainingRun::end_epoch() {
+  const auto end_start = Clock::now();
+  collect_totals();
   MetricsRow row;
   row.epoch = progress_.epoch + 1;
   const auto seen = static_cast<double>(std::max<int64_t>(1, progress_.current.seen));
   row.train_loss = progress_.current.loss_sum / seen;
   row.train_acc = static_cast<double>(progress_.current.correct) / seen;
-  row.lr = schedule_.at(std::max<int64_t>(0, progress_.step - 1));
+  row.lr = progress_.lr;
   row.images_per_s = static_cast<double>(progress_.current.seen) / std::max(1e-9, progress_.current.seconds);
   row.seconds = progress_.current.seconds;
   if (val_loader_) {
@@ -357,18 +361,16 @@ void TrainingRun::end_epoch() {
   }
   observer_.on_epoch_end(row);
 
-  const bool whole_epoch = progress_.next_batch == train_loader_->batches_per_epoch() && epoch_began_at_start_;
   ++progress_.epoch;
   progress_.next_batch = 0;
   progress_.current = EpochTotals{};
-  if (whole_epoch && options_.time_limit > 0.0 && !options_.resume) {
-    session_epoch_seconds_.push_back(seconds_since(epoch_start_));
-    if (progress_.epoch < progress_.epochs_target) refit_after_epoch();
-  }
   save_state();
+  longest_epoch_end_s_ = std::max(longest_epoch_end_s_, seconds_since(end_start));
+  update_time_reserve();
 }
 
 void TrainingRun::save_state() {
+  collect_totals();
   RunState state;
   state.options = options_;
   state.metadata = metadata_;
@@ -400,9 +402,14 @@ TrainSummary TrainingRun::run() {
     options_.data_dir = data_dir;
     options_.out_dir = out_dir;
     options_.resume = true;
-    if (resumed->progress.epoch >= resumed->progress.epochs_target)
-      throw std::invalid_argument("--resume: the run in '" + out_dir.string() + "' already finished its " +
-                                  std::to_string(resumed->progress.epochs_target) + " epochs");
+    if (resumed->progress.epoch >= resumed->progress.epochs_target) {
+      throw std::invalid_argument(
+          "--resume: the run in '" + out_dir.string() + "' already finished its " +
+          std::to_string(resumed->progress.epochs_target) + " epochs" +
+          (options_.epochs > resumed->progress.epochs_target
+               ? fmt::format(" (it used its --time-limit of {:g} s)", options_.time_limit)
+               : std::string()));
+    }
   } else if (fs::exists(options_.out_dir / "last.safetensors", error) ||
              fs::exists(resume_path(options_.out_dir), error)) {
     throw std::invalid_argument("--out: '" + options_.out_dir.string() +
@@ -416,20 +423,28 @@ TrainSummary TrainingRun::run() {
     spdlog::info("resuming at epoch {}, batch {} (step {})", progress_.epoch + 1, progress_.next_batch, progress_.step);
 
   while (progress_.epoch < progress_.epochs_target) {
-    if (!train_epoch()) break;
-    end_epoch();
+    const EpochEnd end = train_epoch();
+    if (end == EpochEnd::Interrupted) {
+      outcome_ = TrainOutcome::Interrupted;
+      save_weights_as("last.safetensors", model_);  // mid-epoch: the newest weights, and the state to resume from
+      save_state();
+      break;
+    }
+    // Once the time is spent the run has its final length, also in the saved state (so --resume knows it ended).
+    if (end == EpochEnd::TimeSpent) progress_.epochs_target = progress_.epoch + 1;
+    end_epoch();  // after the time is spent too: the last, partial epoch is validated and saved like any other
+    if (end != EpochEnd::TimeSpent && budget_.training_done(elapsed()) && progress_.epoch < progress_.epochs_target) {
+      progress_.epochs_target = progress_.epoch;
+      save_state();
+    }
+    if (budget_.limited() && progress_.epoch == progress_.epochs_target && progress_.epochs_target < options_.epochs) {
+      outcome_ = TrainOutcome::TimeLimit;
+      break;
+    }
     if (stop_ != nullptr && stop_->load()) {
       outcome_ = TrainOutcome::Interrupted;
       break;
     }
-    if (time_is_up() && progress_.epoch < progress_.epochs_target) {
-      outcome_ = TrainOutcome::TimeLimit;
-      break;
-    }
-  }
-  if (outcome_ != TrainOutcome::Completed && progress_.next_batch > 0) {
-    save_weights_as("last.safetensors", model_);  // mid-epoch: the newest weights, and the state to resume from
-    save_state();
   }
 
   TrainSummary summary;

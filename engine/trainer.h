@@ -36,7 +36,7 @@ class TrainObserver {
 
 enum class TrainOutcome {
   Completed,    // every epoch trained
-  TimeLimit,    // stopped at --time-limit
+  TimeLimit,    // the --time-limit was spent (the learning rate decayed over it; the last epoch may be partial)
   Interrupted,  // stopped on request (SIGINT / SIGTERM); resumable
 };
 

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "engine/optimizer.h"
+#include "engine/time_budget.h"
 #include "tests/catch.h"
 
 namespace vit::engine {
@@ -89,6 +90,36 @@ TEST_CASE("the schedule warms up linearly, then follows a cosine to min_lr", "[o
   CHECK(s.at(110) == Approx(1e-5));
   CHECK(s.at(500) == Approx(1e-5));
   for (int64_t step = 11; step < 110; ++step) CHECK(s.at(step) < s.at(step - 1));
+}
+
+TEST_CASE("with progress by time, the decay follows whichever of steps and time is further along", "[optimizer]") {
+  LrSchedule s{1e-3, 1e-5, 10, 110};
+  CHECK(s.at(5, 0.9) == Approx(6e-4));                               // the warm-up is counted in steps only
+  CHECK(s.at(60, 0.0) == Approx(1e-5 + 0.5 * (1e-3 - 1e-5)));       // steps ahead
+  CHECK(s.at(20, 0.5) == Approx(1e-5 + 0.5 * (1e-3 - 1e-5)));       // time ahead
+  CHECK(s.at(20, 1.0) == Approx(1e-5));
+}
+
+TEST_CASE("a time budget keeps back the end of the last epoch and measures the decay from the warm-up's end",
+          "[time_limit]") {
+  TimeBudget none;
+  CHECK_FALSE(none.limited());
+  CHECK_FALSE(none.training_done(1e9));
+  CHECK(none.decay_progress(50.0, 0.0) == 0.0);
+
+  TimeBudget budget(100.0);
+  budget.reserve(7.0);
+  CHECK(budget.training_end_s() == Approx(0.97 * 100.0 - 7.0));  // 90 s
+  CHECK_FALSE(budget.training_done(89.9));
+  CHECK(budget.training_done(90.0));
+  CHECK(budget.decay_progress(5.0, -1.0) == 0.0);          // still warming up
+  CHECK(budget.decay_progress(10.0, 10.0) == 0.0);
+  CHECK(budget.decay_progress(50.0, 10.0) == Approx(0.5));  // 40 of the 80 s after the warm-up
+  CHECK(budget.decay_progress(95.0, 10.0) == 1.0);
+  budget.reserve(17.0);  // a slower epoch end: training stops earlier, the decay with it
+  CHECK(budget.decay_progress(50.0, 10.0) == Approx(40.0 / 70.0));
+  CHECK(budget.epochs_at_end(3.5, 45.0, 10.0) == Approx(3.5 + 3.5));  // 35 s left at 10 s per epoch
+  CHECK_THROWS_AS(TimeBudget(-1.0), std::invalid_argument);
 }
 
 }  // namespace vit::engine

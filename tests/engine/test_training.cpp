@@ -1,10 +1,12 @@
-// Training end to end on a small generated dataset: it learns, writes its run folder, survives a bad file, and a
-// run interrupted and resumed ends bit-identical to an uninterrupted one.
+// Training end to end on a small generated dataset: it learns, writes its run folder, survives a bad file, a run
+// interrupted and resumed ends bit-identical to an uninterrupted one, and a time-limited run spends its budget.
 
 #include <torch/torch.h>
 
+#include <chrono>
 #include <fstream>
 #include <random>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -162,6 +164,64 @@ TEST_CASE("a run interrupted mid-epoch and resumed ends bit-identical to an unin
     CHECK(second.rows[i].train_loss == straight.rows[i + 1].train_loss);
     CHECK(second.rows[i].val_top1 == straight.rows[i + 1].val_top1);
   }
+}
+
+namespace {
+
+// Records the learning rate of every step and sleeps through a stretch of steps, as a busy neighbour would slow
+// them.
+class SlowStretch : public TrainObserver {
+ public:
+  SlowStretch(int64_t first, int64_t last, std::chrono::milliseconds pause) : first_(first), last_(last), pause_(pause) {}
+  void on_step(const StepReport& report) override {
+    lrs.push_back(report.lr);
+    const auto step = static_cast<int64_t>(lrs.size());
+    if (step >= first_ && step <= last_) std::this_thread::sleep_for(pause_);
+  }
+  void on_epoch_end(const MetricsRow& row) override { rows.push_back(row); }
+
+  std::vector<double> lrs;
+  std::vector<MetricsRow> rows;
+
+ private:
+  int64_t first_, last_;
+  std::chrono::milliseconds pause_;
+};
+
+}  // namespace
+
+TEST_CASE("with a time limit, the schedule runs on time through a slow stretch and anneals at the limit",
+          "[training][time_limit]") {
+  TempDir dir;
+  write_dataset(dir / "data", 20, 6);
+  TrainOptions o = tiny_options(dir / "data", dir / "run");
+  o.epochs = 100000;  // never reached: the time decides
+  o.time_limit = 8.0;
+  o.min_lr = 1e-5;
+  SlowStretch observer(10, 30, std::chrono::milliseconds(100));  // two seconds of slow steps, early on
+  const auto summary = train(o, observer);
+
+  CHECK(summary.outcome == TrainOutcome::TimeLimit);
+  // The whole budget is used, and not overrun: 3% of it is kept back, with the last epoch's validation.
+  CHECK(summary.seconds <= o.time_limit);
+  CHECK(summary.seconds >= 0.85 * o.time_limit);
+  REQUIRE(observer.lrs.size() > 60);
+  // Warm-up (half an epoch: 2 steps), then a decay that did not race ahead during the slow stretch ...
+  CHECK(observer.lrs[1] == Approx(o.lr));
+  CHECK(observer.lrs[31] > 0.5 * o.lr);
+  for (size_t i = 2; i < observer.lrs.size(); ++i) REQUIRE(observer.lrs[i] <= observer.lrs[i - 1]);
+  // ... and reached the minimum when the time was spent.
+  CHECK(observer.lrs.back() - o.min_lr < 0.05 * (o.lr - o.min_lr));
+  // The last (partial) epoch was validated and saved like the others.
+  REQUIRE_FALSE(observer.rows.empty());
+  CHECK(observer.rows.back().val_top1 >= 0.0);
+  CHECK(observer.rows.back().lr == observer.lrs.back());
+  CHECK(summary.epochs_done == static_cast<int64_t>(observer.rows.size()));
+  CHECK(fs::exists(dir / "run/last.safetensors"));
+
+  // Spent: a resume has nothing left to do.
+  o.resume = true;
+  CHECK_THROWS_WITH(train(o, observer), Contains("epochs (it used its --time-limit of 8 s)"));
 }
 
 TEST_CASE("training refuses unusable options and data with a clear message", "[training]") {

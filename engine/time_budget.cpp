@@ -1,0 +1,27 @@
+#include "engine/time_budget.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+namespace vit::engine {
+
+TimeBudget::TimeBudget(double limit_s) : limit_s_(limit_s) {
+  if (!(limit_s >= 0.0)) throw std::invalid_argument("time limit must be >= 0 seconds, got " + std::to_string(limit_s));
+}
+
+double TimeBudget::training_end_s() const { return kShare * limit_s_ - reserve_s_; }
+
+double TimeBudget::decay_progress(double elapsed_s, double warmup_end_s) const {
+  if (!limited() || warmup_end_s < 0.0) return 0.0;
+  const double span = training_end_s() - warmup_end_s;
+  if (span <= 0.0) return 1.0;
+  return std::clamp((elapsed_s - warmup_end_s) / span, 0.0, 1.0);
+}
+
+double TimeBudget::epochs_at_end(double epochs_done, double elapsed_s, double epoch_seconds) const {
+  if (!limited() || epoch_seconds <= 0.0) return epochs_done;
+  return epochs_done + std::max(0.0, training_end_s() - elapsed_s) / epoch_seconds;
+}
+
+}  // namespace vit::engine
