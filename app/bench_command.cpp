@@ -32,7 +32,9 @@ nlohmann::json to_json(const engine::Throughput& t) {
           {"peak_memory_bytes", t.peak_memory_bytes},
           {"minor_faults_per_step", t.minor_faults_per_step},
           {"kernel_time_share", t.kernel_time_share},
-          {"images_per_cpu_second", t.images_per_cpu_second}};
+          {"images_per_cpu_second", t.images_per_cpu_second},
+          {"model_gflops", t.model_gflops},
+          {"peak_share", t.peak_share}};
 }
 
 void print_json(const engine::BenchOptions& o, const engine::BenchReport& r) {
@@ -43,7 +45,8 @@ void print_json(const engine::BenchOptions& o, const engine::BenchReport& r) {
                      {"amp", o.amp},
                      {"device", r.device},
                      {"kernels", r.kernels},
-                     {"memory", r.memory}};
+                     {"memory", r.memory},
+                     {"gemm_peak_gflops", {{"float32", r.peak.float32_gflops}, {"bf16", r.peak.bf16_gflops}}}};
   const std::pair<const char*, const std::optional<engine::Throughput>*> phases[] = {
       {"inference", &r.inference}, {"train", &r.train}, {"pipeline", &r.pipeline}, {"folder_train", &r.folder_train},
       {"synthetic_beside_folder", &r.synthetic_beside_folder}};
@@ -53,12 +56,16 @@ void print_json(const engine::BenchOptions& o, const engine::BenchReport& r) {
   fmt::print("{}\n", out.dump(2));
 }
 
-void print_phase(const char* name, const engine::Throughput& t) {
+void print_phase(const char* name, const engine::Throughput& t, const char* precision) {
   const auto [low, high] = std::minmax_element(t.images_per_s.begin(), t.images_per_s.end());
   fmt::print("{:<13}{:>10.1f} images/s  (median of {} windows of {} steps, range {:.1f}-{:.1f}; peak memory {:.0f} MiB; "
              "{:.0f} page faults per step, {:.1f}% of CPU time in the kernel)\n",
              name, t.median(), t.images_per_s.size(), t.steps_per_window, *low, *high,
              static_cast<double>(t.peak_memory_bytes) / (1 << 20), t.minor_faults_per_step, 100.0 * t.kernel_time_share);
+  if (t.model_gflops > 0.0) {
+    fmt::print("{:<13}{:>10.1f} GFLOP/s of the model's arithmetic, {:.0f}% of the {} GEMM peak\n", "", t.model_gflops,
+               100.0 * t.peak_share, precision);
+  }
 }
 
 void print_text(const engine::BenchOptions& o, const engine::BenchReport& r) {
@@ -69,16 +76,19 @@ void print_text(const engine::BenchOptions& o, const engine::BenchReport& r) {
   fmt::print("run          batch {}, {}, {}\n", o.batch_size, o.amp == "bf16" ? "bf16 autocast" : "float32", r.device);
   fmt::print("kernels      {}\n", r.kernels);
   fmt::print("memory       {}\n", r.memory);
-  if (r.inference) print_phase("inference", *r.inference);
-  if (r.train) print_phase("train", *r.train);
+  fmt::print("GEMM peak    {:.0f} GFLOP/s float32, {} bf16 (best 1024x1024x1024 product)\n", r.peak.float32_gflops,
+             r.peak.bf16_gflops > 0.0 ? fmt::format("{:.0f} GFLOP/s", r.peak.bf16_gflops) : std::string("no"));
+  const char* precision = o.amp == "bf16" ? "bf16" : "float32";
+  if (r.inference) print_phase("inference", *r.inference, precision);
+  if (r.train) print_phase("train", *r.train, precision);
   if (r.pipeline) {
-    print_phase("pipeline", *r.pipeline);
+    print_phase("pipeline", *r.pipeline, precision);
     fmt::print("{:<13}{:>10.1f} images per CPU-second ({} decode thread{}; {})\n", "", r.pipeline->images_per_cpu_second,
                r.workers, r.workers == 1 ? "" : "s", r.image_cache);
   }
   if (r.folder_train && r.synthetic_beside_folder) {
-    print_phase("folder train", *r.folder_train);
-    print_phase("  synthetic", *r.synthetic_beside_folder);
+    print_phase("folder train", *r.folder_train, precision);
+    print_phase("  synthetic", *r.synthetic_beside_folder, precision);
     fmt::print("folder training runs at {:.2f}x the synthetic-data training throughput (windows alternating)\n",
                r.folder_train->median() / r.synthetic_beside_folder->median());
   }

@@ -107,7 +107,7 @@ def main():
     ours = next(s for s in sides if SIDES[s][0] == "vit")
     names = {s: s.replace("torch", args.impl) for s in sides}
 
-    rows, failures, device, torch_version = [], [], "", ""
+    rows, notes, device, torch_version = [], [], "", ""
     beside = {}  # label -> {side: synthetic training timed alternately with training from the folder}
     with tempfile.TemporaryDirectory() as tmp:
         for case in args.case or DEFAULT_CASES:
@@ -122,7 +122,9 @@ def main():
                 figures = {side: summarise(results, key) for side, results in rounds.items()}
                 for side, results in rounds.items():
                     if figures[side] is None and key in results[0]:
-                        failures.append(f"{label}, {name}: {names[side]} failed: {results[0][key]['error']}")
+                        notes.append(f"{label}, {name}: {names[side]} failed: {results[0][key]['error']}")
+                    elif key in results[0] and "note" in results[0][key]:
+                        notes.append(f"{label}, {name}: {names[side]} measured {results[0][key]['note']}")
                 rows.append((label, name, figures))
             if "synthetic_beside_folder" in rounds[ours][0]:
                 beside[label] = {side: summarise(results, "synthetic_beside_folder") for side, results in rounds.items()}
@@ -155,8 +157,8 @@ def main():
                   for s in sides if figures[s] is not None and synthetic[s] is not None]
         print(f"{label}: training fed from the folder against synthetic data (alternating windows): "
               f"{', '.join(shares)}")
-    for failure in failures:
-        print(failure)
+    for note in notes:
+        print(note)
 
 
 if __name__ == "__main__":

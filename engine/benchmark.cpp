@@ -1,5 +1,7 @@
 #include "engine/benchmark.h"
 
+#include <ATen/ops/empty.h>
+#include <ATen/ops/mm.h>
 #include <ATen/ops/normal.h>
 #include <ATen/ops/randint.h>
 #include <c10/core/InferenceMode.h>
@@ -245,6 +247,43 @@ Throughput measure_throughput(const BenchOptions& options, c10::Device device, c
   return measure_alternating(options, device, {step}).front();
 }
 
+GemmPeak measure_gemm_peak(c10::Device device) {
+  constexpr int64_t n = 1024;
+  const double flops = 2.0 * n * n * n;
+  // The best of as many products as fit in a quarter of a second, after one untimed.
+  auto best_gflops = [&](const std::function<void()>& product) {
+    product();
+    synchronize(device);
+    double best = 0.0;
+    const auto start = Clock::now();
+    while (Clock::now() - start < std::chrono::milliseconds(250)) {
+      const auto t0 = Clock::now();
+      product();
+      synchronize(device);
+      best = std::max(best, flops / std::chrono::duration<double>(Clock::now() - t0).count() / 1e9);
+    }
+    return best;
+  };
+  GemmPeak peak;
+  const auto options = at::TensorOptions().device(device);
+  const at::Tensor a = at::normal(0.0, 1.0, {n, n}, c10::nullopt, options);
+  const at::Tensor b = at::normal(0.0, 1.0, {n, n}, c10::nullopt, options);
+  peak.float32_gflops = best_gflops([&] { at::mm(a, b); });
+  if (device.is_cpu() && cpu::onednn_available()) {
+    at::Tensor c = at::empty({n, n}, options);
+    peak.float32_gflops = std::max(peak.float32_gflops, best_gflops([&] {
+      cpu::sgemm(false, false, n, n, n, 1.0f, a.data_ptr<float>(), n, b.data_ptr<float>(), n, 0.0f, c.data_ptr<float>(), n);
+    }));
+  }
+  try {
+    const at::Tensor a16 = a.to(at::kBFloat16), b16 = b.to(at::kBFloat16);
+    peak.bf16_gflops = best_gflops([&] { at::mm(a16, b16); });
+  } catch (const c10::Error&) {
+    peak.bf16_gflops = 0.0;  // no bf16 products on this device
+  }
+  return peak;
+}
+
 BenchReport run_benchmark(const BenchOptions& options, const ExtraPhases& extra) {
   BenchModel model(options);
   BenchReport report;
@@ -253,6 +292,7 @@ BenchReport run_benchmark(const BenchOptions& options, const ExtraPhases& extra)
   report.device = describe_device(model.device());
   report.kernels = describe_kernels(model.device(), options.amp == "bf16");
   report.memory = configure_memory_reuse();
+  report.peak = measure_gemm_peak(model.device());
 
   if (options.inference) {
     report.inference = measure_throughput(options, model.device(), [&] { return model.synthetic_inference_step(); });
@@ -261,6 +301,19 @@ BenchReport run_benchmark(const BenchOptions& options, const ExtraPhases& extra)
     report.train = measure_throughput(options, model.device(), [&] { return model.synthetic_train_step(); });
   }
   if (extra) extra(model, report);
+
+  const double peak = options.amp == "bf16" ? report.peak.bf16_gflops : report.peak.float32_gflops;
+  auto rate = [&](std::optional<Throughput>& phase, double flops_per_image) {
+    if (!phase) return;
+    phase->model_gflops = phase->median() * flops_per_image / 1e9;
+    phase->peak_share = peak > 0.0 ? phase->model_gflops / peak : 0.0;
+  };
+  const double inference_flops = 2.0 * count_macs(model.config());
+  const double train_flops = 3.0 * 2.0 * count_training_macs(model.config());
+  rate(report.inference, inference_flops);
+  rate(report.train, train_flops);
+  rate(report.folder_train, train_flops);
+  rate(report.synthetic_beside_folder, train_flops);
   if (!options.trace_path.empty()) {
     // One step of each phase, op by op with its inputs' shapes: where the time of a step goes.
     std::ostringstream trace;

@@ -49,8 +49,21 @@ struct Throughput {
   double minor_faults_per_step = 0.0;
   double kernel_time_share = 0.0;
   double images_per_cpu_second = 0.0;  // images over the CPU time of all threads: throughput per busy core
+  // The model's matrix arithmetic done per second at the median throughput (count_macs / count_training_macs:
+  // 2 FLOPs per multiply-accumulate, 3 passes for a training step), and its share of the GEMM peak of the
+  // precision the phase runs in; 0 for phases without a model.
+  double model_gflops = 0.0;
+  double peak_share = 0.0;
   double median() const;
 };
+
+// The device's matrix-product peak as this build reaches it: the best of repeated 1024 x 1024 x 1024 products,
+// float32 (LibTorch's BLAS, and oneDNN's sgemm where vit uses it) and bfloat16 (LibTorch's, oneDNN on CPU).
+struct GemmPeak {
+  double float32_gflops = 0.0;
+  double bf16_gflops = 0.0;  // 0 where bf16 products are not available
+};
+GemmPeak measure_gemm_peak(c10::Device device);
 
 struct BenchReport {
   ViTConfig config;
@@ -58,6 +71,7 @@ struct BenchReport {
   std::string device;   // "cpu (2 threads)", "cuda (NVIDIA H200)"
   std::string kernels;  // what runs the matrix products, e.g. "float32 products on oneDNN sgemm, ..."
   std::string memory;   // how freed memory is handled (runtime.h's configure_memory_reuse)
+  GemmPeak peak;
   std::optional<Throughput> inference;
   std::optional<Throughput> train;
   std::optional<Throughput> pipeline;      // --data: decoding and augmenting the folder's images, no model

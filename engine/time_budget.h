@@ -13,7 +13,7 @@ namespace vit::engine {
 class TimeBudget {
  public:
   // Share of the limit planned for; the rest absorbs the noise of timing the final evaluation and save.
-  static constexpr double kShare = 0.97;
+  static constexpr double kShare = 0.99;
 
   TimeBudget() = default;  // no limit
   explicit TimeBudget(double limit_s);

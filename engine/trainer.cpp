@@ -93,6 +93,8 @@ class TrainingRun {
   Clock::time_point session_start_ = Clock::now();
   Clock::time_point epoch_start_ = Clock::now();
   double longest_epoch_end_s_ = -1.0;  // validation and saving at an epoch's end, longest so far (< 0: none yet)
+  double last_epoch_train_s_ = 0.0;    // training time of the last whole epoch
+  double time_progress_ = 0.0;         // the decay's progress by time so far (time_budget.h)
   TrainOutcome outcome_ = TrainOutcome::Completed;
 };
 
@@ -233,7 +235,9 @@ void TrainingRun::collect_totals() {
 
 void TrainingRun::optimizer_step() {
   if (options_.clip_grad > 0.0) torch::nn::utils::clip_grad_norm_(model_->parameters(), options_.clip_grad);
-  progress_.lr = schedule_.at(progress_.step, budget_.decay_progress(elapsed(), progress_.warmup_end_s));
+  // The decay never goes back, even when the time kept for the last epoch's end is revised down.
+  time_progress_ = std::max(time_progress_, budget_.decay_progress(elapsed(), progress_.warmup_end_s));
+  progress_.lr = schedule_.at(progress_.step, time_progress_);
   optimizer_->step(progress_.lr);
   optimizer_->zero_grad();
   if (ema_) ema_->update(model_);
@@ -245,7 +249,7 @@ void TrainingRun::optimizer_step() {
 void TrainingRun::update_time_reserve() {
   if (!budget_.limited()) return;
   if (longest_epoch_end_s_ >= 0.0) {
-    budget_.reserve(longest_epoch_end_s_);
+    budget_.reserve(1.5 * longest_epoch_end_s_);  // the last one may take longer (a bigger best.safetensors to write, a busy disk)
     return;
   }
   // Before an epoch's end has been timed: validation at a third of a training step's time per image (forward
@@ -361,6 +365,7 @@ void TrainingRun::end_epoch() {
   }
   observer_.on_epoch_end(row);
 
+  if (progress_.next_batch == train_loader_->batches_per_epoch()) last_epoch_train_s_ = progress_.current.seconds;
   ++progress_.epoch;
   progress_.next_batch = 0;
   progress_.current = EpochTotals{};
@@ -433,7 +438,12 @@ TrainSummary TrainingRun::run() {
     // Once the time is spent the run has its final length, also in the saved state (so --resume knows it ended).
     if (end == EpochEnd::TimeSpent) progress_.epochs_target = progress_.epoch + 1;
     end_epoch();  // after the time is spent too: the last, partial epoch is validated and saved like any other
-    if (end != EpochEnd::TimeSpent && budget_.training_done(elapsed()) && progress_.epoch < progress_.epochs_target) {
+    // A last epoch of a few steps would cost a whole validation and save for little: when less than a quarter of
+    // an epoch's training time is left, the run ends here (the learning rate is then within a hair of its minimum).
+    const bool little_left =
+        budget_.limited() && budget_.training_end_s() - elapsed() < 0.25 * last_epoch_train_s_;
+    if (end != EpochEnd::TimeSpent && (budget_.training_done(elapsed()) || little_left) &&
+        progress_.epoch < progress_.epochs_target) {
       progress_.epochs_target = progress_.epoch;
       save_state();
     }

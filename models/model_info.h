@@ -15,4 +15,8 @@ int64_t count_parameters(const ViTConfig& config);
 // Norms, softmax and GELU are left out, as there.
 double count_macs(const ViTConfig& config);
 
+// The same for a training forward pass, whose blocks see only the tokens PatchDropout keeps (patch_drop_rate).
+// A training step (forward and backward) is about three times this.
+double count_training_macs(const ViTConfig& config);
+
 }  // namespace vit

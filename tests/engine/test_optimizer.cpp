@@ -109,16 +109,16 @@ TEST_CASE("a time budget keeps back the end of the last epoch and measures the d
 
   TimeBudget budget(100.0);
   budget.reserve(7.0);
-  CHECK(budget.training_end_s() == Approx(0.97 * 100.0 - 7.0));  // 90 s
-  CHECK_FALSE(budget.training_done(89.9));
-  CHECK(budget.training_done(90.0));
+  CHECK(budget.training_end_s() == Approx(0.99 * 100.0 - 7.0));  // 92 s
+  CHECK_FALSE(budget.training_done(91.9));
+  CHECK(budget.training_done(92.0));
   CHECK(budget.decay_progress(5.0, -1.0) == 0.0);          // still warming up
   CHECK(budget.decay_progress(10.0, 10.0) == 0.0);
-  CHECK(budget.decay_progress(50.0, 10.0) == Approx(0.5));  // 40 of the 80 s after the warm-up
+  CHECK(budget.decay_progress(51.0, 10.0) == Approx(0.5));  // 41 of the 82 s after the warm-up
   CHECK(budget.decay_progress(95.0, 10.0) == 1.0);
   budget.reserve(17.0);  // a slower epoch end: training stops earlier, the decay with it
-  CHECK(budget.decay_progress(50.0, 10.0) == Approx(40.0 / 70.0));
-  CHECK(budget.epochs_at_end(3.5, 45.0, 10.0) == Approx(3.5 + 3.5));  // 35 s left at 10 s per epoch
+  CHECK(budget.decay_progress(51.0, 10.0) == Approx(41.0 / 72.0));
+  CHECK(budget.epochs_at_end(3.5, 45.0, 10.0) == Approx(3.5 + 3.7));  // 37 s left at 10 s per epoch
   CHECK_THROWS_AS(TimeBudget(-1.0), std::invalid_argument);
 }
 
