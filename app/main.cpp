@@ -26,11 +26,12 @@
 #endif
 
 int main(int argc, char** argv) {
-  // Before any tensor exists: every command allocates and frees activations step after step.
-  const std::string memory = vit::engine::configure_memory_reuse();
   // Results go to stdout; logs and errors to stderr, so output stays machine-readable when piped.
   spdlog::set_default_logger(spdlog::stderr_color_mt("vit"));
   spdlog::set_pattern("%^%l%$: %v");
+  // Before any tensor exists: every command allocates and frees activations step after step.
+  const std::string memory = vit::engine::configure_memory_reuse();
+  if (memory.find("ignored") != std::string::npos) spdlog::warn("memory: {}", memory);
 
   CLI::App app{"vit: train, evaluate, inspect and export Vision Transformers (LibTorch)"};
   app.set_version_flag("--version", "vit " VIT_VERSION);

@@ -81,7 +81,9 @@ void add_run_options(CLI::App* cli, engine::TrainOptions& o) {
   add_runtime_options(cli, o.device, o.amp, o.threads, o.workers, group);
   add_cache_option(cli, o.cache_images_mib, group);
   cli->add_option("--seed", o.seed, "Random seed (initialisation, data order, augmentation)")->capture_default_str()->group(group);
-  cli->add_option("--time-limit", o.time_limit, "Seconds of training; the schedule is fitted to it (0 = none)")
+  cli->add_option("--time-limit", o.time_limit,
+                  "Seconds for the whole run: the learning rate decays over them and the last epoch is validated "
+                  "and saved in time (0 = none)")
       ->capture_default_str()
       ->group(group);
   cli->add_flag("--resume", o.resume, "Continue the run saved in --out")->group(group);

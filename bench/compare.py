@@ -61,11 +61,13 @@ def run_json(command, env_extra):
 
 
 def run_case(args, sides, bench_args, tmp):
-    """{side: [result of each round]}; vit's first run gives the config PyTorch builds."""
+    """{side: [result of each round]}; vit's first run gives the config PyTorch builds, so in each round the vit
+    sides run first."""
     rounds = {side: [] for side in sides}
     config = os.path.join(tmp, "config.json")
+    order = sorted(sides, key=lambda side: SIDES[side][0] != "vit")
     for _ in range(args.rounds):
-        for side in sides:
+        for side in order:
             kind, env = SIDES[side]
             if kind == "vit":
                 result = run_json([args.vit, "--quiet", "bench", "--format", "json", *bench_args], env)
@@ -82,7 +84,7 @@ def run_case(args, sides, bench_args, tmp):
 
 def summarise(results, key):
     """Median images/s over rounds, peak MiB, median faults per step and kernel share; None where it failed."""
-    if key not in results[0] or "error" in results[0][key]:
+    if key not in results[0] or any("error" in r[key] for r in results):
         return None
     phase = [r[key] for r in results]
     return {"images_per_s": statistics.median(p["images_per_s"] for p in phase),
@@ -121,8 +123,9 @@ def main():
                     continue
                 figures = {side: summarise(results, key) for side, results in rounds.items()}
                 for side, results in rounds.items():
-                    if figures[side] is None and key in results[0]:
-                        notes.append(f"{label}, {name}: {names[side]} failed: {results[0][key]['error']}")
+                    errors = [r[key]["error"] for r in results if key in r and "error" in r[key]]
+                    if errors:
+                        notes.append(f"{label}, {name}: {names[side]} failed: {errors[0]}")
                     elif key in results[0] and "note" in results[0][key]:
                         notes.append(f"{label}, {name}: {names[side]} measured {results[0][key]['note']}")
                 rows.append((label, name, figures))

@@ -6,6 +6,8 @@ on the same LibTorch. Prints one JSON object shaped like vit bench's.
 Timing follows vit bench: `--warmup` untimed steps, the last of which sizes the windows (steps that fit in
 `--window-seconds`), then `--windows` timed windows, synchronised only at their edges; the median is reported.
 Training fed from a folder is timed in windows alternating with synthetic-data training, as vit bench does.
+CPU figures (faults, kernel share) count this process only: DataLoader workers are other processes, where vit's
+loader threads are counted in vit's.
 Peak memory: the process's peak resident set per phase on CPU (reset through /proc/self/clear_refs), the peak
 of allocated GPU memory on CUDA. Minor page faults per step and the kernel's share of CPU time over the timed
 windows (getrusage), as vit bench.
@@ -196,7 +198,7 @@ def main():
     if args.phases != "train":
         model.eval()
         out["inference"] = measure_or_error(args, device, inference_step)
-        if "error" in out["inference"] and args.impl == "torchvision":
+        if "BFloat16" in out["inference"].get("error", "") and args.impl == "torchvision":
             # torch 1.13's fused attention fast path, which eval mode takes, fails under CPU bf16 autocast. In train
             # mode torchvision's ViT (dropout 0 by default) computes the same function without it: time that,
             # under no_grad, and say so.

@@ -140,8 +140,10 @@ void BenchOptions::validate() const {
   positive("--window-seconds", window_seconds);
   if (warmup_steps < 1) throw std::invalid_argument("--warmup must be at least 1, got " + std::to_string(warmup_steps));
   if (amp != "none" && amp != "bf16") throw std::invalid_argument("--amp: expected none or bf16, got '" + amp + "'");
-  if (cache_images_mib < 0)
-    throw std::invalid_argument("--cache-images: expected MiB >= 0 (0 = none), got " + std::to_string(cache_images_mib));
+  if (cache_images_mib < 0 || cache_images_mib > kMaxCacheImagesMiB) {
+    throw std::invalid_argument("--cache-images: expected MiB from 0 (none) to " + std::to_string(kMaxCacheImagesMiB) +
+                                ", got " + std::to_string(cache_images_mib));
+  }
   if (!train && !inference) throw std::invalid_argument("nothing to measure: both training and inference are off");
 }
 
@@ -202,7 +204,8 @@ int64_t BenchModel::synthetic_inference_step() {
 }
 
 std::vector<Throughput> measure_alternating(const BenchOptions& options, c10::Device device,
-                                            const std::vector<BenchStep>& steps) {
+                                            const std::vector<BenchStep>& steps,
+                                            const std::vector<std::function<void()>>& before_window) {
   PeakMemory memory(device);
   std::vector<Throughput> results(steps.size());
   std::vector<ResourceUsage> usage(steps.size());  // summed over each step's windows
@@ -220,6 +223,7 @@ std::vector<Throughput> measure_alternating(const BenchOptions& options, c10::De
   }
   for (int64_t w = 0; w < options.windows; ++w) {
     for (size_t s = 0; s < steps.size(); ++s) {
+      if (s < before_window.size() && before_window[s]) before_window[s]();
       memory.reset();
       const ResourceUsage before = ResourceUsage::now();
       int64_t images = 0;

@@ -111,9 +111,11 @@ using BenchStep = std::function<int64_t()>;
 
 // Runs each step's warm-up (the last warm-up step sizes its windows), then the steps' timed windows in turn
 // (A B A B ...), so that a change in the machine's load falls on all of them alike. The device is synchronised
-// only at window edges, so queued GPU work overlaps the host's as in real training. One Throughput per step.
+// only at window edges, so queued GPU work overlaps the host's as in real training. `before_window`, where given
+// for a step, runs untimed before each of its windows. One Throughput per step.
 std::vector<Throughput> measure_alternating(const BenchOptions& options, c10::Device device,
-                                            const std::vector<BenchStep>& steps);
+                                            const std::vector<BenchStep>& steps,
+                                            const std::vector<std::function<void()>>& before_window = {});
 Throughput measure_throughput(const BenchOptions& options, c10::Device device, const BenchStep& step);
 
 // Further phases on the same model, timed after the synthetic ones (the image-folder phases of `vit bench

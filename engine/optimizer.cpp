@@ -1,5 +1,6 @@
 #include "engine/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -118,11 +119,13 @@ void AdamW::load_state(const TensorMap& state, int64_t steps) {
   steps_ = steps;
 }
 
-double LrSchedule::at(int64_t step, double time_progress) const {
-  if (step < warmup_steps) return base_lr * static_cast<double>(step + 1) / static_cast<double>(warmup_steps);
+double LrSchedule::at(int64_t step, double warmup_time, double decay_time) const {
+  if (warming_up(step, warmup_time)) {
+    return base_lr * std::max(static_cast<double>(step + 1) / static_cast<double>(warmup_steps), warmup_time);
+  }
   const int64_t decay_steps = std::max<int64_t>(1, total_steps - warmup_steps);
   const double by_steps = static_cast<double>(step - warmup_steps) / static_cast<double>(decay_steps);
-  const double progress = std::min(1.0, std::max(by_steps, time_progress));
+  const double progress = std::clamp(std::max(by_steps, decay_time), 0.0, 1.0);
   return min_lr + 0.5 * (base_lr - min_lr) * (1.0 + std::cos(M_PI * progress));
 }
 

@@ -59,14 +59,16 @@ class AdamW {
   at::Tensor step_count_;  // steps_ on the parameters' device, for the fused kernel
 };
 
-// Linear warm-up from ~0 to `base_lr` over `warmup_steps`, then cosine decay to `min_lr` at `total_steps`, or
-// earlier where `time_progress` (the decay's progress by time, time_budget.h) is ahead of the steps.
+// Linear warm-up from ~0 to `base_lr` over `warmup_steps`, then cosine decay to `min_lr` at `total_steps`. With a
+// time limit (time_budget.h) each phase may also advance by time: `warmup_time` and `decay_time` are the
+// fractions of their time spans done; whichever of steps and time is further along counts.
 struct LrSchedule {
   double base_lr = 5e-4;
   double min_lr = 1e-6;
   int64_t warmup_steps = 0;
   int64_t total_steps = 1;
-  double at(int64_t step, double time_progress = 0.0) const;
+  bool warming_up(int64_t step, double warmup_time = 0.0) const { return step < warmup_steps && warmup_time < 1.0; }
+  double at(int64_t step, double warmup_time = 0.0, double decay_time = 0.0) const;
 };
 
 }  // namespace vit::engine

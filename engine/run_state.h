@@ -54,7 +54,12 @@ struct RunProgress {
   int64_t epochs_target = 0;  // epochs this run trains at most (--epochs); --time-limit may end it sooner
   int64_t total_steps = 0;    // schedule length in steps
   double lr = 0.0;            // the learning rate of the last step
-  double warmup_end_s = -1.0; // elapsed_s when the warm-up ended (< 0: not yet): the time-based decay starts there
+  // With --time-limit (time_budget.h): when the warm-up ended (elapsed_s; < 0: not yet), how far the decay has
+  // advanced by time (it never goes back), and the timings the time kept back for the last epoch comes from.
+  double warmup_end_s = -1.0;
+  double decay_time = 0.0;
+  double longest_epoch_end_s = -1.0;  // validation and saving at an epoch's end (< 0: none timed yet)
+  double last_epoch_train_s = 0.0;    // training time of the last whole epoch
   double best_top1 = -1.0;
   double best_top5 = -1.0;
   int64_t best_epoch = 0;

@@ -34,21 +34,29 @@ void set_threads(int threads) {
 int default_workers() { return cores() <= 2 ? 1 : std::min(4, cores() / 2); }
 
 std::string configure_memory_reuse() {
-  static const std::string outcome = [] {
+  static const std::string outcome = []() -> std::string {
     const char* choice = std::getenv("VIT_MALLOC");
-    if (choice != nullptr && std::strcmp(choice, "system") == 0) return std::string("malloc's defaults (VIT_MALLOC=system)");
+    if (choice != nullptr && std::strcmp(choice, "system") == 0) return "malloc's defaults (VIT_MALLOC=system)";
+    const std::string ignored =
+        choice != nullptr && *choice != '\0' && std::strcmp(choice, "reuse") != 0
+            ? std::string(" (VIT_MALLOC='") + choice + "' ignored: expected system or reuse)"
+            : std::string();
     const char* tunables = std::getenv("GLIBC_TUNABLES");
     if ((tunables != nullptr && std::strstr(tunables, "glibc.malloc.") != nullptr) ||
         std::getenv("MALLOC_MMAP_THRESHOLD_") != nullptr || std::getenv("MALLOC_TRIM_THRESHOLD_") != nullptr) {
-      return std::string("malloc as configured in the environment");
+      return "malloc as configured in the environment" + ignored;
     }
 #ifdef __GLIBC__
-    // Fixing the mmap threshold also turns off glibc's sliding threshold; 1 GiB keeps every tensor but a
-    // giant one on the heap. Blocks freed by other threads' arenas are reused the same way.
-    const bool ok = mallopt(M_MMAP_THRESHOLD, 1 << 30) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
-    return std::string(ok ? "freed memory kept for reuse (glibc mallopt)" : "malloc's defaults (mallopt refused)");
+    // A fixed mmap threshold also turns off glibc's sliding one. 1 GiB keeps every tensor but a giant one on the
+    // heap; glibc releases before 2.35 refuse more than 32 MiB (HEAP_MAX_SIZE / 2), which still covers most.
+    // The main thread's heap grows without bound; other threads' arenas (the loader's) are 64 MiB heaps, and
+    // blocks larger than that are mmapped there whatever the threshold.
+    const bool threshold = mallopt(M_MMAP_THRESHOLD, 1 << 30) == 1 || mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1;
+    const bool trim = mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
+    if (threshold && trim) return "freed memory kept for reuse (glibc mallopt)" + ignored;
+    return "malloc's defaults (glibc's mallopt refused the settings)" + ignored;
 #else
-    return std::string("malloc's defaults");
+    return "malloc's defaults (not glibc)" + ignored;
 #endif
   }();
   return outcome;

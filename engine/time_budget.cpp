@@ -12,6 +12,12 @@ TimeBudget::TimeBudget(double limit_s) : limit_s_(limit_s) {
 
 double TimeBudget::training_end_s() const { return kShare * limit_s_ - reserve_s_; }
 
+double TimeBudget::warmup_progress(double elapsed_s) const {
+  if (!limited()) return 0.0;
+  const double span = kWarmupShare * training_end_s();
+  return span > 0.0 ? elapsed_s / span : 1.0;
+}
+
 double TimeBudget::decay_progress(double elapsed_s, double warmup_end_s) const {
   if (!limited() || warmup_end_s < 0.0) return 0.0;
   const double span = training_end_s() - warmup_end_s;

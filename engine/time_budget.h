@@ -14,6 +14,9 @@ class TimeBudget {
  public:
   // Share of the limit planned for; the rest absorbs the noise of timing the final evaluation and save.
   static constexpr double kShare = 0.99;
+  // The warm-up takes at most this share of the training time, whatever its length in steps: a limit shorter than
+  // the warm-up would otherwise end the run before the learning rate ever decays.
+  static constexpr double kWarmupShare = 0.1;
 
   TimeBudget() = default;  // no limit
   explicit TimeBudget(double limit_s);
@@ -27,6 +30,9 @@ class TimeBudget {
   // When training must stop, in seconds since the run began: what is left is kept for the last epoch's end.
   double training_end_s() const;
   bool training_done(double elapsed_s) const { return limited() && elapsed_s >= training_end_s(); }
+
+  // The warm-up's progress by time at `elapsed_s` (>= 1: over); 0 without a limit.
+  double warmup_progress(double elapsed_s) const;
 
   // The decay's progress in [0, 1] by time at `elapsed_s`, the warm-up having ended at `warmup_end_s`; 0 without
   // a limit or before the warm-up ends (warmup_end_s < 0).

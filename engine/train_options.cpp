@@ -41,7 +41,8 @@ void TrainOptions::validate() const {
   require(device == "cpu" || device == "cuda", "--device", "cpu or cuda", "'" + device + "'");
   require(threads >= 0, "--threads", ">= 0 (0 = one per core)", str(threads));
   require(workers >= 0, "--workers", ">= 0 (0 = automatic)", str(workers));
-  require(cache_images_mib >= 0, "--cache-images", "MiB >= 0 (0 = none)", str(cache_images_mib));
+  require(cache_images_mib >= 0 && cache_images_mib <= kMaxCacheImagesMiB, "--cache-images",
+          "MiB from 0 (none) to " + str(kMaxCacheImagesMiB), str(cache_images_mib));
   require(time_limit >= 0.0, "--time-limit", "seconds >= 0 (0 = none)", str(time_limit));
   mixup.validate();
 }

@@ -29,6 +29,9 @@ struct ModelOverrides {
   std::optional<double> patch_drop;
 };
 
+// The largest --cache-images (1 TiB): its byte count must fit in 64 bits with room to spare.
+constexpr int64_t kMaxCacheImagesMiB = int64_t{1} << 20;
+
 struct TrainOptions {
   // Data and outputs.
   std::filesystem::path data_dir;
@@ -76,7 +79,7 @@ struct TrainOptions {
   int workers = 0;             // decode threads; 0 = chosen from the core count
   int64_t cache_images_mib = 2048;  // decoded images kept in memory between epochs (data/image_cache.h); 0 = none
   uint64_t seed = 42;
-  double time_limit = 0.0;     // seconds of training; 0 = none. The schedule is fitted to it.
+  double time_limit = 0.0;     // seconds for the whole run; 0 = none. The schedule runs on time (time_budget.h).
   bool resume = false;
 
   // Throws std::invalid_argument naming the option (as its command-line flag) and the value.

@@ -1,6 +1,7 @@
 #include "engine/trainer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/ops/full.h>
 #include <torch/nn/utils/clip_grad.h>
 
 #include <algorithm>
@@ -26,6 +27,7 @@
 #include "engine/train_step.h"
 #include "engine/training_plots.h"
 #include "models/atomic_file.h"
+#include "models/model_info.h"
 #include "models/state_dict.h"
 
 namespace vit::engine {
@@ -85,16 +87,14 @@ class TrainingRun {
   RunProgress progress_;
   int64_t steps_per_epoch_ = 0;
   int64_t micro_batches_ = 0;  // since the last optimizer step
-  // Loss and correct predictions of the steps since the totals were last read, summed on the model's device:
-  // reading them back after every step would make the host wait for the GPU each time.
-  at::Tensor pending_loss_;
-  at::Tensor pending_correct_;
+  // The epoch's loss and correct predictions so far, summed on the model's device: reading them back after every
+  // step would make the host wait for the GPU each time. Seeded from the totals at the epoch's (re)start, so the
+  // sum is the same sequence of additions however often it is read.
+  at::Tensor epoch_loss_;
+  at::Tensor epoch_correct_;
   Clock::time_point last_report_ = Clock::now();
   Clock::time_point session_start_ = Clock::now();
   Clock::time_point epoch_start_ = Clock::now();
-  double longest_epoch_end_s_ = -1.0;  // validation and saving at an epoch's end, longest so far (< 0: none yet)
-  double last_epoch_train_s_ = 0.0;    // training time of the last whole epoch
-  double time_progress_ = 0.0;         // the decay's progress by time so far (time_budget.h)
   TrainOutcome outcome_ = TrainOutcome::Completed;
 };
 
@@ -147,6 +147,8 @@ void TrainingRun::prepare(std::optional<RunState> resumed) {
   schedule_.total_steps = progress_.total_steps;
   budget_ = TimeBudget(options_.time_limit);
   if (schedule_.warmup_steps == 0 && progress_.warmup_end_s < 0.0) progress_.warmup_end_s = 0.0;
+  // A state saved before the warm-up's end was recorded: past the warm-up, the decay by time starts now.
+  if (progress_.warmup_end_s < 0.0 && progress_.step >= schedule_.warmup_steps) progress_.warmup_end_s = progress_.elapsed_s;
   if (budget_.limited() && !resumed) {
     spdlog::info("time limit {:g} s: after the warm-up the learning rate decays with the time left (or over the {} "
                  "epochs, if they come first); training stops in time to validate and save the last epoch",
@@ -218,45 +220,53 @@ void TrainingRun::train_batch(data::Batch&& batch) {
                                      static_cast<double>(options_.grad_accum));
 
   const auto n = labels.size(0);
-  const at::Tensor loss_sum = step.loss.to(at::kDouble) * static_cast<double>(n);
-  const at::Tensor correct = step.logits.argmax(1).eq(labels).sum();
-  pending_loss_ = pending_loss_.defined() ? pending_loss_ + loss_sum : loss_sum;
-  pending_correct_ = pending_correct_.defined() ? pending_correct_ + correct : correct;
+  if (!epoch_loss_.defined()) {
+    epoch_loss_ = at::full({}, progress_.current.loss_sum, step.loss.options().dtype(at::kDouble));
+    epoch_correct_ = at::full({}, progress_.current.correct, labels.options().dtype(at::kLong));
+  }
+  epoch_loss_.add_(step.loss.to(at::kDouble), static_cast<double>(n));
+  epoch_correct_.add_(step.logits.argmax(1).eq(labels).sum());
   progress_.current.seen += n;
 }
 
 void TrainingRun::collect_totals() {
-  if (!pending_loss_.defined()) return;
-  progress_.current.loss_sum += pending_loss_.item<double>();
-  progress_.current.correct += pending_correct_.item<int64_t>();
-  pending_loss_ = at::Tensor();
-  pending_correct_ = at::Tensor();
+  if (!epoch_loss_.defined()) return;
+  progress_.current.loss_sum = epoch_loss_.item<double>();
+  progress_.current.correct = epoch_correct_.item<int64_t>();
 }
 
 void TrainingRun::optimizer_step() {
   if (options_.clip_grad > 0.0) torch::nn::utils::clip_grad_norm_(model_->parameters(), options_.clip_grad);
+  const double warmup_time = progress_.warmup_end_s >= 0.0 ? 1.0 : budget_.warmup_progress(elapsed());
+  if (progress_.warmup_end_s < 0.0 && !schedule_.warming_up(progress_.step, warmup_time)) {
+    progress_.warmup_end_s = elapsed();
+  }
   // The decay never goes back, even when the time kept for the last epoch's end is revised down.
-  time_progress_ = std::max(time_progress_, budget_.decay_progress(elapsed(), progress_.warmup_end_s));
-  progress_.lr = schedule_.at(progress_.step, time_progress_);
+  progress_.decay_time = std::max(progress_.decay_time, budget_.decay_progress(elapsed(), progress_.warmup_end_s));
+  progress_.lr = schedule_.at(progress_.step, warmup_time, progress_.decay_time);
   optimizer_->step(progress_.lr);
   optimizer_->zero_grad();
   if (ema_) ema_->update(model_);
   ++progress_.step;
-  if (progress_.step == schedule_.warmup_steps) progress_.warmup_end_s = elapsed();
   micro_batches_ = 0;
 }
 
 void TrainingRun::update_time_reserve() {
   if (!budget_.limited()) return;
-  if (longest_epoch_end_s_ >= 0.0) {
-    budget_.reserve(1.5 * longest_epoch_end_s_);  // the last one may take longer (a bigger best.safetensors to write, a busy disk)
+  if (progress_.longest_epoch_end_s >= 0.0) {
+    // The last one may take longer (a bigger best.safetensors to write, a busy disk): half again as long.
+    budget_.reserve(1.5 * progress_.longest_epoch_end_s);
     return;
   }
-  // Before an epoch's end has been timed: validation at a third of a training step's time per image (forward
-  // only), from the pace so far, and a second for saving.
+  // Before an epoch's end has been timed: validation (twice with EMA) at a third of a training step's time per
+  // image (forward only), from the pace so far; writing the weights files and the resume state (weights, EMA and
+  // two AdamW moments) at a cautious 100 MB/s; and a second.
   const double val_images = split_.val ? static_cast<double>(split_.val->samples.size()) : 0.0;
-  const double seconds_per_image = progress_.current.seconds / static_cast<double>(std::max<int64_t>(1, progress_.current.seen));
-  budget_.reserve(val_images * seconds_per_image / 3.0 + 1.0);
+  const double seconds_per_image =
+      progress_.current.seen > 0 ? progress_.current.seconds / static_cast<double>(progress_.current.seen) : 0.0;
+  const double passes = ema_ ? 2.0 : 1.0;
+  const double bytes = 4.0 * static_cast<double>(count_parameters(metadata_.config)) * (ema_ ? 7.0 : 5.0);
+  budget_.reserve(passes * val_images * seconds_per_image / 3.0 + bytes / 100e6 + 1.0);
 }
 
 int64_t TrainingRun::epochs_expected() const {
@@ -265,7 +275,7 @@ int64_t TrainingRun::epochs_expected() const {
   const int64_t batches = train_loader_->batches_per_epoch();
   const double done_in_epoch = static_cast<double>(progress_.next_batch) / static_cast<double>(batches);
   const double epoch_seconds =
-      done_in_epoch > 0.0 ? progress_.current.seconds / done_in_epoch + std::max(0.0, longest_epoch_end_s_) : 0.0;
+      done_in_epoch > 0.0 ? progress_.current.seconds / done_in_epoch + std::max(0.0, progress_.longest_epoch_end_s) : 0.0;
   const double at_end =
       budget_.epochs_at_end(static_cast<double>(progress_.epoch) + done_in_epoch, elapsed(), epoch_seconds);
   return std::clamp<int64_t>(static_cast<int64_t>(std::ceil(at_end)), progress_.epoch + 1, progress_.epochs_target);
@@ -349,7 +359,7 @@ void TrainingRun::end_epoch() {
   if (ema_) save_weights_as("ema.safetensors", ema_->model());
   // Without validation data the latest weights are the best we know of.
   const double score = val_loader_ ? row.val_top1 : 0.0;
-  if (score > progress_.best_top1) {
+  if (score > progress_.best_top1 || !val_loader_) {
     progress_.best_top1 = score;
     progress_.best_top5 = val_loader_ ? row.val_top5 : 0.0;
     progress_.best_epoch = row.epoch;
@@ -364,13 +374,20 @@ void TrainingRun::end_epoch() {
     spdlog::warn("curves.png not written: {}", e.what());
   }
   observer_.on_epoch_end(row);
+  if (progress_.epoch == 0 && progress_.next_batch == train_loader_->batches_per_epoch()) {
+    spdlog::info("image cache (--cache-images {} MiB): decoded training images {}", options_.cache_images_mib,
+                 train_loader_->cache().summary());
+  }
 
-  if (progress_.next_batch == train_loader_->batches_per_epoch()) last_epoch_train_s_ = progress_.current.seconds;
+  if (progress_.next_batch == train_loader_->batches_per_epoch()) progress_.last_epoch_train_s = progress_.current.seconds;
   ++progress_.epoch;
   progress_.next_batch = 0;
   progress_.current = EpochTotals{};
+  epoch_loss_ = at::Tensor();
+  epoch_correct_ = at::Tensor();
+  // Timed up to here; the resume state saved below records it, so a resumed run keeps back as much.
+  progress_.longest_epoch_end_s = std::max(progress_.longest_epoch_end_s, seconds_since(end_start) + 0.1);
   save_state();
-  longest_epoch_end_s_ = std::max(longest_epoch_end_s_, seconds_since(end_start));
   update_time_reserve();
 }
 
@@ -435,20 +452,20 @@ TrainSummary TrainingRun::run() {
       save_state();
       break;
     }
-    // Once the time is spent the run has its final length, also in the saved state (so --resume knows it ended).
-    if (end == EpochEnd::TimeSpent) progress_.epochs_target = progress_.epoch + 1;
     end_epoch();  // after the time is spent too: the last, partial epoch is validated and saved like any other
     // A last epoch of a few steps would cost a whole validation and save for little: when less than a quarter of
-    // an epoch's training time is left, the run ends here (the learning rate is then within a hair of its minimum).
-    const bool little_left =
-        budget_.limited() && budget_.training_end_s() - elapsed() < 0.25 * last_epoch_train_s_;
-    if (end != EpochEnd::TimeSpent && (budget_.training_done(elapsed()) || little_left) &&
-        progress_.epoch < progress_.epochs_target) {
-      progress_.epochs_target = progress_.epoch;
-      save_state();
-    }
-    if (budget_.limited() && progress_.epoch == progress_.epochs_target && progress_.epochs_target < options_.epochs) {
+    // an epoch's training time is left and the decay is all but done (learning rate within 0.1% of its range
+    // above the minimum), the run ends here.
+    const bool little_left = budget_.limited() && progress_.decay_time >= 0.98 &&
+                             budget_.training_end_s() - elapsed() < 0.25 * progress_.last_epoch_train_s;
+    const bool time_spent = end == EpochEnd::TimeSpent || ((budget_.training_done(elapsed()) || little_left) &&
+                                                           progress_.epoch < progress_.epochs_target);
+    if (time_spent) {
       outcome_ = TrainOutcome::TimeLimit;
+      if (progress_.epochs_target != progress_.epoch) {  // the run's final length, in the state too (for --resume)
+        progress_.epochs_target = progress_.epoch;
+        save_state();
+      }
       break;
     }
     if (stop_ != nullptr && stop_->load()) {

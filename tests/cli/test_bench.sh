@@ -40,7 +40,7 @@ expect "VIT_MALLOC=system keeps malloc's defaults" 0 "memory +malloc's defaults 
   "$work/inference.json"
 check "--phases inference times only inference" $?
 
-"$python" - "$work/images" <<'PY'
+"$python" - "$work/images" "$work/big" <<'PY'
 import os, sys
 import numpy as np
 from PIL import Image
@@ -49,16 +49,23 @@ for i in range(12):
     os.makedirs(folder, exist_ok=True)
     pixels = np.random.default_rng(i).integers(0, 255, (60, 80, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(os.path.join(folder, f"{i}.jpg"))
+# Two images of 800x600: 2.9 MB decoded, more than a 1 MiB cache holds.
+for i in range(2):
+    folder = os.path.join(sys.argv[2], f"class{i}")
+    os.makedirs(folder, exist_ok=True)
+    Image.fromarray(np.full((600, 800, 3), 60 * i, dtype=np.uint8)).save(os.path.join(folder, f"{i}.png"))
 PY
 expect "image-folder phases" 0 "folder train +[0-9.]+ images/s.*
 folder training runs at [0-9.]+x the synthetic-data training throughput" \
   -- "$vit" bench "${tiny[@]}" --data "$work/images"
 expect "pipeline phase" 0 "pipeline +[0-9.]+ images/s" -- "$vit" bench "${tiny[@]}" --data "$work/images"
-expect "pipeline throughput per core and its cache" 0 "^ +[0-9.]+ images per CPU-second \(1 decode thread; 12 of 12 images cached, 0 MiB\)" \
+expect "pipeline throughput per core and its cache" 0 "^ +[0-9.]+ images per CPU-second \(1 decode thread; decoded images 12 kept in memory \(1 MiB\)\)" \
   -- "$vit" bench "${tiny[@]}" --data "$work/images" --workers 1
-expect "pipeline without the cache" 0 "images per CPU-second \(1 decode thread; no image cache \(--cache-images 0\)\)" \
+expect "pipeline without the cache" 0 "images per CPU-second \(1 decode thread; decoded images not kept\)" \
   -- "$vit" bench "${tiny[@]}" --data "$work/images" --workers 1 --cache-images 0
-expect "negative cache" 2 "--cache-images: expected MiB >= 0 \(0 = none\), got -1" -- "$vit" bench "${tiny[@]}" --data "$work/images" --cache-images -1
+expect "pipeline when the images do not fit" 0 "decoded images not kept: they need more than 1 MiB" \
+  -- "$vit" bench "${tiny[@]}" --data "$work/big" --workers 1 --cache-images 1
+expect "negative cache" 2 "--cache-images: expected MiB from 0 \(none\) to 1048576, got -1" -- "$vit" bench "${tiny[@]}" --data "$work/images" --cache-images -1
 
 expect "zero batch size" 2 "--batch-size must be positive, got 0$" -- "$vit" bench "${base[@]}" --batch-size 0
 expect "no warm-up step" 2 "--warmup must be at least 1, got 0" -- "$vit" bench --model vit_mini_patch4_32 --warmup 0
@@ -67,7 +74,8 @@ expect "unknown preset" 2 "--model: unknown preset 'vit_huge_patch99'" -- "$vit"
 expect "impossible architecture" 2 "model options: .*num_heads" -- "$vit" bench "${base[@]}" --num-heads 3
 expect "cuda without cuda" 2 "--device cuda: this LibTorch build has no CUDA support" \
   -- "$vit" bench "${tiny[@]}" --device cuda
-expect "folder without classes" 2 "no class folders|class folder" -- "$vit" bench "${tiny[@]}" --data "$work"
+mkdir -p "$work/noclasses" && cp "$work/images/class0/0.jpg" "$work/noclasses/"
+expect "folder without classes" 2 "noclasses. has no class subfolders \(expected .*/noclasses/<class>/<images>\)" -- "$vit" bench "${tiny[@]}" --data "$work/noclasses"
 "$vit" -q bench "${tiny[@]}" --trace "$work/trace.json" >/dev/null
 "$python" - "$work/trace.json" <<'PY'
 import json, sys

@@ -92,12 +92,18 @@ TEST_CASE("the schedule warms up linearly, then follows a cosine to min_lr", "[o
   for (int64_t step = 11; step < 110; ++step) CHECK(s.at(step) < s.at(step - 1));
 }
 
-TEST_CASE("with progress by time, the decay follows whichever of steps and time is further along", "[optimizer]") {
+TEST_CASE("with progress by time, each phase follows whichever of steps and time is further along", "[optimizer]") {
   LrSchedule s{1e-3, 1e-5, 10, 110};
-  CHECK(s.at(5, 0.9) == Approx(6e-4));                               // the warm-up is counted in steps only
-  CHECK(s.at(60, 0.0) == Approx(1e-5 + 0.5 * (1e-3 - 1e-5)));       // steps ahead
-  CHECK(s.at(20, 0.5) == Approx(1e-5 + 0.5 * (1e-3 - 1e-5)));       // time ahead
-  CHECK(s.at(20, 1.0) == Approx(1e-5));
+  const double half_way = 1e-5 + 0.5 * (1e-3 - 1e-5);
+  CHECK(s.at(5, 0.3) == Approx(6e-4));  // warm-up: 6 of 10 steps ahead of 30% of its time
+  CHECK(s.at(5, 0.9) == Approx(9e-4));  // warm-up: time ahead
+  CHECK(s.warming_up(5, 0.9));
+  CHECK_FALSE(s.warming_up(5, 1.0));    // over by time before its steps
+  CHECK(s.at(5, 1.0, 0.0) == Approx(1e-3));
+  CHECK(s.at(60, 1.0, 0.0) == Approx(half_way));  // decay: steps ahead
+  CHECK(s.at(20, 1.0, 0.5) == Approx(half_way));  // decay: time ahead
+  CHECK(s.at(20, 1.0, 1.0) == Approx(1e-5));
+  CHECK(s.at(500, 1.0, 0.2) == Approx(1e-5));
 }
 
 TEST_CASE("a time budget keeps back the end of the last epoch and measures the decay from the warm-up's end",

@@ -3,6 +3,8 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <random>
@@ -11,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 
+#include "engine/run_state.h"
 #include "engine/trainer.h"
 #include "models/safetensors.h"
 #include "models/weights_file.h"
@@ -222,6 +225,90 @@ TEST_CASE("with a time limit, the schedule runs on time through a slow stretch a
   // Spent: a resume has nothing left to do.
   o.resume = true;
   CHECK_THROWS_WITH(train(o, observer), Contains("epochs (it used its --time-limit of 8 s)"));
+}
+
+TEST_CASE("a time limit shorter than the warm-up still warms up, decays and anneals", "[training][time_limit]") {
+  TempDir dir;
+  write_dataset(dir / "data", 20, 6);
+  TrainOptions o = tiny_options(dir / "data", dir / "run");
+  o.epochs = 100000;
+  o.warmup_epochs = 1000;  // far more than the time allows
+  o.time_limit = 4.0;
+  o.min_lr = 1e-5;
+  SlowStretch observer(0, 0, std::chrono::milliseconds(0));
+  REQUIRE(train(o, observer).outcome == TrainOutcome::TimeLimit);
+  REQUIRE(observer.lrs.size() > 20);
+  // The warm-up ends by time (a tenth of it) at the peak rate, then the decay reaches the minimum at the limit.
+  const double peak = *std::max_element(observer.lrs.begin(), observer.lrs.end());
+  CHECK(peak > 0.95 * o.lr);
+  CHECK(peak <= o.lr);
+  CHECK(observer.lrs.back() - o.min_lr < 0.05 * (o.lr - o.min_lr));
+}
+
+TEST_CASE("a time-limited run interrupted and resumed keeps its schedule: the rate never rises", "[training][time_limit]") {
+  TempDir dir;
+  write_dataset(dir / "data", 20, 6);
+  TrainOptions o = tiny_options(dir / "data", dir / "run");
+  o.epochs = 100000;
+  o.time_limit = 6.0;
+  o.min_lr = 1e-5;
+  std::atomic<bool> stop{false};
+  Recorder first(&stop, 60);  // part-way: after 15 epochs of 4 steps, a second or two
+  REQUIRE(train(o, first, &stop).outcome == TrainOutcome::Interrupted);
+  o.resume = true;
+  SlowStretch after(0, 0, std::chrono::milliseconds(0));
+  REQUIRE(train(o, after).outcome == TrainOutcome::TimeLimit);
+  REQUIRE(after.lrs.size() > 10);
+  // The rate the interrupted run had reached is where the resumed one goes on from, downwards.
+  const auto state = load_run_state(dir / "run/resume.safetensors");
+  for (size_t i = 1; i < after.lrs.size(); ++i) REQUIRE(after.lrs[i] <= after.lrs[i - 1]);
+  CHECK(after.lrs.back() - o.min_lr < 0.05 * (o.lr - o.min_lr));
+  CHECK(state.progress.epochs_target == state.progress.epoch);  // finished: a further --resume refuses
+  CHECK(state.progress.elapsed_s <= o.time_limit + 0.5);
+}
+
+TEST_CASE("a resume state saved before the time-limit fields existed still resumes", "[training]") {
+  TempDir dir;
+  write_dataset(dir / "data", 20, 6);
+  TrainOptions o = tiny_options(dir / "data", dir / "run");
+  std::atomic<bool> stop{false};
+  Recorder first(&stop, 6);
+  REQUIRE(train(o, first, &stop).outcome == TrainOutcome::Interrupted);
+  // Strip what this version added from the saved progress and options, as an earlier version wrote them.
+  const auto path = dir / "run/resume.safetensors";
+  auto content = read_safetensors(path);
+  auto progress = nlohmann::json::parse(content.metadata.at("progress"));
+  for (const char* key : {"lr", "warmup_end_s", "decay_time", "longest_epoch_end_s", "last_epoch_train_s"}) {
+    REQUIRE(progress.erase(key) == 1);
+  }
+  auto options = nlohmann::json::parse(content.metadata.at("options"));
+  REQUIRE(options.erase("cache_images_mib") == 1);
+  content.metadata["progress"] = progress.dump();
+  content.metadata["options"] = options.dump();
+  write_safetensors(path, content.tensors, content.metadata);
+
+  o.resume = true;
+  Recorder second;
+  const auto summary = train(o, second);
+  CHECK(summary.outcome == TrainOutcome::Completed);
+  CHECK(summary.epochs_done == 3);
+  CHECK(second.rows.size() == 2);
+}
+
+TEST_CASE("without validation data, best.safetensors holds the latest weights", "[training]") {
+  TempDir dir;
+  write_dataset(dir / "data", 8, 1);
+  TrainOptions o = tiny_options(dir / "data/train", dir / "run");  // class folders straight away: no val/
+  o.epochs = 2;
+  Recorder recorder;
+  const auto summary = train(o, recorder);
+  CHECK(summary.best_top1 < 0.0);
+  const auto best = read_safetensors(dir / "run/best.safetensors").tensors;
+  const auto last = read_safetensors(dir / "run/last.safetensors").tensors;
+  for (const auto& [name, tensor] : last) {
+    INFO(name);
+    CHECK(torch::equal(tensor, best.at(name)));
+  }
 }
 
 TEST_CASE("training refuses unusable options and data with a clear message", "[training]") {
