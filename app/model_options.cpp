@@ -77,8 +77,8 @@ void add_runtime_options(CLI::App* cli, std::string& device, std::string& amp, i
 
 void add_cache_option(CLI::App* cli, int64_t& cache_images_mib, const std::string& group) {
   cli->add_option("--cache-images", cache_images_mib,
-                  "Keep up to this many MiB of decoded images in memory, so later epochs skip reading and decoding "
-                  "them (0 = decode every time)")
+                  "Keep the decoded images in memory if they fit in this many MiB, so later epochs skip reading and "
+                  "decoding them (0 = never)")
       ->capture_default_str()
       ->group(group);
 }
