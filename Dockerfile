@@ -3,7 +3,8 @@
 #   docker run --rm -v "$PWD:/work" vit info vit_base_patch16_224
 FROM debian:bookworm AS build
 COPY third_party/install-deps.sh /src/third_party/install-deps.sh
-RUN bash /src/third_party/install-deps.sh
+# Without the data set and the test tools (Python torch, Catch2): the tests are not built here.
+RUN bash /src/third_party/install-deps.sh --build-only
 COPY . /src
 RUN cmake -S /src -B /build -DCMAKE_BUILD_TYPE=Release -DVIT_REQUIRE_OPENCV=ON -DVIT_BUILD_TESTS=OFF \
  && cmake --build /build -j"$(nproc)" --target vit

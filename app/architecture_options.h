@@ -10,7 +10,7 @@
 
 namespace vit::app {
 
-void add_architecture_options(CLI::App* cli, std::string& model, engine::ModelOverrides& overrides,
+void add_architecture_options(CLI::App* cli, std::string& model, engine::ArchitectureOverrides& overrides,
                               const std::string& group);
 
 }  // namespace vit::app

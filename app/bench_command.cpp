@@ -5,12 +5,12 @@
 #include <string>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "app/architecture_options.h"
 #include "app/exit_codes.h"
-#include "app/model_options.h"
+#include "app/inference_options.h"
 #include "engine/benchmark.h"
 #ifdef VIT_HAVE_IMAGES
 #include "engine/folder_bench.h"
@@ -48,7 +48,10 @@ void print_json(const engine::BenchOptions& o, const engine::BenchReport& r) {
                      {"memory", r.memory},
                      {"gemm_peak_gflops", {{"float32", r.peak.float32_gflops}, {"bf16", r.peak.bf16_gflops}}}};
   const std::pair<const char*, const std::optional<engine::Throughput>*> phases[] = {
-      {"inference", &r.inference}, {"train", &r.train}, {"pipeline", &r.pipeline}, {"folder_train", &r.folder_train},
+      {"inference", &r.inference},
+      {"train", &r.train},
+      {"pipeline", &r.pipeline},
+      {"folder_train", &r.folder_train},
       {"synthetic_beside_folder", &r.synthetic_beside_folder}};
   for (const auto& [name, phase] : phases) {
     if (*phase) out[name] = to_json(**phase);
@@ -58,10 +61,11 @@ void print_json(const engine::BenchOptions& o, const engine::BenchReport& r) {
 
 void print_phase(const char* name, const engine::Throughput& t, const char* precision) {
   const auto [low, high] = std::minmax_element(t.images_per_s.begin(), t.images_per_s.end());
-  fmt::print("{:<13}{:>10.1f} images/s  (median of {} windows of {} steps, range {:.1f}-{:.1f}; peak memory {:.0f} MiB; "
-             "{:.0f} page faults per step, {:.1f}% of CPU time in the kernel)\n",
-             name, t.median(), t.images_per_s.size(), t.steps_per_window, *low, *high,
-             static_cast<double>(t.peak_memory_bytes) / (1 << 20), t.minor_faults_per_step, 100.0 * t.kernel_time_share);
+  fmt::print(
+      "{:<13}{:>10.1f} images/s  (median of {} windows of {} steps, range {:.1f}-{:.1f}; peak memory {:.0f} MiB; "
+      "{:.0f} page faults per step, {:.1f}% of CPU time in the kernel)\n",
+      name, t.median(), t.images_per_s.size(), t.steps_per_window, *low, *high,
+      static_cast<double>(t.peak_memory_bytes) / (1 << 20), t.minor_faults_per_step, 100.0 * t.kernel_time_share);
   if (t.model_gflops > 0.0) {
     fmt::print("{:<13}{:>10.1f} GFLOP/s of the model's arithmetic, {:.0f}% of the {} GEMM peak\n", "", t.model_gflops,
                100.0 * t.peak_share, precision);
@@ -83,8 +87,8 @@ void print_text(const engine::BenchOptions& o, const engine::BenchReport& r) {
   if (r.train) print_phase("train", *r.train, precision);
   if (r.pipeline) {
     print_phase("pipeline", *r.pipeline, precision);
-    fmt::print("{:<13}{:>10.1f} images per CPU-second ({} decode thread{}; {})\n", "", r.pipeline->images_per_cpu_second,
-               r.workers, r.workers == 1 ? "" : "s", r.image_cache);
+    fmt::print("{:<13}{:>10.1f} images per CPU-second ({} decode thread{}; {})\n", "",
+               r.pipeline->images_per_cpu_second, r.workers, r.workers == 1 ? "" : "s", r.image_cache);
   }
   if (r.folder_train && r.synthetic_beside_folder) {
     print_phase("folder train", *r.folder_train, precision);
@@ -131,14 +135,17 @@ Command setup_bench(CLI::App& app) {
   cli->add_option("--seed", o.seed, "Random seed (weights and synthetic data)")->capture_default_str()->group(run);
 
   const std::string measure = "Measuring";
-  cli->add_option("--phases", options->phases, "What to time: training steps (forward, backward, AdamW), inference, or both")
+  cli->add_option("--phases", options->phases,
+                  "What to time: training steps (forward, backward, AdamW), inference, or both")
       ->check(CLI::IsMember({"train", "inference", "both"}))
       ->capture_default_str()
       ->group(measure);
   cli->add_option("--warmup", o.warmup_steps, "Untimed steps first (the last one sizes the windows)")
       ->capture_default_str()
       ->group(measure);
-  cli->add_option("--windows", o.windows, "Timed windows; their median is reported")->capture_default_str()->group(measure);
+  cli->add_option("--windows", o.windows, "Timed windows; their median is reported")
+      ->capture_default_str()
+      ->group(measure);
   cli->add_option("--window-seconds", o.window_seconds, "Approximate length of each window")
       ->capture_default_str()
       ->group(measure);
@@ -158,8 +165,9 @@ Command setup_bench(CLI::App& app) {
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str()
       ->group(measure);
-  cli->footer("Peak memory: the process's peak resident memory during each phase on CPU, the peak of GPU memory "
-              "allocated on CUDA. bench/compare.sh runs the same model in PyTorch beside it.");
+  cli->footer(
+      "Peak memory: the process's peak resident memory during each phase on CPU, the peak of GPU memory "
+      "allocated on CUDA. bench/compare.sh runs the same model in PyTorch beside it.");
   return {cli, [options] { return run_bench(*options); }};
 }
 

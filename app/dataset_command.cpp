@@ -41,7 +41,8 @@ Command setup_dataset(CLI::App& app) {
   auto options = std::make_shared<DatasetOptions>();
   CLI::App* cli = app.add_subcommand("dataset", "Convert a packaged dataset into an image folder tree");
   CLI::App* fmnist = cli->add_subcommand(
-      "fashion-mnist", "Fashion-MNIST (IDX files) -> OUT/train/<class>/*.png (60,000) and OUT/val/<class>/*.png (10,000)");
+      "fashion-mnist",
+      "Fashion-MNIST (IDX files) -> OUT/train/<class>/*.png (60,000) and OUT/val/<class>/*.png (10,000)");
   fmnist->add_option("-o,--out", options->out, "Folder to create")->required();
   fmnist->add_option("--source", options->source, "Folder with the IDX files (.gz or plain)")->capture_default_str();
   cli->require_subcommand(1);

@@ -7,18 +7,15 @@
 #include <string>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
-#include "app/csv.h"
 #include "app/exit_codes.h"
-#include "app/model_options.h"
+#include "app/inference_options.h"
 #include "data/image_folder.h"
-#include "data/plots.h"
 #include "engine/classification_report.h"
 #include "engine/evaluate.h"
-#include "engine/predict.h"
-#include "models/atomic_file.h"
+#include "engine/pictures.h"
 
 namespace vit::app {
 namespace {
@@ -26,26 +23,12 @@ namespace {
 namespace fs = std::filesystem;
 
 struct EvalOptions {
-  ModelOptions model;
+  InferenceOptions model;
   fs::path data_dir;
   std::string format = "text";
   fs::path confusion_csv;
   fs::path plots_dir;
 };
-
-// The folder's classes, matched to the model's by name. Pointed at a dataset root by mistake, the "class"
-// folders are train/ and val/: say where the images probably are.
-data::ImageFolder scan(const fs::path& root, const std::vector<std::string>& classes) {
-  try {
-    return data::scan_image_folder(root, classes);
-  } catch (const std::invalid_argument& e) {
-    std::error_code error;
-    if (fs::is_directory(root / "val", error) &&
-        std::find(classes.begin(), classes.end(), "val") == classes.end())
-      throw std::invalid_argument(std::string(e.what()) + " (did you mean '" + (root / "val").string() + "'?)");
-    throw;
-  }
-}
 
 void print_text(const EvalOptions& o, const data::ImageFolder& folder, const engine::EvalResult& r,
                 const engine::ClassificationReport& report) {
@@ -100,33 +83,19 @@ void print_json(const EvalOptions& o, const data::ImageFolder& folder, const eng
   for (size_t t = 0; t < k; ++t)
     confusion.push_back(std::vector<int64_t>(r.confusion.begin() + static_cast<long>(t * k),
                                              r.confusion.begin() + static_cast<long>((t + 1) * k)));
-  nlohmann::json out{{"model", o.model.model},
-                     {"data", o.data_dir.string()},
-                     {"images", r.count},
-                     {"failed", failed},
-                     {"top1", r.top1},
-                     {"top5", r.top5},
-                     {"loss", r.loss},
-                     {"classes", classes},
-                     {"macro_avg", metrics_json(report.macro_precision, report.macro_recall, report.macro_f1)},
-                     {"weighted_avg",
-                      metrics_json(report.weighted_precision, report.weighted_recall, report.weighted_f1)},
-                     {"confusion", confusion}};
+  nlohmann::json out{
+      {"model", o.model.model},
+      {"data", o.data_dir.string()},
+      {"images", r.count},
+      {"failed", failed},
+      {"top1", r.top1},
+      {"top5", r.top5},
+      {"loss", r.loss},
+      {"classes", classes},
+      {"macro_avg", metrics_json(report.macro_precision, report.macro_recall, report.macro_f1)},
+      {"weighted_avg", metrics_json(report.weighted_precision, report.weighted_recall, report.weighted_f1)},
+      {"confusion", confusion}};
   std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
-}
-
-void write_confusion_csv(const fs::path& path, const std::vector<std::string>& names, const engine::EvalResult& r) {
-  const auto k = static_cast<size_t>(r.num_classes);
-  write_file_atomically(path, [&](std::ostream& out) {
-    out << "true\\predicted";
-    for (const auto& name : names) out << ',' << csv_field(name);
-    out << '\n';
-    for (size_t t = 0; t < k; ++t) {
-      out << csv_field(names[t]);
-      for (size_t p = 0; p < k; ++p) out << ',' << r.confusion[t * k + p];
-      out << '\n';
-    }
-  });
 }
 
 int run_eval(const EvalOptions& o) {
@@ -134,49 +103,38 @@ int run_eval(const EvalOptions& o) {
   const fs::path csv_folder = o.confusion_csv.parent_path().empty() ? "." : o.confusion_csv.parent_path();
   if (!o.confusion_csv.empty() && !fs::is_directory(csv_folder, error))
     throw std::invalid_argument("--confusion-csv: folder '" + csv_folder.string() + "' does not exist");
-  auto model = open_model(o.model);
-  const ClassifierInfo& info = model->info();
-  const c10::Device device = model->device();
-  if (info.class_names.empty()) {
-    // A Python TorchScript without --labels: one forward pass tells the class count, named 0, 1, ...
-    c10::InferenceMode inference;
-    model->forward(at::zeros({1, info.in_chans, info.image_size, info.image_size}, at::device(device)));
-  }
-  const data::ImageFolder folder = scan(o.data_dir, info.class_names);
-
+  auto model = open_inference_model(o.model);
   engine::PredictOptions run;
   run.batch_size = o.model.batch_size;
   run.workers = workers_or_default(o.model);
   run.max_pixels = o.model.max_pixels;
-  data::Loader loader = engine::make_inference_loader(folder.samples, info, run);
+  run.bf16 = o.model.amp == "bf16";
+  const engine::FolderEvaluation evaluation = engine::evaluate_folder(*model, o.data_dir, run);
+  const data::ImageFolder& folder = evaluation.folder;
+  const engine::EvalResult& result = evaluation.result;
 
-  spdlog::info("evaluating '{}' on {} images in {} classes from '{}'", o.model.model, folder.samples.size(),
-               folder.classes.size(), o.data_dir.string());
-  const engine::EvalResult result = engine::evaluate(
-      [&](const at::Tensor& images) { return model->forward(images); }, loader, device, o.model.amp == "bf16");
   for (const auto& failure : result.failures) spdlog::warn("left out {}", failure.reason);  // names the file
   const auto failed = static_cast<int64_t>(result.failures.size());
   if (result.count == 0) {
     spdlog::error("none of the {} images in '{}' could be read", folder.samples.size(), o.data_dir.string());
     return kExitSomeFailed;
   }
-  const auto report = engine::classification_report(result.confusion, result.num_classes);
   if (o.format == "json") {
-    print_json(o, folder, result, report, failed);
+    print_json(o, folder, result, evaluation.report, failed);
   } else {
-    print_text(o, folder, result, report);
+    print_text(o, folder, result, evaluation.report);
   }
   if (!o.confusion_csv.empty()) {
-    write_confusion_csv(o.confusion_csv, folder.classes, result);
+    engine::write_confusion_csv(o.confusion_csv, folder.classes, result.confusion);
     spdlog::info("confusion matrix written to '{}'", o.confusion_csv.string());
   }
   if (!o.plots_dir.empty()) {
     fs::create_directories(o.plots_dir);
     const fs::path picture = o.plots_dir / "confusion.png";
-    write_file_atomically(picture, data::encode_png(data::confusion_picture(
-                                       result.confusion, folder.classes,
-                                       fmt::format("vit eval: {} on {} (top-1 {:.4f})", fs::path(o.model.model).filename().string(),
-                                                   o.data_dir.filename().string(), result.top1))));
+    engine::write_confusion_picture(
+        picture, result.confusion, folder.classes,
+        fmt::format("vit eval: {} on {} (top-1 {:.4f})", fs::path(o.model.model).filename().string(),
+                    o.data_dir.filename().string(), result.top1));
     spdlog::info("confusion matrix drawn to '{}'", picture.string());
   }
   if (failed > 0) {
@@ -190,9 +148,10 @@ int run_eval(const EvalOptions& o) {
 
 Command setup_eval(CLI::App& app) {
   auto options = std::make_shared<EvalOptions>();
-  CLI::App* cli = app.add_subcommand("eval", "Evaluate a model on an image folder: accuracy, per-class metrics, "
-                                             "confusion matrix");
-  add_model_options(cli, options->model);
+  CLI::App* cli = app.add_subcommand("eval",
+                                     "Evaluate a model on an image folder: accuracy, per-class metrics, "
+                                     "confusion matrix");
+  add_inference_options(cli, options->model);
   cli->add_option("DATA_DIR", options->data_dir,
                   "Image folder: DATA_DIR/<class>/**/<image>, class folders named as the model's classes")
       ->required();
@@ -200,8 +159,9 @@ Command setup_eval(CLI::App& app) {
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
   cli->add_option("--confusion-csv", options->confusion_csv, "Also write the confusion matrix to this CSV file");
-  cli->add_option("--plots", options->plots_dir,
-                  "Also draw DIR/confusion.png: the row-normalised confusion matrix with class names and a colour scale");
+  cli->add_option(
+      "--plots", options->plots_dir,
+      "Also draw DIR/confusion.png: the row-normalised confusion matrix with class names and a colour scale");
   cli->footer(
       "Exit status: 0 on success, 1 when some images could not be read (they are left out of the figures and "
       "listed on stderr), 2 for a usage, data folder or model error.");

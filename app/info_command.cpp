@@ -10,9 +10,10 @@
 #include <nlohmann/json.hpp>
 
 #include "app/exit_codes.h"
-#include "models/model_info.h"
-#include "models/model_source.h"
+#include "models/describe_model.h"
+#include "models/model_cost.h"
 #include "models/presets.h"
+#include "util/text.h"
 
 namespace vit::app {
 namespace {
@@ -77,10 +78,12 @@ void print_json(const ModelDescription& d) {
 Command setup_info(CLI::App& app) {
   auto options = std::make_shared<InfoOptions>();
   CLI::App* cli = app.add_subcommand("info", "Describe a model preset, weights file or checkpoint");
-  cli->add_option("MODEL", options->model, "Preset name (e.g. vit_base_patch16_224), vit weights file, or timm / Hugging Face checkpoint (file or folder)")
+  cli->add_option("MODEL", options->model,
+                  "Preset name (e.g. vit_base_patch16_224), vit weights file, or timm / Hugging Face checkpoint (file "
+                  "or folder)")
       ->type_name("PRESET|FILE")
       ->required();
-  cli->footer("Presets: " + fmt::format("{}", fmt::join(preset_names(), ", ")));
+  cli->footer("Presets: " + join(preset_names()));
   cli->add_option("--format", options->format, "Output format")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();

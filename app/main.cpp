@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "app/bench_command.h"
 #include "app/command.h"
@@ -45,9 +45,9 @@ int main(int argc, char** argv) {
   // Without OpenCV (a build for a GPU machine that lacks it) only the commands that need no images exist.
   const std::vector<vit::app::Command> commands{
 #ifdef VIT_HAVE_IMAGES
-      vit::app::setup_train(app),  vit::app::setup_classify(app), vit::app::setup_eval(app),
+      vit::app::setup_train(app),   vit::app::setup_classify(app), vit::app::setup_eval(app),
 #endif
-      vit::app::setup_export(app), vit::app::setup_info(app),
+      vit::app::setup_export(app),  vit::app::setup_info(app),
 #ifdef VIT_HAVE_IMAGES
       vit::app::setup_dataset(app), vit::app::setup_plot(app),
 #endif

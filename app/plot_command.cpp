@@ -7,7 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "app/exit_codes.h"
-#include "engine/training_plots.h"
+#include "engine/pictures.h"
 
 namespace vit::app {
 namespace {

@@ -9,7 +9,7 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
-#include "app/csv.h"
+#include "util/text.h"
 
 namespace vit::app {
 namespace {
@@ -97,8 +97,7 @@ class CsvWriter : public PredictionWriter {
       for (size_t rank = 0; rank < p.classes.size(); ++rank) {
         const auto index = p.classes[rank];
         out_ << fmt::format("{},{},{},{},{},{}\n", path, rank + 1, index,
-                            csv_field(info_.class_names.at(static_cast<size_t>(index))), p.probabilities[rank],
-                            logits);
+                            csv_field(info_.class_names.at(static_cast<size_t>(index))), p.probabilities[rank], logits);
       }
     }
     out_.flush();

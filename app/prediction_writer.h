@@ -8,7 +8,7 @@
 #include <string>
 
 #include "engine/predict.h"
-#include "models/classifier.h"
+#include "models/image_classifier.h"
 
 namespace vit::app {
 

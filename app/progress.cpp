@@ -14,12 +14,13 @@ namespace {
 
 std::string duration(double seconds) {
   const auto s = static_cast<int64_t>(std::max(0.0, seconds));
-  return s >= 3600 ? fmt::format("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60) : fmt::format("{}:{:02}", s / 60, s % 60);
+  return s >= 3600 ? fmt::format("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+                   : fmt::format("{}:{:02}", s / 60, s % 60);
 }
 
 std::string step_figures(const engine::StepReport& r) {
-  return fmt::format("loss {:.4f} acc {:.3f} lr {:.2e} {:.0f} img/s ETA {}", r.loss, r.accuracy, r.lr,
-                     r.images_per_s, duration(r.eta_s));
+  return fmt::format("loss {:.4f} acc {:.3f} lr {:.2e} {:.0f} img/s ETA {}", r.loss, r.accuracy, r.lr, r.images_per_s,
+                     duration(r.eta_s));
 }
 
 }  // namespace
@@ -62,9 +63,9 @@ void TrainProgress::on_step(const engine::StepReport& r) {
 void TrainProgress::on_epoch_end(const engine::MetricsRow& row) {
   clear_bar();
   if (quiet_) return;
-  std::string val = std::isnan(row.val_top1)
-                        ? std::string("no validation data")
-                        : fmt::format("val loss {:.4f} top-1 {:.4f} top-5 {:.4f}", row.val_loss, row.val_top1, row.val_top5);
+  std::string val = std::isnan(row.val_top1) ? std::string("no validation data")
+                                             : fmt::format("val loss {:.4f} top-1 {:.4f} top-5 {:.4f}", row.val_loss,
+                                                           row.val_top1, row.val_top5);
   if (!std::isnan(row.ema_val_top1)) val += fmt::format(" (EMA top-1 {:.4f})", row.ema_val_top1);
   spdlog::info("epoch {}: train loss {:.4f} acc {:.4f}, {}, {:.0f} img/s, {:.1f} s", row.epoch, row.train_loss,
                row.train_acc, val, row.images_per_s, row.seconds);

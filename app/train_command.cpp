@@ -9,7 +9,7 @@
 
 #include "app/architecture_options.h"
 #include "app/exit_codes.h"
-#include "app/model_options.h"
+#include "app/inference_options.h"
 #include "app/progress.h"
 #include "app/stop_signal.h"
 #include "engine/trainer.h"
@@ -18,7 +18,8 @@
 namespace vit::app {
 namespace {
 
-void add_model_options(CLI::App* cli, engine::TrainOptions& o) {
+// --model, the architecture overrides and --init: what the run starts from.
+void add_starting_model_options(CLI::App* cli, engine::TrainOptions& o) {
   const std::string group = "Model";
   add_architecture_options(cli, o.model, o.overrides, group);
   cli->add_option_function<std::string>(
@@ -34,27 +35,43 @@ void add_optimization_options(CLI::App* cli, engine::TrainOptions& o) {
   cli->add_option("--epochs", o.epochs, "Epochs to train")->capture_default_str()->group(group);
   cli->add_option("-b,--batch-size", o.batch_size, "Images per batch")->capture_default_str()->group(group);
   cli->add_option("--lr", o.lr, "Peak learning rate (AdamW)")->capture_default_str()->group(group);
-  cli->add_option("--min-lr", o.min_lr, "Learning rate at the end of the cosine decay")->capture_default_str()->group(group);
+  cli->add_option("--min-lr", o.min_lr, "Learning rate at the end of the cosine decay")
+      ->capture_default_str()
+      ->group(group);
   cli->add_option("--weight-decay", o.weight_decay, "AdamW weight decay (not on biases, norms, cls_token, pos_embed)")
       ->capture_default_str()
       ->group(group);
   cli->add_option("--warmup-epochs", o.warmup_epochs, "Linear warm-up length in epochs (fractions allowed)")
       ->capture_default_str()
       ->group(group);
-  cli->add_option("--label-smoothing,--smoothing", o.label_smoothing, "Label smoothing")->capture_default_str()->group(group);
-  cli->add_option("--clip-grad", o.clip_grad, "Clip the global gradient norm to this (0 = off)")->capture_default_str()->group(group);
-  cli->add_option("--grad-accum", o.grad_accum, "Batches accumulated per optimizer step")->capture_default_str()->group(group);
+  cli->add_option("--label-smoothing,--smoothing", o.label_smoothing, "Label smoothing")
+      ->capture_default_str()
+      ->group(group);
+  cli->add_option("--clip-grad", o.clip_grad, "Clip the global gradient norm to this (0 = off)")
+      ->capture_default_str()
+      ->group(group);
+  cli->add_option("--grad-accum", o.grad_accum, "Batches accumulated per optimizer step")
+      ->capture_default_str()
+      ->group(group);
 }
 
 void add_augmentation_options(CLI::App* cli, engine::TrainOptions& o) {
   const std::string group = "Augmentation";
   cli->add_option_function<std::vector<double>>(
-         "--scale", [&o](const std::vector<double>& v) { o.scale_min = v[0]; o.scale_max = v[1]; },
+         "--scale",
+         [&o](const std::vector<double>& v) {
+           o.scale_min = v[0];
+           o.scale_max = v[1];
+         },
          "Random-resized-crop area range, MIN MAX (default 0.08 1)")
       ->expected(2)
       ->group(group);
   cli->add_option_function<std::vector<double>>(
-         "--ratio", [&o](const std::vector<double>& v) { o.ratio_min = v[0]; o.ratio_max = v[1]; },
+         "--ratio",
+         [&o](const std::vector<double>& v) {
+           o.ratio_min = v[0];
+           o.ratio_max = v[1];
+         },
          "Random-resized-crop aspect-ratio range, MIN MAX (default 0.75 1.333)")
       ->expected(2)
       ->group(group);
@@ -64,7 +81,9 @@ void add_augmentation_options(CLI::App* cli, engine::TrainOptions& o) {
       ->capture_default_str()
       ->group(group);
   cli->add_option("--ra-num-ops", o.ra_num_ops, "RandAugment: ops per image")->capture_default_str()->group(group);
-  cli->add_option("--ra-magnitude", o.ra_magnitude, "RandAugment: magnitude (0-30)")->capture_default_str()->group(group);
+  cli->add_option("--ra-magnitude", o.ra_magnitude, "RandAugment: magnitude (0-30)")
+      ->capture_default_str()
+      ->group(group);
   cli->add_option("--reprob", o.random_erasing, "Random erasing probability")->capture_default_str()->group(group);
   cli->add_option("--mixup", o.mixup.mixup_alpha, "Mixup alpha (0 = off)")->capture_default_str()->group(group);
   cli->add_option("--cutmix", o.mixup.cutmix_alpha, "CutMix alpha (0 = off)")->capture_default_str()->group(group);
@@ -76,18 +95,23 @@ void add_augmentation_options(CLI::App* cli, engine::TrainOptions& o) {
 
 void add_run_options(CLI::App* cli, engine::TrainOptions& o) {
   const std::string group = "Run";
-  cli->add_flag("--ema", o.ema, "Keep an exponential moving average of the weights (evaluated and saved too)")->group(group);
+  cli->add_flag("--ema", o.ema, "Keep an exponential moving average of the weights (evaluated and saved too)")
+      ->group(group);
   cli->add_option("--ema-decay", o.ema_decay, "EMA decay per step")->capture_default_str()->group(group);
   add_runtime_options(cli, o.device, o.amp, o.threads, o.workers, group);
   add_cache_option(cli, o.cache_images_mib, group);
-  cli->add_option("--seed", o.seed, "Random seed (initialisation, data order, augmentation)")->capture_default_str()->group(group);
+  cli->add_option("--seed", o.seed, "Random seed (initialisation, data order, augmentation)")
+      ->capture_default_str()
+      ->group(group);
   cli->add_option("--time-limit", o.time_limit,
                   "Seconds for the whole run: the learning rate decays over them and the last epoch is validated "
                   "and saved in time (0 = none)")
       ->capture_default_str()
       ->group(group);
   cli->add_flag("--resume", o.resume, "Continue the run saved in --out")->group(group);
-  cli->add_option("--max-pixels", o.max_pixels, "Reject images with more pixels than this")->capture_default_str()->group(group);
+  cli->add_option("--max-pixels", o.max_pixels, "Reject images with more pixels than this")
+      ->capture_default_str()
+      ->group(group);
 }
 
 int run_train(const engine::TrainOptions& options, bool quiet) {
@@ -95,10 +119,13 @@ int run_train(const engine::TrainOptions& options, bool quiet) {
   const auto& stop = install_stop_handlers();
   const engine::TrainSummary s = engine::train(options, progress, &stop);
   const auto dir = s.run_dir.string();
-  if (s.bad_files > 0) spdlog::warn("{} file{} could not be read and {} skipped", s.bad_files, s.bad_files == 1 ? "" : "s", s.bad_files == 1 ? "was" : "were");
+  if (s.bad_files > 0)
+    spdlog::warn("{} file{} could not be read and {} skipped", s.bad_files, s.bad_files == 1 ? "" : "s",
+                 s.bad_files == 1 ? "was" : "were");
   if (s.outcome == engine::TrainOutcome::Interrupted) {
-    spdlog::warn("interrupted after {} of {} epochs; the state is saved. Continue with:\n  vit train {} --out {} --resume",
-                 s.epochs_done, s.epochs_target, options.data_dir.string(), dir);
+    spdlog::warn(
+        "interrupted after {} of {} epochs; the state is saved. Continue with:\n  vit train {} --out {} --resume",
+        s.epochs_done, s.epochs_target, options.data_dir.string(), dir);
     return 130;  // 128 + SIGINT, the shell convention for a run stopped by Ctrl-C
   }
   if (s.outcome == engine::TrainOutcome::TimeLimit) {
@@ -127,17 +154,18 @@ Command setup_train(CLI::App& app) {
       ->check(CLI::ExistingDirectory);
   cli->add_option("-o,--out", options->out_dir, "Run folder for weights, metrics and the resume state")->required();
   cli->add_option_function<std::string>(
-      "--val", [o = options.get()](const std::string& dir) { o->val_dir = dir; },
-      "Validation images, DIR/<class>/... (default DATA_DIR/val when DATA_DIR/train exists)")
+         "--val", [o = options.get()](const std::string& dir) { o->val_dir = dir; },
+         "Validation images, DIR/<class>/... (default DATA_DIR/val when DATA_DIR/train exists)")
       ->check(CLI::ExistingDirectory);
   cli->add_option("--val-split", options->val_split, "Without a validation folder, hold out this fraction per class")
       ->capture_default_str();
-  add_model_options(cli, *options);
+  add_starting_model_options(cli, *options);
   add_optimization_options(cli, *options);
   add_augmentation_options(cli, *options);
   add_run_options(cli, *options);
-  cli->footer("Writes RUN_DIR/{best,last}.safetensors, metrics.csv, curves.png, config.json and resume.safetensors. "
-              "Ctrl-C stops after the current step and saves; --resume continues.");
+  cli->footer(
+      "Writes RUN_DIR/{best,last}.safetensors, metrics.csv, curves.png, config.json and resume.safetensors. "
+      "Ctrl-C stops after the current step and saves; --resume continues.");
   return {cli, [options, &app] { return run_train(*options, app.get_option("--quiet")->count() > 0); }};
 }
 

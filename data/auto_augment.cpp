@@ -109,8 +109,8 @@ cv::Mat smoothed(const cv::Mat& image) {
     const uint8_t* down = image.ptr<uint8_t>(i + 1);
     uint8_t* o = out.ptr<uint8_t>(i);
     for (int k = c; k < end; ++k) {
-      const int sum = up[k - c] + up[k] + up[k + c] + mid[k - c] + 5 * mid[k] + mid[k + c] + down[k - c] + down[k] +
-                      down[k + c];
+      const int sum =
+          up[k - c] + up[k] + up[k + c] + mid[k - c] + 5 * mid[k] + mid[k + c] + down[k - c] + down[k] + down[k + c];
       o[k] = static_cast<uint8_t>((2 * sum + 13) / 26);  // round(sum / 13); never a tie, as 13 is odd
     }
   }
@@ -204,18 +204,43 @@ const Op kOps[] = {
     {"Identity", false, false, {0, 0}, {0, 0}, Scale::Fixed, [](cv::Mat&, double) {}},
     {"ShearX", true, true, {0, 0.99}, {0, 0.3}, Scale::Fixed, [](cv::Mat& m, double v) { ops::shear_x(m, v); }},
     {"ShearY", true, true, {0, 0.99}, {0, 0.3}, Scale::Fixed, [](cv::Mat& m, double v) { ops::shear_y(m, v); }},
-    {"TranslateX", true, true, {0, 32}, {0, 150.0 / 331.0}, Scale::Width,
+    {"TranslateX",
+     true,
+     true,
+     {0, 32},
+     {0, 150.0 / 331.0},
+     Scale::Width,
      [](cv::Mat& m, double v) { ops::translate_x(m, static_cast<int>(v)); }},
-    {"TranslateY", true, true, {0, 32}, {0, 150.0 / 331.0}, Scale::Height,
+    {"TranslateY",
+     true,
+     true,
+     {0, 32},
+     {0, 150.0 / 331.0},
+     Scale::Height,
      [](cv::Mat& m, double v) { ops::translate_y(m, static_cast<int>(v)); }},
     {"Rotate", true, true, {0, 135}, {0, 30}, Scale::Fixed, [](cv::Mat& m, double v) { ops::rotate(m, v); }},
-    {"Brightness", true, true, {0, 0.99}, {0, 0.9}, Scale::Fixed,
+    {"Brightness",
+     true,
+     true,
+     {0, 0.99},
+     {0, 0.9},
+     Scale::Fixed,
      [](cv::Mat& m, double v) { ops::brightness(m, 1 + v); }},
     {"Color", true, true, {0, 0.99}, {0, 0.9}, Scale::Fixed, [](cv::Mat& m, double v) { ops::color(m, 1 + v); }},
     {"Contrast", true, true, {0, 0.99}, {0, 0.9}, Scale::Fixed, [](cv::Mat& m, double v) { ops::contrast(m, 1 + v); }},
-    {"Sharpness", true, true, {0, 0.99}, {0, 0.9}, Scale::Fixed,
+    {"Sharpness",
+     true,
+     true,
+     {0, 0.99},
+     {0, 0.9},
+     Scale::Fixed,
      [](cv::Mat& m, double v) { ops::sharpness(m, 1 + v); }},
-    {"Posterize", true, false, {8, 2}, {8, 4}, Scale::Fixed,
+    {"Posterize",
+     true,
+     false,
+     {8, 2},
+     {8, 4},
+     Scale::Fixed,
      [](cv::Mat& m, double v) { ops::posterize(m, static_cast<int>(std::nearbyint(v))); }},
     {"Solarize", true, false, {255, 0}, {255, 0}, Scale::Fixed, [](cv::Mat& m, double v) { ops::solarize(m, v); }},
     {"AutoContrast", false, false, {0, 0}, {0, 0}, Scale::Fixed, [](cv::Mat& m, double) { ops::autocontrast(m); }},
@@ -273,9 +298,12 @@ AutoAugmentPolicy parse_auto_augment(const std::string& text) {
 
 std::string to_string(AutoAugmentPolicy policy) {
   switch (policy) {
-    case AutoAugmentPolicy::None: return "none";
-    case AutoAugmentPolicy::TrivialAugment: return "trivial";
-    case AutoAugmentPolicy::RandAugment: return "rand";
+    case AutoAugmentPolicy::None:
+      return "none";
+    case AutoAugmentPolicy::TrivialAugment:
+      return "trivial";
+    case AutoAugmentPolicy::RandAugment:
+      return "rand";
   }
   throw std::invalid_argument("unknown auto-augment policy value " + std::to_string(static_cast<int>(policy)));
 }
@@ -296,9 +324,12 @@ void apply_auto_augment(cv::Mat& image, const AutoAugmentOptions& options, Sampl
   options.validate();
   require_image(image, "apply_auto_augment");
   switch (options.policy) {
-    case AutoAugmentPolicy::None: return;
-    case AutoAugmentPolicy::TrivialAugment: return trivial_augment(image, options.num_magnitude_bins, rng);
-    case AutoAugmentPolicy::RandAugment: return rand_augment(image, options, rng);
+    case AutoAugmentPolicy::None:
+      return;
+    case AutoAugmentPolicy::TrivialAugment:
+      return trivial_augment(image, options.num_magnitude_bins, rng);
+    case AutoAugmentPolicy::RandAugment:
+      return rand_augment(image, options, rng);
   }
 }
 

@@ -36,9 +36,9 @@ void apply_auto_augment(cv::Mat& image, const AutoAugmentOptions& options, Sampl
 namespace ops {
 
 // Geometry: nearest-neighbour sampling, 0 where the source falls outside the image.
-void rotate(cv::Mat& image, double degrees);  // counter-clockwise about the image centre
-void shear_x(cv::Mat& image, double factor);  // x' = x + factor * y, about the top-left corner as torchvision
-void shear_y(cv::Mat& image, double factor);  // y' = y + factor * x, about the top-left corner as torchvision
+void rotate(cv::Mat& image, double degrees);   // counter-clockwise about the image centre
+void shear_x(cv::Mat& image, double factor);   // x' = x + factor * y, about the top-left corner as torchvision
+void shear_y(cv::Mat& image, double factor);   // y' = y + factor * x, about the top-left corner as torchvision
 void translate_x(cv::Mat& image, int pixels);  // positive moves the content right
 void translate_y(cv::Mat& image, int pixels);  // positive moves the content down
 
@@ -49,10 +49,10 @@ void contrast(cv::Mat& image, double factor);    // with the mean gray level
 void sharpness(cv::Mat& image, double factor);   // with the 3x3-smoothed image (borders kept)
 
 // Levels.
-void posterize(cv::Mat& image, int bits);           // keeps the top `bits` bits, 0..8
-void solarize(cv::Mat& image, double threshold);    // inverts the values >= threshold
-void autocontrast(cv::Mat& image);                  // stretches each channel's [min, max] to [0, 255]
-void equalize(cv::Mat& image);                      // flattens each channel's histogram
+void posterize(cv::Mat& image, int bits);         // keeps the top `bits` bits, 0..8
+void solarize(cv::Mat& image, double threshold);  // inverts the values >= threshold
+void autocontrast(cv::Mat& image);                // stretches each channel's [min, max] to [0, 255]
+void equalize(cv::Mat& image);                    // flattens each channel's histogram
 
 }  // namespace ops
 }  // namespace vit::data

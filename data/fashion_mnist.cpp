@@ -1,8 +1,6 @@
 #include "data/fashion_mnist.h"
 
-#include <dirent.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -24,9 +22,9 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "data/idx_file.h"
+#include "util/files.h"
 
-// Listing and removing folders use POSIX calls, not std::filesystem's directory iteration: pip PyTorch's
-// libtorch exports std::filesystem symbols from an older libstdc++ that crash it (see tests/temp_dir.h).
+// Listing and removing folders go through util/files.h, not std::filesystem's directory iteration (it says why).
 
 namespace vit::data {
 namespace {
@@ -75,8 +73,8 @@ Split read_split(const fs::path& dir, const std::string& folder, const std::stri
   split.images = read_idx_images(split.images_path);
   split.labels = read_idx_labels(labels_path);
   if (static_cast<int64_t>(split.labels.size()) != split.images.count)
-    fail(labels_path, std::to_string(split.labels.size()) + " labels, but '" + split.images_path.string() +
-                          "' holds " + std::to_string(split.images.count) + " images; they must pair up");
+    fail(labels_path, std::to_string(split.labels.size()) + " labels, but '" + split.images_path.string() + "' holds " +
+                          std::to_string(split.images.count) + " images; they must pair up");
   const size_t classes = fashion_mnist_classes().size();
   for (size_t i = 0; i < split.labels.size(); ++i) {
     if (split.labels[i] >= classes)
@@ -87,41 +85,6 @@ Split read_split(const fs::path& dir, const std::string& folder, const std::stri
 }
 
 // ---- folders, with POSIX calls ----
-
-void remove_tree(const fs::path& path) {
-  auto remove_entry = [](const char* entry, const struct stat*, int, struct FTW*) { return ::remove(entry); };
-  ::nftw(path.c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-std::vector<std::string> list_names(const fs::path& dir) {
-  std::vector<std::string> names;
-  if (DIR* d = ::opendir(dir.c_str())) {
-    while (const dirent* entry = ::readdir(d)) {
-      const std::string name = entry->d_name;
-      if (name != "." && name != "..") names.push_back(name);
-    }
-    ::closedir(d);
-  }
-  return names;
-}
-
-// fsync by path, best effort: makes a rename durable once the folder holding it is synced.
-void sync_path(const fs::path& path, int flags) {
-  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
-}
-
-// One syncfs for the whole tree instead of an fsync per file (70,000 fsyncs take minutes on some disks): the
-// PNGs must be on disk before the rename publishes them, or a power loss could leave empty files under a
-// complete-looking OUT.
-void sync_file_system(const fs::path& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return;
-  ::syncfs(fd);
-  ::close(fd);
-}
 
 void write_file(const fs::path& path, const std::vector<uchar>& bytes) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -332,8 +295,9 @@ ConvertSummary convert_fashion_mnist(const fs::path& source_dir, const fs::path&
 
   std::error_code error;
   if (!fs::is_directory(source_dir, error))
-    fail(source_dir, "no such folder (the Debian package dataset-fashion-mnist installs the dataset in "
-                     "/usr/share/datasets/fashion-mnist)");
+    fail(source_dir,
+         "no such folder (the Debian package dataset-fashion-mnist installs the dataset in "
+         "/usr/share/datasets/fashion-mnist)");
   // Everything is read and checked before anything is written: a bad source leaves no trace.
   const Split train = read_split(source_dir, "train", "train");
   const Split val = read_split(source_dir, "val", "t10k");
@@ -353,6 +317,8 @@ ConvertSummary convert_fashion_mnist(const fs::path& source_dir, const fs::path&
     write_split(train, partial, done, total, progress);
     write_split(val, partial, done, total, progress);
     write_marker(partial, train, val);
+    // The PNGs must be on disk before the rename publishes them, or a power loss could leave empty files under a
+    // complete-looking OUT; one syncfs, as 70,000 fsyncs take minutes on some disks.
     sync_file_system(partial);
     fs::rename(partial, out, error);
     if (error) {

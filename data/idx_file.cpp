@@ -49,9 +49,7 @@ std::vector<uint8_t> read_whole_file(const fs::path& path) {
   return bytes;
 }
 
-bool is_gzip(const std::vector<uint8_t>& bytes) {
-  return bytes.size() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b;
-}
+bool is_gzip(const std::vector<uint8_t>& bytes) { return bytes.size() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b; }
 
 // Inflates a gzip file, including one made of several concatenated members (which `gzip` itself accepts).
 std::vector<uint8_t> gunzip(const std::vector<uint8_t>& compressed, const fs::path& path) {
@@ -126,8 +124,8 @@ std::vector<uint8_t> read_idx(const fs::path& path, uint32_t expected_magic, con
   const size_t dim_count = magic & 0xff;
   const size_t header_size = 4 + 4 * dim_count;
   if (bytes.size() < header_size)
-    fail(path, "header truncated: " + std::to_string(dim_count) + " dimensions need " +
-                   std::to_string(header_size) + " bytes, the file has " + std::to_string(bytes.size()));
+    fail(path, "header truncated: " + std::to_string(dim_count) + " dimensions need " + std::to_string(header_size) +
+                   " bytes, the file has " + std::to_string(bytes.size()));
   dims.clear();
   for (size_t i = 0; i < dim_count; ++i) dims.push_back(big_endian_u32(bytes.data() + 4 + 4 * i));
   bytes.erase(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(header_size));
@@ -158,8 +156,8 @@ IdxImages read_idx_images(const fs::path& path) {
   if (images.rows < 1 || images.rows > kMaxSide || images.cols < 1 || images.cols > kMaxSide)
     fail(path, "implausible image size " + std::to_string(images.rows) + "x" + std::to_string(images.cols) +
                    " in the header (expected 1 to " + std::to_string(kMaxSide) + " pixels a side)");
-  const std::string what = std::to_string(images.count) + " images of " + std::to_string(images.rows) + "x" +
-                           std::to_string(images.cols);
+  const std::string what =
+      std::to_string(images.count) + " images of " + std::to_string(images.rows) + "x" + std::to_string(images.cols);
   check_payload(path, payload.size(), images.count * images.rows * images.cols, what);
   images.pixels = std::move(payload);
   return images;

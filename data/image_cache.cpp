@@ -13,7 +13,8 @@ constexpr int64_t kBytesPerImage = 192;
 }  // namespace
 
 ImageCache::ImageCache(size_t slots, int64_t budget_bytes) : budget_bytes_(budget_bytes) {
-  if (budget_bytes < 0) throw std::invalid_argument("image cache budget must be >= 0 bytes, got " + std::to_string(budget_bytes));
+  if (budget_bytes < 0)
+    throw std::invalid_argument("image cache budget must be >= 0 bytes, got " + std::to_string(budget_bytes));
   if (budget_bytes == 0) return;
   bytes_ = static_cast<int64_t>(slots * sizeof(cv::Mat));  // the slot table itself
   if (bytes_ > budget_bytes_) {

@@ -126,17 +126,23 @@ std::pair<ImageFolder, ImageFolder> split_stratified(const ImageFolder& folder, 
   return {train, held_out};
 }
 
+std::optional<fs::path> validation_folder(const fs::path& data_dir, const std::optional<fs::path>& val_dir) {
+  if (val_dir) return val_dir;
+  std::error_code error;
+  if (fs::is_directory(data_dir / "train", error) && fs::is_directory(data_dir / "val", error)) return data_dir / "val";
+  return std::nullopt;
+}
+
 DatasetSplit open_dataset(const fs::path& data_dir, const std::optional<fs::path>& val_dir, double val_split,
                           uint64_t seed) {
   std::error_code error;
-  const bool has_train_folder = fs::is_directory(data_dir / "train", error);
-  const fs::path train_root = has_train_folder ? data_dir / "train" : data_dir;
+  const fs::path train_root = fs::is_directory(data_dir / "train", error) ? data_dir / "train" : data_dir;
+  const std::optional<fs::path> val_root = validation_folder(data_dir, val_dir);
+  if (val_root && val_split > 0.0)
+    fail("a held-out validation fraction cannot be combined with a validation folder ('" + val_root->string() + "')");
   DatasetSplit split;
   split.train = scan_image_folder(train_root);
-  std::optional<fs::path> val_root = val_dir;
-  if (!val_root && has_train_folder && fs::is_directory(data_dir / "val", error)) val_root = data_dir / "val";
   if (val_root) {
-    if (val_split > 0.0) fail("--val-split cannot be combined with a validation folder ('" + val_root->string() + "')");
     split.val = scan_image_folder(*val_root, split.train.classes);
   } else if (val_split > 0.0) {
     auto [train, val] = split_stratified(split.train, val_split, seed);

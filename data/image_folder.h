@@ -46,7 +46,12 @@ struct DatasetSplit {
 //   `val_dir` given           -> train from DATA_DIR (or DATA_DIR/train if present), val from val_dir
 //   DATA_DIR/train exists     -> train from it, val from DATA_DIR/val if that exists
 //   otherwise                 -> train from DATA_DIR itself
-// then, if there is no val folder and `val_split` > 0, a stratified, seeded fraction of each class is held out.
+// then, if there is no val folder and `val_split` > 0, a stratified, seeded fraction of each class is held out;
+// a fraction with a val folder is an error (validation_folder tells beforehand).
+// The validation folder open_dataset would read, if any.
+std::optional<std::filesystem::path> validation_folder(const std::filesystem::path& data_dir,
+                                                       const std::optional<std::filesystem::path>& val_dir);
+
 DatasetSplit open_dataset(const std::filesystem::path& data_dir, const std::optional<std::filesystem::path>& val_dir,
                           double val_split, uint64_t seed);
 

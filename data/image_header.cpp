@@ -140,12 +140,18 @@ ImageHeader read_webp(const Bytes& b) {
 
 std::string to_string(ImageFormat format) {
   switch (format) {
-    case ImageFormat::Jpeg: return "JPEG";
-    case ImageFormat::Png: return "PNG";
-    case ImageFormat::Bmp: return "BMP";
-    case ImageFormat::Tiff: return "TIFF";
-    case ImageFormat::WebP: return "WebP";
-    case ImageFormat::Unknown: break;
+    case ImageFormat::Jpeg:
+      return "JPEG";
+    case ImageFormat::Png:
+      return "PNG";
+    case ImageFormat::Bmp:
+      return "BMP";
+    case ImageFormat::Tiff:
+      return "TIFF";
+    case ImageFormat::WebP:
+      return "WebP";
+    case ImageFormat::Unknown:
+      break;
   }
   return "unknown";
 }

@@ -23,8 +23,9 @@ class InputPaths {
  public:
   // `standard_input` is read for "-" (std::cin in the program, a string stream in tests). `input_ready` says
   // whether reading it now would not block (the program polls the file descriptor).
-  InputPaths(std::vector<std::string> arguments, std::istream& standard_input,
-             std::function<bool()> input_ready = [] { return true; });
+  InputPaths(
+      std::vector<std::string> arguments, std::istream& standard_input,
+      std::function<bool()> input_ready = [] { return true; });
 
   // The next input, or nullopt when all are done.
   std::optional<InputPath> next();

@@ -98,8 +98,8 @@ void Loader::worker_loop() {
     {
       std::unique_lock<std::mutex> lock(mutex_);
       work_available_.wait(lock, [&] {
-        return stopping_ || (active_ && next_job_ < batches_per_epoch() &&
-                             next_job_ < next_out_ + options_.prefetch_batches);
+        return stopping_ ||
+               (active_ && next_job_ < batches_per_epoch() && next_job_ < next_out_ + options_.prefetch_batches);
       });
       if (stopping_) return;
       job = {next_job_++, epoch_, generation_, order_};

@@ -43,10 +43,10 @@ struct LoaderOptions {
   // cores a busy decode thread otherwise preempts one of LibTorch's OpenMP threads and stalls the whole team at
   // its next barrier: measured on 2 cores, a training step fell from 2,300 to 530 images/s.
   bool idle_priority = true;
-  int64_t cache_bytes = 0;   // decoded images kept between epochs, up to this many bytes (image_cache.h); 0 = none
+  int64_t cache_bytes = 0;  // decoded images kept between epochs, up to this many bytes (image_cache.h); 0 = none
   uint64_t seed = 0;
   DecodeOptions decode;
-  void validate() const;     // std::invalid_argument naming the field
+  void validate() const;  // std::invalid_argument naming the field
 };
 
 struct DecodeFailure {
@@ -110,8 +110,8 @@ class Loader {
   uint64_t generation_ = 0;  // bumped by start_epoch: results of older jobs are dropped
   int64_t epoch_ = 0;
   std::shared_ptr<const std::vector<size_t>> order_;
-  int64_t next_job_ = 0;     // next batch a worker will build
-  int64_t next_out_ = 0;     // next batch next() returns
+  int64_t next_job_ = 0;  // next batch a worker will build
+  int64_t next_out_ = 0;  // next batch next() returns
   std::map<int64_t, Batch> ready_;
   int64_t failed_count_ = 0;
   std::vector<std::thread> workers_;

@@ -22,8 +22,8 @@ void check_normalization(const Normalization& n, int channels) {
 void check_range(const char* name, double low, double high, double min_allowed, double max_allowed) {
   if (!(low >= min_allowed && low <= high && high <= max_allowed))
     throw std::invalid_argument(std::string(name) + " must satisfy " + std::to_string(min_allowed) +
-                                " <= min <= max <= " + std::to_string(max_allowed) + ", got (" +
-                                std::to_string(low) + ", " + std::to_string(high) + ")");
+                                " <= min <= max <= " + std::to_string(max_allowed) + ", got (" + std::to_string(low) +
+                                ", " + std::to_string(high) + ")");
 }
 
 double uniform(SampleRng& rng, double low, double high) {
@@ -54,8 +54,8 @@ cv::Mat resize_to(const cv::Mat& image, cv::Size size, Interpolation interpolati
   // Shrinking with INTER_AREA averages over the source pixels, the antialiasing that PIL (timm, torchvision)
   // applies; bilinear or bicubic sampling alone would alias on large reductions.
   const bool shrinking = size.width < image.cols && size.height < image.rows;
-  const int flag = shrinking ? cv::INTER_AREA
-                             : (interpolation == Interpolation::Bicubic ? cv::INTER_CUBIC : cv::INTER_LINEAR);
+  const int flag =
+      shrinking ? cv::INTER_AREA : (interpolation == Interpolation::Bicubic ? cv::INTER_CUBIC : cv::INTER_LINEAR);
   cv::Mat out;
   cv::resize(image, out, size, 0, 0, flag);
   return out;
@@ -65,8 +65,8 @@ cv::Mat resize_short_side(const cv::Mat& image, int64_t size, Interpolation inte
   const int64_t short_side = std::min(image.cols, image.rows);
   const int64_t long_side = std::max(image.cols, image.rows);
   // torchvision: the long side is truncated, not rounded.
-  const auto scaled_long = static_cast<int>(static_cast<double>(size) * static_cast<double>(long_side) /
-                                            static_cast<double>(short_side));
+  const auto scaled_long =
+      static_cast<int>(static_cast<double>(size) * static_cast<double>(long_side) / static_cast<double>(short_side));
   const cv::Size target = image.cols <= image.rows ? cv::Size(static_cast<int>(size), scaled_long)
                                                    : cv::Size(scaled_long, static_cast<int>(size));
   return resize_to(image, target, interpolation);
@@ -78,8 +78,8 @@ cv::Mat center_crop(const cv::Mat& image, int64_t size) {
   if (image.cols < s || image.rows < s) {  // pad symmetrically with zeros, as torchvision's center_crop
     const int pad_x = std::max(0, s - image.cols);
     const int pad_y = std::max(0, s - image.rows);
-    cv::copyMakeBorder(image, source, pad_y / 2, pad_y - pad_y / 2, pad_x / 2, pad_x - pad_x / 2,
-                       cv::BORDER_CONSTANT, cv::Scalar::all(0));
+    cv::copyMakeBorder(image, source, pad_y / 2, pad_y - pad_y / 2, pad_x / 2, pad_x - pad_x / 2, cv::BORDER_CONSTANT,
+                       cv::Scalar::all(0));
   }
   const int top = static_cast<int>(std::lround((source.rows - s) / 2.0));
   const int left = static_cast<int>(std::lround((source.cols - s) / 2.0));

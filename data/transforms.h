@@ -32,13 +32,13 @@ struct EvalTransformOptions {
 // Training: random resized crop, horizontal flip, optional auto-augment, normalise, optional random erasing.
 struct TrainTransformOptions {
   int64_t image_size = 224;
-  double scale_min = 0.08;             // crop area as a fraction of the image (torchvision's scale)
+  double scale_min = 0.08;  // crop area as a fraction of the image (torchvision's scale)
   double scale_max = 1.0;
-  double ratio_min = 3.0 / 4.0;        // crop aspect ratio range (torchvision's ratio)
+  double ratio_min = 3.0 / 4.0;  // crop aspect ratio range (torchvision's ratio)
   double ratio_max = 4.0 / 3.0;
-  double hflip = 0.5;                  // probability of a horizontal flip
+  double hflip = 0.5;  // probability of a horizontal flip
   AutoAugmentOptions auto_augment;
-  double random_erasing = 0.0;         // probability of erasing a random rectangle with noise (timm's reprob)
+  double random_erasing = 0.0;  // probability of erasing a random rectangle with noise (timm's reprob)
   Interpolation interpolation = Interpolation::Bilinear;
   Normalization normalization;
   void validate(int channels) const;

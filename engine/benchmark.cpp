@@ -31,9 +31,9 @@
 #include "engine/optimizer.h"
 #include "engine/runtime.h"
 #include "engine/train_step.h"
-#include "models/atomic_file.h"
 #include "models/cpu_gemm.h"
-#include "models/model_info.h"
+#include "models/model_cost.h"
+#include "util/atomic_file.h"
 
 namespace vit::engine {
 namespace {
@@ -92,7 +92,9 @@ struct ResourceUsage {
   static ResourceUsage now() {
     rusage usage{};
     getrusage(RUSAGE_SELF, &usage);
-    auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + 1e-6 * static_cast<double>(t.tv_usec); };
+    auto seconds = [](const timeval& t) {
+      return static_cast<double>(t.tv_sec) + 1e-6 * static_cast<double>(t.tv_usec);
+    };
     return {seconds(usage.ru_utime), seconds(usage.ru_stime), static_cast<int64_t>(usage.ru_minflt)};
   }
 };
@@ -155,8 +157,7 @@ double Throughput::median() const {
   return n % 2 == 1 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
 }
 
-BenchModel::BenchModel(const BenchOptions& options)
-    : device_(c10::kCPU), bf16_(options.amp == "bf16") {
+BenchModel::BenchModel(const BenchOptions& options) : device_(c10::kCPU), bf16_(options.amp == "bf16") {
   options.validate();
   set_threads(options.threads);
   device_ = select_device(options.device);
@@ -218,7 +219,8 @@ std::vector<Throughput> measure_alternating(const BenchOptions& options, c10::De
     steps[s]();
     synchronize(device);
     const double step_seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    results[s].steps_per_window = std::max<int64_t>(1, std::llround(options.window_seconds / std::max(step_seconds, 1e-9)));
+    results[s].steps_per_window =
+        std::max<int64_t>(1, std::llround(options.window_seconds / std::max(step_seconds, 1e-9)));
     results[s].peak_memory_bytes = memory.peak_bytes();
   }
   for (int64_t w = 0; w < options.windows; ++w) {
@@ -238,8 +240,8 @@ std::vector<Throughput> measure_alternating(const BenchOptions& options, c10::De
     }
   }
   for (size_t s = 0; s < steps.size(); ++s) {
-    results[s].minor_faults_per_step = static_cast<double>(usage[s].minor_faults) /
-                                       static_cast<double>(options.windows * results[s].steps_per_window);
+    results[s].minor_faults_per_step =
+        static_cast<double>(usage[s].minor_faults) / static_cast<double>(options.windows * results[s].steps_per_window);
     const double cpu_seconds = usage[s].user_s + usage[s].kernel_s;
     results[s].kernel_time_share = cpu_seconds > 0.0 ? usage[s].kernel_s / cpu_seconds : 0.0;
     results[s].images_per_cpu_second = cpu_seconds > 0.0 ? static_cast<double>(images_done[s]) / cpu_seconds : 0.0;
@@ -276,8 +278,9 @@ GemmPeak measure_gemm_peak(c10::Device device) {
   if (device.is_cpu() && cpu::onednn_available()) {
     at::Tensor c = at::empty({n, n}, options);
     peak.float32_gflops = std::max(peak.float32_gflops, best_gflops([&] {
-      cpu::sgemm(false, false, n, n, n, 1.0f, a.data_ptr<float>(), n, b.data_ptr<float>(), n, 0.0f, c.data_ptr<float>(), n);
-    }));
+                                     cpu::sgemm(false, false, n, n, n, 1.0f, a.data_ptr<float>(), n,
+                                                b.data_ptr<float>(), n, 0.0f, c.data_ptr<float>(), n);
+                                   }));
   }
   try {
     const at::Tensor a16 = a.to(at::kBFloat16), b16 = b.to(at::kBFloat16);

@@ -20,22 +20,22 @@ namespace vit::engine {
 
 struct BenchOptions {
   std::string model = "vit_tiny_patch16_224";  // preset
-  ModelOverrides overrides;                    // as `vit train`'s
-  std::optional<int64_t> num_classes;         // default: the preset's
+  ArchitectureOverrides overrides;             // as `vit train`'s
+  std::optional<int64_t> num_classes;          // default: the preset's
   int64_t batch_size = 64;
-  std::string device = "cpu";  // "cpu" | "cuda"
-  std::string amp = "none";    // "none" | "bf16"
-  int threads = 0;             // LibTorch intra-op threads; 0 = one per core
-  bool train = true;           // time training steps (forward + backward + AdamW)
-  bool inference = true;       // time forward passes without autograd
-  int64_t warmup_steps = 3;    // untimed; the last one also sizes the windows
-  int64_t windows = 5;         // timed windows; the median is reported
-  double window_seconds = 2.0; // each window runs as many steps as fit in about this long
+  std::string device = "cpu";   // "cpu" | "cuda"
+  std::string amp = "none";     // "none" | "bf16"
+  int threads = 0;              // LibTorch intra-op threads; 0 = one per core
+  bool train = true;            // time training steps (forward + backward + AdamW)
+  bool inference = true;        // time forward passes without autograd
+  int64_t warmup_steps = 3;     // untimed; the last one also sizes the windows
+  int64_t windows = 5;          // timed windows; the median is reported
+  double window_seconds = 2.0;  // each window runs as many steps as fit in about this long
   uint64_t seed = 0;
-  std::string data_dir;        // image folder for the pipeline phases (`vit bench --data`); empty = none
-  int workers = 0;             // decode threads for those; 0 = chosen from the core count
+  std::string data_dir;             // image folder for the pipeline phases (`vit bench --data`); empty = none
+  int workers = 0;                  // decode threads for those; 0 = chosen from the core count
   int64_t cache_images_mib = 2048;  // decoded images kept between epochs there, as `vit train --cache-images`
-  std::string trace_path;      // write a Chrome trace of one inference and one training step here; empty = none
+  std::string trace_path;           // write a Chrome trace of one inference and one training step here; empty = none
 
   void validate() const;  // std::invalid_argument naming the option
 };
@@ -74,9 +74,9 @@ struct BenchReport {
   GemmPeak peak;
   std::optional<Throughput> inference;
   std::optional<Throughput> train;
-  std::optional<Throughput> pipeline;      // --data: decoding and augmenting the folder's images, no model
-  int workers = 0;                         // --data: the pipeline's decode threads
-  std::string image_cache;                 // --data: what the image cache held, e.g. "60000 of 60000 images cached, 45 MiB"
+  std::optional<Throughput> pipeline;  // --data: decoding and augmenting the folder's images, no model
+  int workers = 0;                     // --data: the pipeline's decode threads
+  std::string image_cache;             // --data: what the image cache held, e.g. "60000 of 60000 images cached, 45 MiB"
   std::optional<Throughput> folder_train;  // --data: training steps fed by that pipeline
   // --data: synthetic-data training steps timed in windows alternating with folder_train's, so that the ratio of
   // the two is not moved by the machine's load changing between phases.

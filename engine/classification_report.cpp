@@ -3,6 +3,9 @@
 #include <stdexcept>
 #include <string>
 
+#include "util/atomic_file.h"
+#include "util/text.h"
+
 namespace vit::engine {
 namespace {
 
@@ -57,6 +60,24 @@ ClassificationReport classification_report(const std::vector<int64_t>& confusion
     report.weighted_f1 /= static_cast<double>(total);
   }
   return report;
+}
+
+void write_confusion_csv(const std::filesystem::path& path, const std::vector<std::string>& names,
+                         const std::vector<int64_t>& confusion) {
+  const size_t k = names.size();
+  if (confusion.size() != k * k)
+    throw std::invalid_argument("confusion matrix has " + std::to_string(confusion.size()) + " cells for " +
+                                std::to_string(k) + " class names");
+  write_file_atomically(path, [&](std::ostream& out) {
+    out << "true\\predicted";
+    for (const auto& name : names) out << ',' << csv_field(name);
+    out << '\n';
+    for (size_t t = 0; t < k; ++t) {
+      out << csv_field(names[t]);
+      for (size_t p = 0; p < k; ++p) out << ',' << confusion[t * k + p];
+      out << '\n';
+    }
+  });
 }
 
 }  // namespace vit::engine

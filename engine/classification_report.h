@@ -1,8 +1,10 @@
 #pragma once
 // Per-class precision, recall and F1 from a confusion matrix, as scikit-learn's classification_report
-// computes them. Plain arithmetic on counts: no LibTorch.
+// computes them, and the confusion matrix as CSV. Plain arithmetic on counts: no LibTorch.
 
 #include <cstdint>
+#include <filesystem>
+#include <string>
 #include <vector>
 
 namespace vit::engine {
@@ -25,5 +27,10 @@ struct ClassificationReport {
 
 // `confusion` is num_classes x num_classes, row = true class, column = predicted class.
 ClassificationReport classification_report(const std::vector<int64_t>& confusion, int64_t num_classes);
+
+// Writes `confusion` (K x K, K = names.size()) as CSV, atomically: a header row "true\predicted,<names>", then
+// one row per true class. Names are quoted as RFC 4180 needs.
+void write_confusion_csv(const std::filesystem::path& path, const std::vector<std::string>& names,
+                         const std::vector<int64_t>& confusion);
 
 }  // namespace vit::engine

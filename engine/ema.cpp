@@ -7,7 +7,8 @@
 namespace vit::engine {
 
 ModelEma::ModelEma(VisionTransformer& source, double decay) : decay_(decay) {
-  if (!(decay > 0.0 && decay < 1.0)) throw std::invalid_argument("EMA decay must be in (0, 1), got " + std::to_string(decay));
+  if (!(decay > 0.0 && decay < 1.0))
+    throw std::invalid_argument("EMA decay must be in (0, 1), got " + std::to_string(decay));
   ema_ = VisionTransformer(source->config());
   ema_->to(source->parameters().front().device());
   load_state_dict(*ema_, state_dict(*source), "EMA copy");

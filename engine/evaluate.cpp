@@ -1,9 +1,12 @@
 #include "engine/evaluate.h"
 
+#include <c10/core/InferenceMode.h>
 #include <torch/nn/functional/loss.h>
 
 #include <algorithm>
 #include <stdexcept>
+
+#include <spdlog/spdlog.h>
 
 #include "data/batch_tensor.h"
 #include "engine/autocast.h"
@@ -69,6 +72,40 @@ EvalResult evaluate(VisionTransformer& model, data::Loader& loader, const c10::D
   EvalResult result = evaluate([&](const at::Tensor& images) { return model->forward(images); }, loader, device, bf16);
   model->train(was_training);
   return result;
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+
+data::ImageFolder scan_model_classes(const fs::path& root, const std::vector<std::string>& classes) {
+  try {
+    return data::scan_image_folder(root, classes);
+  } catch (const std::invalid_argument& e) {
+    std::error_code error;
+    if (fs::is_directory(root / "val", error) && std::find(classes.begin(), classes.end(), "val") == classes.end())
+      throw std::invalid_argument(std::string(e.what()) + " (did you mean '" + (root / "val").string() + "'?)");
+    throw;
+  }
+}
+
+}  // namespace
+
+FolderEvaluation evaluate_folder(ImageClassifier& model, const fs::path& root, const PredictOptions& options) {
+  const ClassifierInfo& info = model.info();
+  if (info.class_names.empty()) {
+    c10::InferenceMode inference;  // the forward pass sets the default names (ImageClassifier::check_logits)
+    model.forward(at::zeros({1, info.in_chans, info.image_size, info.image_size}, at::device(model.device())));
+  }
+  FolderEvaluation evaluation;
+  evaluation.folder = scan_model_classes(root, info.class_names);
+  data::Loader loader = make_inference_loader(evaluation.folder.samples, info, options);
+  spdlog::info("evaluating on {} images in {} classes from '{}'", evaluation.folder.samples.size(),
+               evaluation.folder.classes.size(), root.string());
+  evaluation.result =
+      evaluate([&](const at::Tensor& images) { return model.forward(images); }, loader, model.device(), options.bf16);
+  evaluation.report = classification_report(evaluation.result.confusion, evaluation.result.num_classes);
+  return evaluation;
 }
 
 }  // namespace vit::engine

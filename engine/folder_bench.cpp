@@ -96,8 +96,9 @@ ExtraPhases folder_phases(const BenchOptions& options) {
     };
     // Before each folder window the batches decoded ahead during the synthetic window are dropped: otherwise the
     // window would start with them for free (a bias of up to the prefetch depth when decoding is the bottleneck).
-    auto both = measure_alternating(options, model.device(), {folder_step, [&] { return model.synthetic_train_step(); }},
-                                    {[&] { batches.drop_prefetched(); }});
+    auto both =
+        measure_alternating(options, model.device(), {folder_step, [&] { return model.synthetic_train_step(); }},
+                            {[&] { batches.drop_prefetched(); }});
     report.folder_train = std::move(both[0]);
     report.synthetic_beside_folder = std::move(both[1]);
   };

@@ -40,8 +40,8 @@ MixedBatch mix_batch(const at::Tensor& images, const at::Tensor& labels, int64_t
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
   if (!options.enabled() || images.size(0) < 2 || uniform(rng) >= options.prob) return out;
 
-  const bool use_cutmix = options.cutmix_alpha > 0.0 &&
-                          (options.mixup_alpha <= 0.0 || uniform(rng) < options.switch_prob);
+  const bool use_cutmix =
+      options.cutmix_alpha > 0.0 && (options.mixup_alpha <= 0.0 || uniform(rng) < options.switch_prob);
   double lambda = sample_beta(use_cutmix ? options.cutmix_alpha : options.mixup_alpha, rng);
   const auto flipped = images.flip(0);  // (B, C, H, W): partner of sample i is B-1-i
   if (use_cutmix) {
@@ -60,7 +60,8 @@ MixedBatch mix_batch(const at::Tensor& images, const at::Tensor& labels, int64_t
     const int64_t x1 = std::clamp<int64_t>(cx + cut_w / 2, 0, w);
     out.images = images.clone();
     if (y1 > y0 && x1 > x0) {
-      out.images.narrow(2, y0, y1 - y0).narrow(3, x0, x1 - x0)
+      out.images.narrow(2, y0, y1 - y0)
+          .narrow(3, x0, x1 - x0)
           .copy_(flipped.narrow(2, y0, y1 - y0).narrow(3, x0, x1 - x0));
     }
     lambda = 1.0 - static_cast<double>((y1 - y0) * (x1 - x0)) / static_cast<double>(h * w);

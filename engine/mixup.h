@@ -15,7 +15,7 @@ struct MixupOptions {
   double prob = 1.0;          // probability of mixing a batch at all
   double switch_prob = 0.5;   // with both on: probability of CutMix rather than Mixup
   bool enabled() const { return mixup_alpha > 0.0 || cutmix_alpha > 0.0; }
-  void validate() const;      // std::invalid_argument naming the field
+  void validate() const;  // std::invalid_argument naming the field
 };
 
 // (B) labels -> (B, num_classes): 1 - smoothing + smoothing / num_classes on the label, smoothing / num_classes
@@ -23,9 +23,9 @@ struct MixupOptions {
 at::Tensor smooth_one_hot(const at::Tensor& labels, int64_t num_classes, double smoothing);
 
 struct MixedBatch {
-  at::Tensor images;   // (B, C, H, W)
-  at::Tensor targets;  // (B, num_classes), rows sum to 1
-  double lambda = 1.0; // weight of the original images (1 = unmixed)
+  at::Tensor images;    // (B, C, H, W)
+  at::Tensor targets;   // (B, num_classes), rows sum to 1
+  double lambda = 1.0;  // weight of the original images (1 = unmixed)
 };
 
 // Mixes each image with the batch's mirror image (index B-1-i), as timm's 'batch' mode. `rng` decides

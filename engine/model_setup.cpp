@@ -2,29 +2,13 @@
 
 #include <stdexcept>
 
-#include "models/model_file.h"
+#include "models/checkpoint_layouts.h"
 #include "models/presets.h"
 #include "models/state_dict.h"
+#include "util/text.h"
 
 namespace vit::engine {
 namespace {
-
-void apply_overrides(ViTConfig& c, const ModelOverrides& o) {
-  if (o.image_size) c.image_size = *o.image_size;
-  if (o.patch_size) c.patch_size = *o.patch_size;
-  if (o.in_chans) c.in_chans = *o.in_chans;
-  if (o.embed_dim) c.embed_dim = *o.embed_dim;
-  if (o.depth) c.depth = *o.depth;
-  if (o.num_heads) c.num_heads = *o.num_heads;
-  if (o.mlp_ratio) c.mlp_ratio = *o.mlp_ratio;
-  if (o.drop_rate) c.drop_rate = *o.drop_rate;
-  if (o.drop_path) c.drop_path_rate = *o.drop_path;
-  if (o.patch_drop) c.patch_drop_rate = *o.patch_drop;
-  if (o.global_pool) {
-    c.global_pool = parse_global_pool(*o.global_pool);
-    c.fc_norm = c.global_pool == GlobalPool::Avg;  // timm's default for average pooling
-  }
-}
 
 // Normalisation statistics follow the channel count: 3 -> 1 channel averages them, 1 -> 3 repeats them.
 std::vector<double> fit_channels(const std::vector<double>& values, int64_t channels) {
@@ -36,17 +20,14 @@ std::vector<double> fit_channels(const std::vector<double>& values, int64_t chan
 
 ModelPreset find_named_preset(const std::string& model) {
   auto preset = find_preset(model);
-  if (!preset) {
-    std::string names;
-    for (const auto& name : preset_names()) names += (names.empty() ? "" : ", ") + name;
-    throw std::invalid_argument("--model: unknown preset '" + model + "' (presets: " + names + ")");
-  }
+  if (!preset)
+    throw std::invalid_argument("--model: unknown preset '" + model + "' (presets: " + join(preset_names()) + ")");
   return *preset;
 }
 
 }  // namespace
 
-ViTConfig preset_config(const std::string& model, const ModelOverrides& overrides) {
+ViTConfig preset_config(const std::string& model, const ArchitectureOverrides& overrides) {
   ViTConfig config = find_named_preset(model).config;
   apply_overrides(config, overrides);
   return config;
@@ -55,7 +36,7 @@ ViTConfig preset_config(const std::string& model, const ModelOverrides& override
 ModelMetadata training_metadata(const TrainOptions& options, const std::vector<std::string>& class_names) {
   ModelMetadata m;
   if (options.init) {
-    m = read_model_file_info(*options.init).metadata;
+    m = read_checkpoint_info(*options.init).metadata;
   } else {
     const ModelPreset preset = find_named_preset(options.model);
     m.config = preset.config;
@@ -78,7 +59,7 @@ VisionTransformer build_training_model(const ModelMetadata& metadata, const Trai
   VisionTransformer model(metadata.config);
   if (!options.init) return model;
 
-  auto init = load_model_file(*options.init, metadata.config.image_size);
+  auto init = load_checkpoint(*options.init, metadata.config.image_size);
   TensorMap tensors = state_dict(*init.model);
   if (init.metadata.config.num_classes != metadata.config.num_classes) {
     // A new task: keep the fresh head of `model`, take everything else from the file.

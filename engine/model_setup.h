@@ -6,13 +6,13 @@
 
 #include "engine/train_options.h"
 #include "models/vision_transformer.h"
-#include "models/weights_file.h"
+#include "models/vit_weights_file.h"
 
 namespace vit::engine {
 
 // The architecture of preset `model` (--model) with the overrides applied; not yet validated. Throws
 // std::invalid_argument for an unknown preset, listing the known ones.
-ViTConfig preset_config(const std::string& model, const ModelOverrides& overrides);
+ViTConfig preset_config(const std::string& model, const ArchitectureOverrides& overrides);
 
 // The architecture, preprocessing and class names the run will train: from --init's file or --model's preset,
 // with the overrides applied and the class count taken from the data. Throws std::invalid_argument naming the

@@ -13,20 +13,20 @@
 #include "data/image_decode.h"
 #include "data/input_paths.h"
 #include "data/loader.h"
-#include "models/classifier.h"
+#include "models/image_classifier.h"
 
 namespace vit::engine {
 
 struct PredictOptions {
   int64_t batch_size = 32;
   int workers = 1;
-  int64_t top_k = 5;         // capped at the number of classes
-  bool keep_logits = false;  // also return every class's raw score
-  bool bf16 = false;         // autocast
-  bool attention_maps = false;           // also compute each image's attention maps (ImageClassifier::attention_maps)
-  std::optional<int64_t> attention_head; // one head instead of the mean over heads
+  int64_t top_k = 5;                      // capped at the number of classes
+  bool keep_logits = false;               // also return every class's raw score
+  bool bf16 = false;                      // autocast
+  bool attention_maps = false;            // also compute each image's attention maps (ImageClassifier::attention_maps)
+  std::optional<int64_t> attention_head;  // one head instead of the mean over heads
   int64_t max_pixels = data::DecodeOptions().max_pixels;
-  void validate() const;     // std::invalid_argument naming the option
+  void validate() const;  // std::invalid_argument naming the option
 };
 
 struct Prediction {

@@ -3,11 +3,11 @@
 #include <array>
 #include <fstream>
 #include <iomanip>
-#include <string>
 #include <sstream>
 #include <stdexcept>
+#include <string>
 
-#include "models/atomic_file.h"
+#include "util/atomic_file.h"
 
 namespace vit::engine {
 namespace {
@@ -38,7 +38,7 @@ constexpr const char* kMetricsHeader =
 // The columns after `epoch`, in file order (pointers to const for a const row).
 template <typename Row>
 auto metric_fields(Row& r) {
-  return std::array{&r.train_loss, &r.train_acc,    &r.val_loss, &r.val_top1,       &r.val_top5,
+  return std::array{&r.train_loss,   &r.train_acc,    &r.val_loss, &r.val_top1,     &r.val_top5,
                     &r.ema_val_top1, &r.ema_val_top5, &r.lr,       &r.images_per_s, &r.seconds};
 }
 

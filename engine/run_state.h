@@ -1,11 +1,10 @@
 #pragma once
 // What a training run leaves in its RUN_DIR, and the state it resumes from.
 //
-//   last.safetensors / best.safetensors   weights files (models/weights_file.h): the latest and the best by val top-1
-//   ema.safetensors                       the EMA weights, with --ema
-//   metrics.csv                           one row per epoch
-//   curves.png                            loss, accuracy and learning rate against epoch (training_plots.h)
-//   config.json                           the options and the resolved model, as run
+//   last.safetensors / best.safetensors   weights files (models/vit_weights_file.h): the latest and the best by val
+//   top-1 ema.safetensors                       the EMA weights, with --ema metrics.csv                           one
+//   row per epoch curves.png                            loss, accuracy and learning rate against epoch
+//   (training_plots.h) config.json                           the options and the resolved model, as run
 //   resume.safetensors                    everything needed to continue: weights, EMA, optimizer moments, RNG state
 //                                         and progress, in ONE file written atomically, so it is never inconsistent
 
@@ -19,7 +18,7 @@
 
 #include "engine/train_options.h"
 #include "models/safetensors.h"
-#include "models/weights_file.h"
+#include "models/vit_weights_file.h"
 
 namespace vit::engine {
 
@@ -44,7 +43,7 @@ struct EpochTotals {
   double loss_sum = 0.0;  // sum over samples of the per-sample loss
   int64_t correct = 0;    // argmax == label
   int64_t seen = 0;
-  double seconds = 0.0;   // time spent on training steps
+  double seconds = 0.0;  // time spent on training steps
 };
 
 struct RunProgress {
@@ -63,7 +62,7 @@ struct RunProgress {
   double best_top1 = -1.0;
   double best_top5 = -1.0;
   int64_t best_epoch = 0;
-  double elapsed_s = 0.0;     // training wall time so far, across resumes
+  double elapsed_s = 0.0;  // training wall time so far, across resumes
   EpochTotals current;
   std::vector<MetricsRow> history;
 };
@@ -72,10 +71,10 @@ struct RunState {
   TrainOptions options;
   ModelMetadata metadata;
   RunProgress progress;
-  TensorMap model;      // weights by timm name
-  TensorMap ema;        // empty without --ema
-  TensorMap optimizer;  // AdamW moments (AdamW::state())
-  at::Tensor rng_state; // LibTorch's default CPU generator
+  TensorMap model;       // weights by timm name
+  TensorMap ema;         // empty without --ema
+  TensorMap optimizer;   // AdamW moments (AdamW::state())
+  at::Tensor rng_state;  // LibTorch's default CPU generator
 };
 
 std::filesystem::path resume_path(const std::filesystem::path& run_dir);

@@ -27,7 +27,8 @@ c10::Device select_device(const std::string& name) {
 }
 
 void set_threads(int threads) {
-  if (threads < 0) throw std::invalid_argument("--threads must be 0 (one per core) or more, got " + std::to_string(threads));
+  if (threads < 0)
+    throw std::invalid_argument("--threads must be 0 (one per core) or more, got " + std::to_string(threads));
   at::set_num_threads(threads > 0 ? threads : cores());
 }
 
@@ -37,10 +38,9 @@ std::string configure_memory_reuse() {
   static const std::string outcome = []() -> std::string {
     const char* choice = std::getenv("VIT_MALLOC");
     if (choice != nullptr && std::strcmp(choice, "system") == 0) return "malloc's defaults (VIT_MALLOC=system)";
-    const std::string ignored =
-        choice != nullptr && *choice != '\0' && std::strcmp(choice, "reuse") != 0
-            ? std::string(" (VIT_MALLOC='") + choice + "' ignored: expected system or reuse)"
-            : std::string();
+    const std::string ignored = choice != nullptr && *choice != '\0' && std::strcmp(choice, "reuse") != 0
+                                    ? std::string(" (VIT_MALLOC='") + choice + "' ignored: expected system or reuse)"
+                                    : std::string();
     const char* tunables = std::getenv("GLIBC_TUNABLES");
     if ((tunables != nullptr && std::strstr(tunables, "glibc.malloc.") != nullptr) ||
         std::getenv("MALLOC_MMAP_THRESHOLD_") != nullptr || std::getenv("MALLOC_TRIM_THRESHOLD_") != nullptr) {

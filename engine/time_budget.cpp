@@ -12,6 +12,12 @@ TimeBudget::TimeBudget(double limit_s) : limit_s_(limit_s) {
 
 double TimeBudget::training_end_s() const { return kShare * limit_s_ - reserve_s_; }
 
+bool TimeBudget::stop_after_epoch(double elapsed_s, double decay_progress, double last_epoch_train_s) const {
+  if (!limited()) return false;
+  const bool little_left = decay_progress >= 0.98 && training_end_s() - elapsed_s < 0.25 * last_epoch_train_s;
+  return training_done(elapsed_s) || little_left;
+}
+
 double TimeBudget::warmup_progress(double elapsed_s) const {
   if (!limited()) return 0.0;
   const double span = kWarmupShare * training_end_s();
@@ -28,6 +34,12 @@ double TimeBudget::decay_progress(double elapsed_s, double warmup_end_s) const {
 double TimeBudget::epochs_at_end(double epochs_done, double elapsed_s, double epoch_seconds) const {
   if (!limited() || epoch_seconds <= 0.0) return epochs_done;
   return epochs_done + std::max(0.0, training_end_s() - elapsed_s) / epoch_seconds;
+}
+
+double TimeBudget::estimate_epoch_end(double val_images, double train_seconds_per_image, int64_t parameters, bool ema) {
+  const double passes = ema ? 2.0 : 1.0;
+  const double bytes = 4.0 * static_cast<double>(parameters) * (ema ? 7.0 : 5.0);
+  return passes * val_images * train_seconds_per_image / 3.0 + bytes / 100e6 + 1.0;
 }
 
 }  // namespace vit::engine

@@ -24,12 +24,24 @@ class TimeBudget {
   bool limited() const { return limit_s_ > 0.0; }
   double limit_s() const { return limit_s_; }
 
-  // Keeps back the time an epoch's end takes (validation, saving): the longest seen so far, or an estimate
-  // before the first epoch ends.
+  // Keeps back the time an epoch's end takes (validation, saving): reserve_after_timing once an epoch's end has
+  // been timed, estimate_epoch_end before.
   void reserve(double seconds) { reserve_s_ = seconds; }
+  // The longest epoch end timed so far, half again: the last may take longer (a bigger best.safetensors to write,
+  // a busy disk).
+  static double reserve_after_timing(double longest_epoch_end_s) { return 1.5 * longest_epoch_end_s; }
+  // Before any epoch's end has been timed: validating `val_images` (twice with EMA) at a third of a training
+  // step's time per image (forward only), writing the weights files and the resume state (weights, EMA and two
+  // AdamW moments: 5 or 7 copies of `parameters` floats) at a cautious 100 MB/s, and a second.
+  static double estimate_epoch_end(double val_images, double train_seconds_per_image, int64_t parameters, bool ema);
   // When training must stop, in seconds since the run began: what is left is kept for the last epoch's end.
   double training_end_s() const;
   bool training_done(double elapsed_s) const { return limited() && elapsed_s >= training_end_s(); }
+  // After an epoch's end at `elapsed_s`: whether the run ends here, its time spent, or so little of it left that
+  // another epoch would be a few steps costing a whole validation and save (less than a quarter of the last
+  // epoch's training time, with the decay all but done: `decay_progress` >= 0.98, the learning rate within 0.1%
+  // of its range above the minimum).
+  bool stop_after_epoch(double elapsed_s, double decay_progress, double last_epoch_train_s) const;
 
   // The warm-up's progress by time at `elapsed_s` (>= 1: over); 0 without a limit.
   double warmup_progress(double elapsed_s) const;

@@ -3,8 +3,6 @@
 #include <sstream>
 #include <stdexcept>
 
-
-
 namespace vit::engine {
 namespace {
 
@@ -28,7 +26,8 @@ void TrainOptions::validate() const {
   require(min_lr >= 0.0 && min_lr <= lr, "--min-lr", "between 0 and --lr", str(min_lr));
   require(weight_decay >= 0.0, "--weight-decay", ">= 0", str(weight_decay));
   require(warmup_epochs >= 0.0, "--warmup-epochs", ">= 0", str(warmup_epochs));
-  require(label_smoothing >= 0.0 && label_smoothing < 1.0, "--label-smoothing", "a value in [0, 1)", str(label_smoothing));
+  require(label_smoothing >= 0.0 && label_smoothing < 1.0, "--label-smoothing", "a value in [0, 1)",
+          str(label_smoothing));
   require(clip_grad >= 0.0, "--clip-grad", ">= 0 (0 = off)", str(clip_grad));
   require(grad_accum >= 1, "--grad-accum", "at least 1", str(grad_accum));
   require(val_split >= 0.0 && val_split < 1.0, "--val-split", "a fraction in [0, 1)", str(val_split));
@@ -45,6 +44,26 @@ void TrainOptions::validate() const {
           "MiB from 0 (none) to " + str(kMaxCacheImagesMiB), str(cache_images_mib));
   require(time_limit >= 0.0, "--time-limit", "seconds >= 0 (0 = none)", str(time_limit));
   mixup.validate();
+}
+
+void apply_overrides(ViTConfig& config, const ArchitectureOverrides& overrides) {
+  for_each_override([&](const OverrideInfo&, auto override_member, auto config_member) {
+    if (const auto& value = overrides.*override_member) config.*config_member = *value;
+  });
+  if (overrides.global_pool) config.fc_norm = *overrides.global_pool == GlobalPool::Avg;  // timm's default pairing
+}
+
+void to_json(nlohmann::json& j, const ArchitectureOverrides& overrides) {
+  j = nlohmann::json::object();
+  for_each_override([&](const OverrideInfo& info, auto member, auto) { j[info.key] = overrides.*member; });
+}
+
+void from_json(const nlohmann::json& j, ArchitectureOverrides& overrides) {
+  ArchitectureOverrides out;
+  for_each_override([&](const OverrideInfo& info, auto member, auto) {
+    if (j.contains(info.key)) j.at(info.key).get_to(out.*member);
+  });
+  overrides = out;
 }
 
 }  // namespace vit::engine

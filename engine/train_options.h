@@ -14,8 +14,8 @@
 
 namespace vit::engine {
 
-// Architecture changes on top of the preset, named as timm's arguments.
-struct ModelOverrides {
+// Changes to a preset's architecture (`vit train`, `vit bench`): each an optional ViTConfig field.
+struct ArchitectureOverrides {
   std::optional<int64_t> image_size;
   std::optional<int64_t> patch_size;
   std::optional<int64_t> in_chans;
@@ -23,11 +23,50 @@ struct ModelOverrides {
   std::optional<int64_t> depth;
   std::optional<int64_t> num_heads;
   std::optional<double> mlp_ratio;
-  std::optional<std::string> global_pool;  // "token" | "avg"
+  std::optional<GlobalPool> global_pool;  // also sets fc_norm as timm does (on for "avg")
   std::optional<double> drop_rate;
   std::optional<double> drop_path;
   std::optional<double> patch_drop;
 };
+
+// What the override table says about one override: its name in run folders' JSON, its command-line option.
+struct OverrideInfo {
+  const char* key;
+  const char* option;
+  const char* help;
+};
+
+// Every override once, as visit(OverrideInfo, &ArchitectureOverrides::member, &ViTConfig::member): applying them,
+// their command-line options and their JSON all walk this table.
+template <typename Visit>
+void for_each_override(Visit&& visit) {
+  using O = ArchitectureOverrides;
+  visit(OverrideInfo{"image_size", "--image-size", "Input image size in pixels (square)"}, &O::image_size,
+        &ViTConfig::image_size);
+  visit(OverrideInfo{"patch_size", "--patch-size", "Patch size in pixels"}, &O::patch_size, &ViTConfig::patch_size);
+  visit(OverrideInfo{"in_chans", "--in-chans", "Input channels: 1 (grayscale) or 3 (RGB)"}, &O::in_chans,
+        &ViTConfig::in_chans);
+  visit(OverrideInfo{"embed_dim", "--embed-dim", "Token width"}, &O::embed_dim, &ViTConfig::embed_dim);
+  visit(OverrideInfo{"depth", "--depth", "Number of encoder blocks"}, &O::depth, &ViTConfig::depth);
+  visit(OverrideInfo{"num_heads", "--num-heads", "Attention heads"}, &O::num_heads, &ViTConfig::num_heads);
+  visit(OverrideInfo{"mlp_ratio", "--mlp-ratio", "MLP hidden width / token width"}, &O::mlp_ratio,
+        &ViTConfig::mlp_ratio);
+  visit(OverrideInfo{"global_pool", "--global-pool", "Pooling before the head"}, &O::global_pool,
+        &ViTConfig::global_pool);
+  visit(OverrideInfo{"drop_rate", "--drop", "Dropout before the head"}, &O::drop_rate, &ViTConfig::drop_rate);
+  visit(OverrideInfo{"drop_path", "--drop-path", "Stochastic depth rate (last block)"}, &O::drop_path,
+        &ViTConfig::drop_path_rate);
+  visit(
+      OverrideInfo{"patch_drop", "--patch-drop", "Fraction of patch tokens dropped per training image (PatchDropout)"},
+      &O::patch_drop, &ViTConfig::patch_drop_rate);
+}
+
+// Sets the fields `overrides` names; --global-pool also sets fc_norm, as timm pairs them.
+void apply_overrides(ViTConfig& config, const ArchitectureOverrides& overrides);
+
+// JSON with every override under its key, null when not given; a key missing from a file reads as not given.
+void to_json(nlohmann::json& j, const ArchitectureOverrides& overrides);
+void from_json(const nlohmann::json& j, ArchitectureOverrides& overrides);
 
 // The largest --cache-images (1 TiB): its byte count must fit in 64 bits with room to spare.
 constexpr int64_t kMaxCacheImagesMiB = int64_t{1} << 20;
@@ -42,8 +81,8 @@ struct TrainOptions {
 
   // Model.
   std::string model = "vit_tiny_patch16_224";
-  ModelOverrides overrides;
-  std::optional<std::filesystem::path> init;     // start from these weights (head re-initialised if classes differ)
+  ArchitectureOverrides overrides;
+  std::optional<std::filesystem::path> init;  // start from these weights (head re-initialised if classes differ)
 
   // Optimisation.
   int64_t epochs = 10;
@@ -53,8 +92,8 @@ struct TrainOptions {
   double weight_decay = 0.05;
   double warmup_epochs = 1.0;
   double label_smoothing = 0.1;
-  double clip_grad = 0.0;   // max global gradient norm; 0 = off
-  int64_t grad_accum = 1;   // micro-batches per optimizer step
+  double clip_grad = 0.0;  // max global gradient norm; 0 = off
+  int64_t grad_accum = 1;  // micro-batches per optimizer step
 
   // Augmentation.
   double scale_min = 0.08;
@@ -73,13 +112,13 @@ struct TrainOptions {
   double ema_decay = 0.9998;
 
   // Execution.
-  std::string amp = "none";    // "none" | "bf16"
-  std::string device = "cpu";  // "cpu" | "cuda"
-  int threads = 0;             // LibTorch intra-op threads; 0 = one per core
-  int workers = 0;             // decode threads; 0 = chosen from the core count
+  std::string amp = "none";         // "none" | "bf16"
+  std::string device = "cpu";       // "cpu" | "cuda"
+  int threads = 0;                  // LibTorch intra-op threads; 0 = one per core
+  int workers = 0;                  // decode threads; 0 = chosen from the core count
   int64_t cache_images_mib = 2048;  // decoded images kept in memory between epochs (data/image_cache.h); 0 = none
   uint64_t seed = 42;
-  double time_limit = 0.0;     // seconds for the whole run; 0 = none. The schedule runs on time (time_budget.h).
+  double time_limit = 0.0;  // seconds for the whole run; 0 = none. The schedule runs on time (time_budget.h).
   bool resume = false;
 
   // Throws std::invalid_argument naming the option (as its command-line flag) and the value.
@@ -88,13 +127,12 @@ struct TrainOptions {
 
 // JSON with every field under its own name: the run directory's config.json and the resume state. A field missing
 // from a file (one written before the field existed) takes its default.
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ModelOverrides, image_size, patch_size, in_chans, embed_dim, depth, num_heads,
-                                   mlp_ratio, global_pool, drop_rate, drop_path, patch_drop)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(MixupOptions, mixup_alpha, cutmix_alpha, prob, switch_prob)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainOptions, data_dir, out_dir, val_dir, val_split, max_pixels, model, overrides,
-                                   init, epochs, batch_size, lr, min_lr, weight_decay, warmup_epochs, label_smoothing,
-                                   clip_grad, grad_accum, scale_min, scale_max, ratio_min, ratio_max, hflip,
-                                   auto_augment, ra_num_ops, ra_magnitude, random_erasing, mixup, ema, ema_decay, amp,
-                                   device, threads, workers, cache_images_mib, seed, time_limit, resume)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainOptions, data_dir, out_dir, val_dir, val_split, max_pixels, model,
+                                                overrides, init, epochs, batch_size, lr, min_lr, weight_decay,
+                                                warmup_epochs, label_smoothing, clip_grad, grad_accum, scale_min,
+                                                scale_max, ratio_min, ratio_max, hflip, auto_augment, ra_num_ops,
+                                                ra_magnitude, random_erasing, mixup, ema, ema_decay, amp, device,
+                                                threads, workers, cache_images_mib, seed, time_limit, resume)
 
 }  // namespace vit::engine

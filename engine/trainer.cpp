@@ -10,8 +10,8 @@
 #include <memory>
 #include <mutex>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "data/batch_tensor.h"
 #include "data/image_folder.h"
@@ -21,14 +21,14 @@
 #include "engine/mixup.h"
 #include "engine/model_setup.h"
 #include "engine/optimizer.h"
+#include "engine/pictures.h"
 #include "engine/preprocess.h"
 #include "engine/runtime.h"
 #include "engine/time_budget.h"
 #include "engine/train_step.h"
-#include "engine/training_plots.h"
-#include "models/atomic_file.h"
-#include "models/model_info.h"
+#include "models/model_cost.h"
 #include "models/state_dict.h"
+#include "util/atomic_file.h"
 
 namespace vit::engine {
 namespace {
@@ -36,9 +36,7 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 at::Generator& cpu_generator() {
   static at::Generator generator = at::detail::getDefaultCPUGenerator();
@@ -68,6 +66,7 @@ class TrainingRun {
   void report_failures(std::vector<data::DecodeFailure>& failures);
   void save_weights_as(const std::string& name, VisionTransformer& model);
   void save_state();
+  std::optional<RunState> open_run_folder();
   double elapsed() const { return progress_.elapsed_s + seconds_since(session_start_); }
 
   TrainOptions options_;
@@ -104,6 +103,11 @@ void TrainingRun::prepare(std::optional<RunState> resumed) {
   bf16_ = options_.amp == "bf16";
   torch::manual_seed(options_.seed);
 
+  if (options_.val_split > 0.0) {
+    if (auto folder = data::validation_folder(options_.data_dir, options_.val_dir))
+      throw std::invalid_argument("--val-split cannot be combined with a validation folder ('" + folder->string() +
+                                  "')");
+  }
   split_ = data::open_dataset(options_.data_dir, options_.val_dir, options_.val_split, options_.seed);
   spdlog::info("data: {} training images in {} classes from '{}'{}", split_.train.samples.size(),
                split_.train.classes.size(), split_.train.root.string(),
@@ -128,13 +132,15 @@ void TrainingRun::prepare(std::optional<RunState> resumed) {
     ema_ = std::make_unique<ModelEma>(model_, options_.ema_decay);
     if (resumed) load_state_dict(*ema_->model(), resumed->ema, "EMA weights in the resume state");
   }
-  optimizer_ = std::make_unique<AdamW>(named_parameters(*model_), AdamWOptions{0.9, 0.999, 1e-8, options_.weight_decay});
+  optimizer_ =
+      std::make_unique<AdamW>(named_parameters(*model_), AdamWOptions{0.9, 0.999, 1e-8, options_.weight_decay});
 
   make_loaders();
   steps_per_epoch_ = (train_loader_->batches_per_epoch() + options_.grad_accum - 1) / options_.grad_accum;
   schedule_.base_lr = options_.lr;
   schedule_.min_lr = options_.min_lr;
-  schedule_.warmup_steps = static_cast<int64_t>(std::lround(options_.warmup_epochs * static_cast<double>(steps_per_epoch_)));
+  schedule_.warmup_steps =
+      static_cast<int64_t>(std::lround(options_.warmup_epochs * static_cast<double>(steps_per_epoch_)));
   if (resumed) {
     progress_ = resumed->progress;
     optimizer_->load_state(resumed->optimizer, progress_.step);
@@ -148,17 +154,19 @@ void TrainingRun::prepare(std::optional<RunState> resumed) {
   budget_ = TimeBudget(options_.time_limit);
   if (schedule_.warmup_steps == 0 && progress_.warmup_end_s < 0.0) progress_.warmup_end_s = 0.0;
   // A state saved before the warm-up's end was recorded: past the warm-up, the decay by time starts now.
-  if (progress_.warmup_end_s < 0.0 && progress_.step >= schedule_.warmup_steps) progress_.warmup_end_s = progress_.elapsed_s;
+  if (progress_.warmup_end_s < 0.0 && progress_.step >= schedule_.warmup_steps)
+    progress_.warmup_end_s = progress_.elapsed_s;
   if (budget_.limited() && !resumed) {
-    spdlog::info("time limit {:g} s: after the warm-up the learning rate decays with the time left (or over the {} "
-                 "epochs, if they come first); training stops in time to validate and save the last epoch",
-                 options_.time_limit, options_.epochs);
+    spdlog::info(
+        "time limit {:g} s: after the warm-up the learning rate decays with the time left (or over the {} "
+        "epochs, if they come first); training stops in time to validate and save the last epoch",
+        options_.time_limit, options_.epochs);
   }
 
-  const nlohmann::json config{{"options", options_},
-                              {"model", {{"config", metadata_.config},
-                                         {"preprocess", metadata_.preprocess},
-                                         {"class_names", metadata_.class_names}}}};
+  const nlohmann::json config{
+      {"options", options_},
+      {"model",
+       {{"config", metadata_.config}, {"preprocess", metadata_.preprocess}, {"class_names", metadata_.class_names}}}};
   write_file_atomically(options_.out_dir / "config.json", [&](std::ostream& out) { out << config.dump(2) << '\n'; });
 }
 
@@ -188,9 +196,10 @@ void TrainingRun::make_loaders() {
   train.interpolation = interpolation_of(metadata_.preprocess);
   train.normalization = normalization_of(metadata_.preprocess);
   train.validate(static_cast<int>(c.in_chans));
-  train_loader_ = std::make_unique<data::Loader>(
-      split_.train.samples, loader,
-      [train](const cv::Mat& image, data::SampleRng& rng, float* out) { data::train_transform(image, train, rng, out); });
+  train_loader_ = std::make_unique<data::Loader>(split_.train.samples, loader,
+                                                 [train](const cv::Mat& image, data::SampleRng& rng, float* out) {
+                                                   data::train_transform(image, train, rng, out);
+                                                 });
 
   if (split_.val) {
     loader.shuffle = false;
@@ -214,10 +223,10 @@ void TrainingRun::train_batch(data::Batch&& batch) {
   std::seed_seq seed{static_cast<uint32_t>(options_.seed), static_cast<uint32_t>(progress_.epoch),
                      static_cast<uint32_t>(batch_index)};
   std::mt19937_64 rng(seed);
-  const MixedBatch mixed = mix_batch(images, labels, metadata_.config.num_classes, options_.label_smoothing,
-                                     options_.mixup, rng);
-  const auto step = forward_backward(model_, mixed.images, mixed.targets, bf16_,
-                                     static_cast<double>(options_.grad_accum));
+  const MixedBatch mixed =
+      mix_batch(images, labels, metadata_.config.num_classes, options_.label_smoothing, options_.mixup, rng);
+  const auto step =
+      forward_backward(model_, mixed.images, mixed.targets, bf16_, static_cast<double>(options_.grad_accum));
 
   const auto n = labels.size(0);
   if (!epoch_loss_.defined()) {
@@ -254,19 +263,14 @@ void TrainingRun::optimizer_step() {
 void TrainingRun::update_time_reserve() {
   if (!budget_.limited()) return;
   if (progress_.longest_epoch_end_s >= 0.0) {
-    // The last one may take longer (a bigger best.safetensors to write, a busy disk): half again as long.
-    budget_.reserve(1.5 * progress_.longest_epoch_end_s);
+    budget_.reserve(TimeBudget::reserve_after_timing(progress_.longest_epoch_end_s));
     return;
   }
-  // Before an epoch's end has been timed: validation (twice with EMA) at a third of a training step's time per
-  // image (forward only), from the pace so far; writing the weights files and the resume state (weights, EMA and
-  // two AdamW moments) at a cautious 100 MB/s; and a second.
   const double val_images = split_.val ? static_cast<double>(split_.val->samples.size()) : 0.0;
   const double seconds_per_image =
       progress_.current.seen > 0 ? progress_.current.seconds / static_cast<double>(progress_.current.seen) : 0.0;
-  const double passes = ema_ ? 2.0 : 1.0;
-  const double bytes = 4.0 * static_cast<double>(count_parameters(metadata_.config)) * (ema_ ? 7.0 : 5.0);
-  budget_.reserve(passes * val_images * seconds_per_image / 3.0 + bytes / 100e6 + 1.0);
+  budget_.reserve(TimeBudget::estimate_epoch_end(val_images, seconds_per_image, count_parameters(metadata_.config),
+                                                 ema_ != nullptr));
 }
 
 int64_t TrainingRun::epochs_expected() const {
@@ -275,7 +279,8 @@ int64_t TrainingRun::epochs_expected() const {
   const int64_t batches = train_loader_->batches_per_epoch();
   const double done_in_epoch = static_cast<double>(progress_.next_batch) / static_cast<double>(batches);
   const double epoch_seconds =
-      done_in_epoch > 0.0 ? progress_.current.seconds / done_in_epoch + std::max(0.0, progress_.longest_epoch_end_s) : 0.0;
+      done_in_epoch > 0.0 ? progress_.current.seconds / done_in_epoch + std::max(0.0, progress_.longest_epoch_end_s)
+                          : 0.0;
   const double at_end =
       budget_.epochs_at_end(static_cast<double>(progress_.epoch) + done_in_epoch, elapsed(), epoch_seconds);
   return std::clamp<int64_t>(static_cast<int64_t>(std::ceil(at_end)), progress_.epoch + 1, progress_.epochs_target);
@@ -379,7 +384,8 @@ void TrainingRun::end_epoch() {
                  train_loader_->cache().summary());
   }
 
-  if (progress_.next_batch == train_loader_->batches_per_epoch()) progress_.last_epoch_train_s = progress_.current.seconds;
+  if (progress_.next_batch == train_loader_->batches_per_epoch())
+    progress_.last_epoch_train_s = progress_.current.seconds;
   ++progress_.epoch;
   progress_.next_batch = 0;
   progress_.current = EpochTotals{};
@@ -408,8 +414,9 @@ void TrainingRun::save_state() {
   save_run_state(resume_path(options_.out_dir), state);
 }
 
-TrainSummary TrainingRun::run() {
-  options_.validate();
+// The run folder to train in: a fresh one, or with --resume the saved state, whose options then replace the
+// command line's (the run continues exactly as it started) except for where the data and the run folder are.
+std::optional<RunState> TrainingRun::open_run_folder() {
   std::optional<RunState> resumed;
   std::error_code error;
   if (options_.resume) {
@@ -420,17 +427,16 @@ TrainSummary TrainingRun::run() {
     resumed = load_run_state(state_path);
     const fs::path data_dir = options_.data_dir;
     const fs::path out_dir = options_.out_dir;
-    options_ = resumed->options;  // the run continues exactly as it started
+    options_ = resumed->options;
     options_.data_dir = data_dir;
     options_.out_dir = out_dir;
     options_.resume = true;
     if (resumed->progress.epoch >= resumed->progress.epochs_target) {
-      throw std::invalid_argument(
-          "--resume: the run in '" + out_dir.string() + "' already finished its " +
-          std::to_string(resumed->progress.epochs_target) + " epochs" +
-          (options_.epochs > resumed->progress.epochs_target
-               ? fmt::format(" (it used its --time-limit of {:g} s)", options_.time_limit)
-               : std::string()));
+      throw std::invalid_argument("--resume: the run in '" + out_dir.string() + "' already finished its " +
+                                  std::to_string(resumed->progress.epochs_target) + " epochs" +
+                                  (options_.epochs > resumed->progress.epochs_target
+                                       ? fmt::format(" (it used its --time-limit of {:g} s)", options_.time_limit)
+                                       : std::string()));
     }
   } else if (fs::exists(options_.out_dir / "last.safetensors", error) ||
              fs::exists(resume_path(options_.out_dir), error)) {
@@ -439,7 +445,12 @@ TrainSummary TrainingRun::run() {
   }
   fs::create_directories(options_.out_dir, error);
   if (error) throw std::runtime_error("cannot create '" + options_.out_dir.string() + "': " + error.message());
+  return resumed;
+}
 
+TrainSummary TrainingRun::run() {
+  options_.validate();
+  std::optional<RunState> resumed = open_run_folder();
   prepare(std::move(resumed));
   if (progress_.epoch > 0 || progress_.next_batch > 0)
     spdlog::info("resuming at epoch {}, batch {} (step {})", progress_.epoch + 1, progress_.next_batch, progress_.step);
@@ -453,13 +464,9 @@ TrainSummary TrainingRun::run() {
       break;
     }
     end_epoch();  // after the time is spent too: the last, partial epoch is validated and saved like any other
-    // A last epoch of a few steps would cost a whole validation and save for little: when less than a quarter of
-    // an epoch's training time is left and the decay is all but done (learning rate within 0.1% of its range
-    // above the minimum), the run ends here.
-    const bool little_left = budget_.limited() && progress_.decay_time >= 0.98 &&
-                             budget_.training_end_s() - elapsed() < 0.25 * progress_.last_epoch_train_s;
-    const bool time_spent = end == EpochEnd::TimeSpent || ((budget_.training_done(elapsed()) || little_left) &&
-                                                           progress_.epoch < progress_.epochs_target);
+    const bool time_spent = end == EpochEnd::TimeSpent ||
+                            (budget_.stop_after_epoch(elapsed(), progress_.decay_time, progress_.last_epoch_train_s) &&
+                             progress_.epoch < progress_.epochs_target);
     if (time_spent) {
       outcome_ = TrainOutcome::TimeLimit;
       if (progress_.epochs_target != progress_.epoch) {  // the run's final length, in the state too (for --resume)

@@ -18,7 +18,7 @@ struct StepReport {
   int64_t epochs = 0;  // epochs this run trains
   int64_t batch = 0;   // 1-based, within the epoch
   int64_t batches = 0;
-  double loss = 0.0;   // epoch means so far
+  double loss = 0.0;  // epoch means so far
   double accuracy = 0.0;
   double lr = 0.0;
   double images_per_s = 0.0;

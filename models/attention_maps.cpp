@@ -1,7 +1,7 @@
 #include "models/attention_maps.h"
 
-#include <ATen/ops/eye.h>
 #include <ATen/TensorOperators.h>
+#include <ATen/ops/eye.h>
 
 #include <cmath>
 #include <sstream>
@@ -18,7 +18,8 @@ at::Tensor combine_heads(const at::Tensor& attention, std::optional<int64_t> hea
 // (B, T, T) -> (B, grid, grid): the row the head reads (class token, or mean of the patch rows), patch columns.
 at::Tensor patch_map(const at::Tensor& matrix, int64_t prefix_tokens, bool class_token, int64_t grid) {
   const int64_t patches = grid * grid;
-  const at::Tensor row = class_token ? matrix.select(1, 0) : matrix.narrow(1, prefix_tokens, patches).mean(1);  // (B, T)
+  const at::Tensor row =
+      class_token ? matrix.select(1, 0) : matrix.narrow(1, prefix_tokens, patches).mean(1);  // (B, T)
   return row.narrow(1, prefix_tokens, patches).reshape({-1, grid, grid});
 }
 
@@ -37,8 +38,8 @@ int64_t check(const std::vector<at::Tensor>& attention, int64_t prefix_tokens, s
       problem << "attention maps: " << first.size(2) << " tokens minus " << prefix_tokens
               << " prefix tokens is not a square grid of patches";
     } else if (head && (*head < 0 || *head >= first.size(1))) {
-      problem << "attention head " << *head << " does not exist: the model has " << first.size(1)
-              << " heads (0 to " << first.size(1) - 1 << ")";
+      problem << "attention head " << *head << " does not exist: the model has " << first.size(1) << " heads (0 to "
+              << first.size(1) - 1 << ")";
     }
     for (const auto& block : attention) {
       if (problem.tellp() == 0 && block.sizes() != first.sizes())

@@ -12,8 +12,8 @@
 namespace vit {
 
 struct AttentionMaps {
-  at::Tensor last_block;  // (B, grid, grid): the last block's attention to each patch
-  at::Tensor rollout;     // (B, grid, grid): attention rollout through every block, to each patch
+  at::Tensor last_block;    // (B, grid, grid): the last block's attention to each patch
+  at::Tensor rollout;       // (B, grid, grid): attention rollout through every block, to each patch
   bool class_token = true;  // maps are read from the class token's row; false: the mean over the patch rows
 };
 

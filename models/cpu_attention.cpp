@@ -22,7 +22,9 @@ using torch::autograd::variable_list;
 struct Heads {
   int64_t batch, tokens, heads, head_dim, dim;
   int64_t qkv_row() const { return 3 * dim; }
-  int64_t qkv_offset(int64_t b, int64_t part, int64_t h) const { return b * tokens * 3 * dim + part * dim + h * head_dim; }
+  int64_t qkv_offset(int64_t b, int64_t part, int64_t h) const {
+    return b * tokens * 3 * dim + part * dim + h * head_dim;
+  }
   int64_t out_offset(int64_t b, int64_t h) const { return b * tokens * dim + h * head_dim; }  // (B, N, D)
   int64_t square_offset(int64_t b, int64_t h) const { return (b * heads + h) * tokens * tokens; }
 

@@ -17,10 +17,8 @@ using nlohmann::json;
 
 // Names inside one encoder layer: HF's suffix -> timm's, for the tensors that map one to one.
 const std::vector<std::pair<std::string, std::string>> kLayerNames{
-    {"layernorm_before", "norm1"},
-    {"attention.output.dense", "attn.proj"},
-    {"layernorm_after", "norm2"},
-    {"intermediate.dense", "mlp.fc1"},
+    {"layernorm_before", "norm1"}, {"attention.output.dense", "attn.proj"},
+    {"layernorm_after", "norm2"},  {"intermediate.dense", "mlp.fc1"},
     {"output.dense", "mlp.fc2"},
 };
 
@@ -151,8 +149,7 @@ TensorMap hf_to_timm(const TensorMap& tensors, const std::string& source) {
   }
   for (const auto& [name, parts] : qkv) {
     for (size_t i = 0; i < 3; ++i) {
-      if (!parts[i].defined())
-        fail(source, std::string("the ") + "qkv"[i] + " part of '" + name + "' is missing");
+      if (!parts[i].defined()) fail(source, std::string("the ") + "qkv"[i] + " part of '" + name + "' is missing");
     }
     out.emplace(name, at::cat({parts[0], parts[1], parts[2]}, 0));  // rows in q, k, v order, as timm's qkv
   }
@@ -219,6 +216,18 @@ json hf_config(const ModelMetadata& m) {
           {"encoder_stride", c.patch_size},
           {"id2label", id2label},
           {"label2id", label2id}};
+}
+
+json hf_preprocessor_config(const ModelMetadata& m) {
+  return {{"image_processor_type", "ViTImageProcessor"},
+          {"do_resize", true},
+          {"size", {{"height", m.config.image_size}, {"width", m.config.image_size}}},
+          {"resample", m.preprocess.interpolation == Interpolation::Bicubic ? 3 : 2},  // PIL's codes
+          {"do_rescale", true},
+          {"rescale_factor", 1.0 / 255.0},
+          {"do_normalize", true},
+          {"image_mean", m.preprocess.mean},
+          {"image_std", m.preprocess.std}};
 }
 
 }  // namespace vit

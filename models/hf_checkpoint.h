@@ -10,7 +10,7 @@
 
 #include "models/safetensors.h"
 #include "models/timm_checkpoint.h"
-#include "models/weights_file.h"
+#include "models/vit_weights_file.h"
 
 namespace vit {
 
@@ -33,5 +33,9 @@ TensorMap timm_to_hf(const TensorMap& tensors);
 
 // config.json for ViTForImageClassification.
 nlohmann::json hf_config(const ModelMetadata& metadata);
+
+// preprocessor_config.json: what transformers' ViTImageProcessor needs to preprocess as vit does (for square
+// images).
+nlohmann::json hf_preprocessor_config(const ModelMetadata& metadata);
 
 }  // namespace vit

@@ -32,9 +32,10 @@ torch::Tensor patch_dropout(const torch::Tensor& x, double drop_prob, int64_t pr
   const int64_t patches = x.size(1) - prefix_tokens;
   const auto keep = std::max<int64_t>(1, static_cast<int64_t>(static_cast<double>(patches) * (1.0 - drop_prob)));
   // A random permutation per image, from sorting noise; its first `keep` entries are the kept patches.
-  const auto order = torch::randn({x.size(0), patches}, x.options().dtype(torch::kFloat)).argsort(/*dim=*/-1, /*descending=*/false);
+  const auto order =
+      torch::randn({x.size(0), patches}, x.options().dtype(torch::kFloat)).argsort(/*dim=*/-1, /*descending=*/false);
   const auto kept = order.narrow(1, 0, keep).unsqueeze(-1).expand({-1, -1, x.size(2)});  // (B, keep, D)
-  auto tokens = x.narrow(1, prefix_tokens, patches).gather(1, kept);                      // (B, keep, D)
+  auto tokens = x.narrow(1, prefix_tokens, patches).gather(1, kept);                     // (B, keep, D)
   if (prefix_tokens == 0) return tokens;
   return torch::cat({x.narrow(1, 0, prefix_tokens), tokens}, 1);  // (B, prefix + keep, D)
 }
@@ -62,8 +63,8 @@ PatchEmbedImpl::PatchEmbedImpl(int64_t in_chans, int64_t embed_dim, int64_t patc
 }
 
 torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& images) {
-  auto x = proj_->forward(images);    // (B, D, H/P, W/P)
-  return x.flatten(2).transpose(1, 2); // (B, N, D)
+  auto x = proj_->forward(images);      // (B, D, H/P, W/P)
+  return x.flatten(2).transpose(1, 2);  // (B, N, D)
 }
 
 AttentionImpl::AttentionImpl(int64_t dim, int64_t num_heads, double attn_drop, double proj_drop)
@@ -85,8 +86,9 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, torch::Tensor* prob
   if (!probs && dropout == 0.0 && cpu_attention_available(projected)) {
     out = cpu_attention(projected, num_heads_);  // (B, N, D)
   } else {
-    auto qkv = projected.reshape({-1, tokens, 3, num_heads_, head_dim})  // (B, N, 3, H, Dh)
-                   .permute({2, 0, 3, 1, 4});                            // (3, B, H, N, Dh)
+    auto qkv = projected
+                   .reshape({-1, tokens, 3, num_heads_, head_dim})  // (B, N, 3, H, Dh)
+                   .permute({2, 0, 3, 1, 4});                       // (3, B, H, N, Dh)
     // unbind rather than three selects: its backward stacks the three gradients once, where each select's
     // backward would zero-fill and copy a tensor the size of all of qkv (measured: ~10% of a training step).
     const auto parts = qkv.unbind(0);

@@ -21,8 +21,7 @@ torch::Tensor patch_dropout(const torch::Tensor& x, double drop_prob, int64_t pr
 
 // Scaled dot-product attention over (B, H, N, D) tensors through LibTorch's fused kernel, whose name and
 // signature changed between 1.13 and 2.x; the version is picked at compile time.
-torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                              double dropout_p);
+torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, double dropout_p);
 
 // A linear layer, y = x W^T + b, with timm's parameter names (`weight` (out, in), `bias` (out)), computed by
 // vit::linear (cpu_linear.h: oneDNN on float32 CPU). Its own module rather than torch::nn::Linear, which

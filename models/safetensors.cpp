@@ -11,7 +11,7 @@
 #include <ATen/ops/empty.h>
 #include <nlohmann/json.hpp>
 
-#include "models/atomic_file.h"
+#include "util/atomic_file.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors stores little-endian data; this reader copies bytes as they are and needs a little-endian host"
@@ -192,17 +192,16 @@ class Reader {
   // Tensors must tile the data section exactly: no two overlap (a crafted file could otherwise alias weights)
   // and no bytes are left over (the format forbids holes; they mean a damaged or mis-written file).
   void check_layout(std::vector<Entry> entries, uint64_t data_size) const {
-    std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
-      return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
-    });
+    std::sort(entries.begin(), entries.end(),
+              [](const Entry& a, const Entry& b) { return a.begin != b.begin ? a.begin < b.begin : a.end < b.end; });
     uint64_t covered_to = 0;
     const Entry* previous = nullptr;
     for (const auto& e : entries) {
       if (e.begin < covered_to)
         fail("tensors '" + previous->name + "' and '" + e.name + "' overlap in the data section");
       if (e.begin > covered_to)
-        fail("data section has " + std::to_string(e.begin - covered_to) + " unused bytes before tensor '" +
-             e.name + "'");
+        fail("data section has " + std::to_string(e.begin - covered_to) + " unused bytes before tensor '" + e.name +
+             "'");
       covered_to = e.end;
       previous = &e;
     }

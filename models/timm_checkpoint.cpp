@@ -50,8 +50,8 @@ ViTConfig config_from_shapes(const TensorShapes& shapes, const std::string& sour
   c.depth = 0;
   while (shapes.count("blocks." + std::to_string(c.depth) + ".norm1.weight")) ++c.depth;
   if (c.depth == 0) fail(source, "no tensor 'blocks.0.norm1.weight': not a timm Vision Transformer checkpoint");
-  c.mlp_ratio = static_cast<double>(shape_of(shapes, "blocks.0.mlp.fc1.weight", source).at(0)) /
-                static_cast<double>(c.embed_dim);
+  c.mlp_ratio =
+      static_cast<double>(shape_of(shapes, "blocks.0.mlp.fc1.weight", source).at(0)) / static_cast<double>(c.embed_dim);
   const auto head = shapes.find("head.weight");
   c.num_classes = head == shapes.end() ? 0 : head->second.at(0);
   // timm moves the final norm after the pooling (fc_norm) exactly when it pools by averaging.
@@ -69,9 +69,9 @@ struct Family {
   int64_t width;
   int64_t heads;
 };
-constexpr Family kFamilies[] = {{"_tiny_", 192, 3},      {"_small_", 384, 6},  {"_medium_", 512, 8},
-                                {"_base_", 768, 12},     {"_large_", 1024, 16}, {"_so400m_", 1152, 16},
-                                {"_huge_", 1280, 16},    {"_giant_", 1408, 16}, {"_gigantic_", 1664, 16}};
+constexpr Family kFamilies[] = {{"_tiny_", 192, 3},   {"_small_", 384, 6},   {"_medium_", 512, 8},
+                                {"_base_", 768, 12},  {"_large_", 1024, 16}, {"_so400m_", 1152, 16},
+                                {"_huge_", 1280, 16}, {"_giant_", 1408, 16}, {"_gigantic_", 1664, 16}};
 
 // Heads by timm's architecture name, else by width alone (each width above is one family's); 0 if unknown.
 int64_t timm_heads(const std::string& architecture, int64_t width) {
@@ -88,15 +88,18 @@ void read_config_json(const json& j, ModelMetadata& m) {
   ViTConfig& c = m.config;
   // Without config.json, timm's default pairing: average pooling exactly when the norm follows the pooling.
   if (j.contains("global_pool")) c.global_pool = parse_global_pool(j.at("global_pool").get<std::string>());
-  if (j.contains("model_args") && j.at("model_args").contains("num_heads")) {
-    c.num_heads = j.at("model_args").at("num_heads").get<int64_t>();
-  } else if (j.contains("architecture")) {
+  // What the shapes cannot tell comes from model_args, else (the heads) from the architecture's name.
+  const json* args = j.contains("model_args") ? &j.at("model_args") : nullptr;
+  for_each_field([&](const FieldInfo& field, auto member) {
+    if (field.read_from_timm && args && args->contains(field.timm_arg)) args->at(field.timm_arg).get_to(c.*member);
+  });
+  if (!(args && args->contains("num_heads")) && j.contains("architecture"))
     c.num_heads = timm_heads(j.at("architecture").get<std::string>(), c.embed_dim);
-  }
   const json* pretrained = j.contains("pretrained_cfg") ? &j.at("pretrained_cfg") : nullptr;
   if (pretrained) {
     const json& p = *pretrained;
-    if (p.contains("interpolation")) m.preprocess.interpolation = parse_interpolation(p.at("interpolation").get<std::string>());
+    if (p.contains("interpolation"))
+      m.preprocess.interpolation = parse_interpolation(p.at("interpolation").get<std::string>());
     if (p.contains("crop_pct")) m.preprocess.crop_pct = p.at("crop_pct").get<double>();
     if (p.contains("mean")) m.preprocess.mean = p.at("mean").get<std::vector<double>>();
     if (p.contains("std")) m.preprocess.std = p.at("std").get<std::vector<double>>();
@@ -143,31 +146,25 @@ json timm_config(const ModelMetadata& m) {
   // A preset's name when the architecture is one; otherwise any ViT name, since model_args set every field.
   std::string architecture = "vit_base_patch16_224";
   for (const auto& name : preset_names()) {
+    if (name.rfind("vit_mini", 0) == 0) continue;  // vit's own small presets are not timm names
     const ViTConfig p = find_preset(name)->config;
-    if (p.image_size == c.image_size && p.patch_size == c.patch_size && p.in_chans == c.in_chans &&
-        p.embed_dim == c.embed_dim && p.depth == c.depth && p.num_heads == c.num_heads &&
-        p.mlp_ratio == c.mlp_ratio && p.global_pool == c.global_pool && p.class_token == c.class_token &&
-        name.rfind("vit_mini", 0) != 0)  // vit's own small presets are not timm names
-      architecture = name;
+    bool same = true;  // in every argument timm builds the architecture from; the class count is free
+    for_each_field([&](const FieldInfo& field, auto member) {
+      if (field.timm_arg && std::string(field.key) != "num_classes") same = same && p.*member == c.*member;
+    });
+    if (same) architecture = name;
   }
   const std::string pool = to_string(c.global_pool);
   const std::vector<int64_t> input_size{c.in_chans, c.image_size, c.image_size};
+  json model_args = json::object();  // every argument timm.create_model needs to build this architecture
+  for_each_field([&](const FieldInfo& field, auto member) {
+    if (field.timm_arg) model_args[field.timm_arg] = c.*member;
+  });
   return {{"architecture", architecture},
           {"num_classes", c.num_classes},
           {"num_features", c.embed_dim},
           {"global_pool", pool},
-          {"model_args",
-           {{"img_size", c.image_size},
-            {"patch_size", c.patch_size},
-            {"in_chans", c.in_chans},
-            {"num_classes", c.num_classes},
-            {"embed_dim", c.embed_dim},
-            {"depth", c.depth},
-            {"num_heads", c.num_heads},
-            {"mlp_ratio", c.mlp_ratio},
-            {"class_token", c.class_token},
-            {"global_pool", pool},
-            {"fc_norm", c.fc_norm}}},
+          {"model_args", model_args},
           {"pretrained_cfg",
            {{"input_size", input_size},
             {"interpolation", to_string(m.preprocess.interpolation)},

@@ -12,7 +12,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "models/weights_file.h"
+#include "models/vit_weights_file.h"
 
 namespace vit {
 
@@ -21,9 +21,9 @@ using TensorShapes = std::map<std::string, std::vector<int64_t>>;
 // The model a timm checkpoint holds. The architecture comes from the tensor shapes; the number of heads, which
 // shapes cannot tell, from config.json's model_args, else from timm's ViT family of that width (tiny 192: 3,
 // small 384: 6, medium 512: 8, base 768: 12, large 1024: 16, so400m 1152, huge 1280, giant 1408, gigantic
-// 1664: 16); other widths need model_args. Preprocessing and class names come from pretrained_cfg, else timm's ViT defaults (bicubic,
-// crop_pct 0.9, mean = std = 0.5) and "0", "1", .... `config` may be null. Throws std::invalid_argument naming
-// `source` and the tensor or key that does not fit.
+// 1664: 16); other widths need model_args. Preprocessing and class names come from pretrained_cfg, else timm's ViT
+// defaults (bicubic, crop_pct 0.9, mean = std = 0.5) and "0", "1", .... `config` may be null. Throws
+// std::invalid_argument naming `source` and the tensor or key that does not fit.
 ModelMetadata timm_metadata(const TensorShapes& shapes, const nlohmann::json* config, const std::string& source);
 
 // config.json in timm's hub format, such that timm.create_model(architecture, **model_args) builds this model.

@@ -6,8 +6,8 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "models/atomic_file.h"
-#include "models/torchscript_model.h"
+#include "models/torchscript_classifier.h"
+#include "util/atomic_file.h"
 
 namespace vit {
 namespace {

@@ -8,7 +8,7 @@
 #include <filesystem>
 
 #include "models/vision_transformer.h"
-#include "models/weights_file.h"
+#include "models/vit_weights_file.h"
 
 namespace vit {
 

@@ -28,8 +28,8 @@ VisionTransformerImpl::VisionTransformerImpl(const ViTConfig& config, bool initi
   for (int64_t i = 0; i < c.depth; ++i) {
     // Stochastic depth rises linearly from 0 in the first block to drop_path_rate in the last.
     const double drop_path = c.depth > 1 ? c.drop_path_rate * static_cast<double>(i) / (c.depth - 1) : 0.0;
-    blocks_->push_back(Block(BlockOptions{c.embed_dim, c.num_heads, c.mlp_hidden_dim(), c.norm_eps,
-                                          c.proj_drop_rate, c.attn_drop_rate, drop_path}));
+    blocks_->push_back(Block(BlockOptions{c.embed_dim, c.num_heads, c.mlp_hidden_dim(), c.norm_eps, c.proj_drop_rate,
+                                          c.attn_drop_rate, drop_path}));
   }
   auto layer_norm = torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.embed_dim}).eps(c.norm_eps));
   if (c.fc_norm) {
@@ -75,7 +75,7 @@ torch::Tensor VisionTransformerImpl::forward_features(const torch::Tensor& image
   if (cls_token_.defined()) {
     // expand_as rather than expand({B, ...}): a traced graph then keeps the batch dimension dynamic.
     auto cls = cls_token_.expand_as(x.narrow(1, 0, 1));  // (B, 1, D)
-    x = torch::cat({cls, x}, 1);                          // (B, T, D)
+    x = torch::cat({cls, x}, 1);                         // (B, T, D)
   }
   x = pos_drop_->forward(x + pos_embed_);
   x = patch_dropout(x, config_.patch_drop_rate, config_.num_prefix_tokens(), is_training());

@@ -46,7 +46,7 @@ class VisionTransformerImpl : public torch::nn::Module {
   torch::nn::LayerNorm norm_{nullptr};     // before pooling, unless config.fc_norm
   torch::nn::LayerNorm fc_norm_{nullptr};  // after pooling, when config.fc_norm
   torch::nn::Dropout head_drop_{nullptr};
-  Linear head_{nullptr};                   // absent when num_classes == 0
+  Linear head_{nullptr};  // absent when num_classes == 0
 };
 TORCH_MODULE(VisionTransformer);
 

@@ -46,6 +46,10 @@ void check_rate(const char* name, double value) {
 
 std::string to_string(GlobalPool pool) { return pool == GlobalPool::Token ? "token" : "avg"; }
 
+void to_json(nlohmann::json& j, const GlobalPool& pool) { j = to_string(pool); }
+
+void from_json(const nlohmann::json& j, GlobalPool& pool) { pool = parse_global_pool(j.get<std::string>()); }
+
 GlobalPool parse_global_pool(const std::string& text) {
   if (text == "token") return GlobalPool::Token;
   if (text == "avg") return GlobalPool::Avg;
@@ -73,8 +77,7 @@ void ViTConfig::validate() const {
   if (num_heads <= 0 || embed_dim % num_heads != 0)
     fail("embed_dim " + str(embed_dim) + " must be divisible by num_heads " + str(num_heads));
   if (!(mlp_ratio > 0.0) || mlp_hidden_dim() <= 0) fail("mlp_ratio must be positive, got " + str(mlp_ratio));
-  if (global_pool == GlobalPool::Token && !class_token)
-    fail("global_pool 'token' needs class_token = true");
+  if (global_pool == GlobalPool::Token && !class_token) fail("global_pool 'token' needs class_token = true");
   if (!(norm_eps > 0.0)) fail("norm_eps must be positive, got " + str(norm_eps));
   check_rate("drop_rate", drop_rate);
   check_rate("pos_drop_rate", pos_drop_rate);
@@ -89,72 +92,37 @@ void PreprocessConfig::validate(int64_t in_chans) const {
   const auto channels = static_cast<size_t>(in_chans);
   if (mean.size() != channels)
     fail("mean needs " + str(channels) + " values (one per channel), got " + str(mean.size()));
-  if (std.size() != channels)
-    fail("std needs " + str(channels) + " values (one per channel), got " + str(std.size()));
+  if (std.size() != channels) fail("std needs " + str(channels) + " values (one per channel), got " + str(std.size()));
   for (double s : std) {
     if (!(s > 0.0)) fail("std values must be positive, got " + str(s));
   }
 }
 
 void to_json(nlohmann::json& j, const ViTConfig& c) {
-  j = nlohmann::json{{"image_size", c.image_size},
-                     {"patch_size", c.patch_size},
-                     {"in_chans", c.in_chans},
-                     {"num_classes", c.num_classes},
-                     {"embed_dim", c.embed_dim},
-                     {"depth", c.depth},
-                     {"num_heads", c.num_heads},
-                     {"mlp_ratio", c.mlp_ratio},
-                     {"class_token", c.class_token},
-                     {"global_pool", to_string(c.global_pool)},
-                     {"fc_norm", c.fc_norm},
-                     {"norm_eps", c.norm_eps},
-                     {"drop_rate", c.drop_rate},
-                     {"pos_drop_rate", c.pos_drop_rate},
-                     {"proj_drop_rate", c.proj_drop_rate},
-                     {"attn_drop_rate", c.attn_drop_rate},
-                     {"drop_path_rate", c.drop_path_rate}};
-  // Written only when used, so that files without it stay readable by builds that predate it.
-  if (c.patch_drop_rate > 0.0) j["patch_drop_rate"] = c.patch_drop_rate;
+  const ViTConfig defaults;
+  j = nlohmann::json::object();
+  for_each_field([&](const FieldInfo& field, auto member) {
+    // An optional field at its default is left out, so that files stay readable by builds that predate it.
+    if (!field.optional || c.*member != defaults.*member) j[field.key] = c.*member;
+  });
 }
 
 void from_json(const nlohmann::json& j, ViTConfig& c) {
   const char* what = "model config";
-  reject_unknown_keys(j, what,
-                      {"image_size", "patch_size", "in_chans", "num_classes", "embed_dim", "depth", "num_heads",
-                       "mlp_ratio", "class_token", "global_pool", "fc_norm", "norm_eps", "drop_rate",
-                       "pos_drop_rate", "proj_drop_rate", "attn_drop_rate", "drop_path_rate", "patch_drop_rate"});
+  std::set<std::string> known;
+  for_each_field([&](const FieldInfo& field, auto) { known.insert(field.key); });
+  reject_unknown_keys(j, what, known);
   ViTConfig out;
-  std::string pool;
-  read_field(j, what, "image_size", out.image_size);
-  read_field(j, what, "patch_size", out.patch_size);
-  read_field(j, what, "in_chans", out.in_chans);
-  read_field(j, what, "num_classes", out.num_classes);
-  read_field(j, what, "embed_dim", out.embed_dim);
-  read_field(j, what, "depth", out.depth);
-  read_field(j, what, "num_heads", out.num_heads);
-  read_field(j, what, "mlp_ratio", out.mlp_ratio);
-  read_field(j, what, "class_token", out.class_token);
-  read_field(j, what, "global_pool", pool);
-  out.global_pool = parse_global_pool(pool);
-  read_field(j, what, "fc_norm", out.fc_norm);
-  read_field(j, what, "norm_eps", out.norm_eps);
-  read_field(j, what, "drop_rate", out.drop_rate);
-  read_field(j, what, "pos_drop_rate", out.pos_drop_rate);
-  read_field(j, what, "proj_drop_rate", out.proj_drop_rate);
-  read_field(j, what, "attn_drop_rate", out.attn_drop_rate);
-  read_field(j, what, "drop_path_rate", out.drop_path_rate);
-  // Added after format version 1 first shipped: absent from older files, where it was 0.
-  if (j.contains("patch_drop_rate")) read_field(j, what, "patch_drop_rate", out.patch_drop_rate);
+  for_each_field([&](const FieldInfo& field, auto member) {
+    if (!field.optional || j.contains(field.key)) read_field(j, what, field.key, out.*member);
+  });
   out.validate();
   c = out;
 }
 
 void to_json(nlohmann::json& j, const PreprocessConfig& p) {
-  j = nlohmann::json{{"interpolation", to_string(p.interpolation)},
-                     {"crop_pct", p.crop_pct},
-                     {"mean", p.mean},
-                     {"std", p.std}};
+  j = nlohmann::json{
+      {"interpolation", to_string(p.interpolation)}, {"crop_pct", p.crop_pct}, {"mean", p.mean}, {"std", p.std}};
 }
 
 void from_json(const nlohmann::json& j, PreprocessConfig& p) {

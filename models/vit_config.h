@@ -19,29 +19,32 @@ enum class GlobalPool {
 
 std::string to_string(GlobalPool pool);
 GlobalPool parse_global_pool(const std::string& text);  // throws std::invalid_argument naming the value
+// As JSON: the string form.
+void to_json(nlohmann::json& j, const GlobalPool& pool);
+void from_json(const nlohmann::json& j, GlobalPool& pool);
 
 // One struct for the whole architecture; field names follow timm's VisionTransformer arguments.
 struct ViTConfig {
-  int64_t image_size = 224;   // square input side in pixels; must be a multiple of patch_size
-  int64_t patch_size = 16;    // side of the square patches (conv kernel = stride)
-  int64_t in_chans = 3;       // 1 (grayscale) or 3 (RGB)
-  int64_t num_classes = 1000; // 0 gives a model without head that returns pooled features
-  int64_t embed_dim = 768;    // token width D
-  int64_t depth = 12;         // number of encoder blocks
-  int64_t num_heads = 12;     // attention heads; embed_dim must divide evenly
-  double mlp_ratio = 4.0;     // MLP hidden width = embed_dim * mlp_ratio
-  bool class_token = true;    // prepend a learned class token (required by GlobalPool::Token)
+  int64_t image_size = 224;    // square input side in pixels; must be a multiple of patch_size
+  int64_t patch_size = 16;     // side of the square patches (conv kernel = stride)
+  int64_t in_chans = 3;        // 1 (grayscale) or 3 (RGB)
+  int64_t num_classes = 1000;  // 0 gives a model without head that returns pooled features
+  int64_t embed_dim = 768;     // token width D
+  int64_t depth = 12;          // number of encoder blocks
+  int64_t num_heads = 12;      // attention heads; embed_dim must divide evenly
+  double mlp_ratio = 4.0;      // MLP hidden width = embed_dim * mlp_ratio
+  bool class_token = true;     // prepend a learned class token (required by GlobalPool::Token)
   GlobalPool global_pool = GlobalPool::Token;
   // timm's fc_norm: with average pooling the final LayerNorm moves after the pooling (`fc_norm`) instead of
   // before it (`norm`); this is timm's default, and the state-dict keys differ accordingly.
   bool fc_norm = false;
-  double norm_eps = 1e-6;     // LayerNorm epsilon (timm/torchvision 1e-6; Hugging Face ViT 1e-12)
-  double drop_rate = 0.0;     // dropout before the head
-  double pos_drop_rate = 0.0; // dropout after adding position embeddings
-  double proj_drop_rate = 0.0;// dropout after the attention projection and inside the MLP
-  double attn_drop_rate = 0.0;// dropout on attention probabilities
-  double drop_path_rate = 0.0;// stochastic depth, rising linearly from 0 to this over the blocks
-  double patch_drop_rate = 0.0;// training only: fraction of patch tokens dropped per image (timm's PatchDropout)
+  double norm_eps = 1e-6;        // LayerNorm epsilon (timm/torchvision 1e-6; Hugging Face ViT 1e-12)
+  double drop_rate = 0.0;        // dropout before the head
+  double pos_drop_rate = 0.0;    // dropout after adding position embeddings
+  double proj_drop_rate = 0.0;   // dropout after the attention projection and inside the MLP
+  double attn_drop_rate = 0.0;   // dropout on attention probabilities
+  double drop_path_rate = 0.0;   // stochastic depth, rising linearly from 0 to this over the blocks
+  double patch_drop_rate = 0.0;  // training only: fraction of patch tokens dropped per image (timm's PatchDropout)
 
   int64_t grid_size() const { return image_size / patch_size; }
   int64_t num_patches() const { return grid_size() * grid_size(); }
@@ -55,6 +58,39 @@ struct ViTConfig {
   void validate() const;
 };
 
+// What the field table (for_each_field) says about one ViTConfig field.
+struct FieldInfo {
+  const char* key;                 // its name in vit's JSON: weights-file metadata, run folders
+  const char* timm_arg = nullptr;  // its name in timm's model_args, for fields timm's config.json carries
+  bool read_from_timm = false;     // read from timm's model_args: the tensor shapes cannot tell it
+  bool optional = false;           // absent from files that predate it (then its default), and written only when set
+};
+
+// Every ViTConfig field once, as visit(FieldInfo, &ViTConfig::member). The JSON reader and writer, the unknown-key
+// check and timm's config.json all walk this table, so a new architecture option is one row here (plus its
+// meaning in validate() and the model, and a command-line override in engine/train_options.h if it wants one).
+template <typename Visit>
+void for_each_field(Visit&& visit) {
+  visit(FieldInfo{"image_size", "img_size"}, &ViTConfig::image_size);
+  visit(FieldInfo{"patch_size", "patch_size"}, &ViTConfig::patch_size);
+  visit(FieldInfo{"in_chans", "in_chans"}, &ViTConfig::in_chans);
+  visit(FieldInfo{"num_classes", "num_classes"}, &ViTConfig::num_classes);
+  visit(FieldInfo{"embed_dim", "embed_dim"}, &ViTConfig::embed_dim);
+  visit(FieldInfo{"depth", "depth"}, &ViTConfig::depth);
+  visit(FieldInfo{"num_heads", "num_heads", true}, &ViTConfig::num_heads);
+  visit(FieldInfo{"mlp_ratio", "mlp_ratio"}, &ViTConfig::mlp_ratio);
+  visit(FieldInfo{"class_token", "class_token"}, &ViTConfig::class_token);
+  visit(FieldInfo{"global_pool", "global_pool"}, &ViTConfig::global_pool);
+  visit(FieldInfo{"fc_norm", "fc_norm"}, &ViTConfig::fc_norm);
+  visit(FieldInfo{"norm_eps"}, &ViTConfig::norm_eps);
+  visit(FieldInfo{"drop_rate"}, &ViTConfig::drop_rate);
+  visit(FieldInfo{"pos_drop_rate"}, &ViTConfig::pos_drop_rate);
+  visit(FieldInfo{"proj_drop_rate"}, &ViTConfig::proj_drop_rate);
+  visit(FieldInfo{"attn_drop_rate"}, &ViTConfig::attn_drop_rate);
+  visit(FieldInfo{"drop_path_rate"}, &ViTConfig::drop_path_rate);
+  visit(FieldInfo{"patch_drop_rate", nullptr, false, true}, &ViTConfig::patch_drop_rate);  // added in format 1
+}
+
 enum class Interpolation { Bilinear, Bicubic };
 std::string to_string(Interpolation interpolation);
 Interpolation parse_interpolation(const std::string& text);
@@ -63,11 +99,11 @@ Interpolation parse_interpolation(const std::string& text);
 // image_size / crop_pct, center-crop image_size, scale to [0, 1], normalise. Travels with the weights.
 struct PreprocessConfig {
   Interpolation interpolation = Interpolation::Bicubic;
-  double crop_pct = 0.9;                   // fraction of the resized short side kept by the center crop
-  std::vector<double> mean{0.5, 0.5, 0.5}; // one value per input channel
+  double crop_pct = 0.9;                    // fraction of the resized short side kept by the center crop
+  std::vector<double> mean{0.5, 0.5, 0.5};  // one value per input channel
   std::vector<double> std{0.5, 0.5, 0.5};
 
-  void validate(int64_t in_chans) const;   // throws std::invalid_argument naming the field
+  void validate(int64_t in_chans) const;  // throws std::invalid_argument naming the field
 };
 
 // JSON forms used in weights-file metadata and run directories. Reading is strict: a missing key, a value of

@@ -1,8 +1,19 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package the vit toolkit needs to build, test and run.
 # Idempotent: packages already present are left alone. Uses sudo only when not root.
-# usage: third_party/install-deps.sh [--runtime-only]
+# usage: third_party/install-deps.sh [--build-only | --runtime-only]
+#   (none)          everything: build, run, the data set and the test tools (what the README's commands need)
+#   --build-only    what building and running `vit` needs, without the data set and the test tools (about 1 GB
+#                   the Dockerfile's build stage never uses)
+#   --runtime-only  what the built `vit` needs to run (the Dockerfile's runtime stage)
 set -euo pipefail
+
+mode=${1:-}
+case $mode in
+  "" | --build-only | --runtime-only) ;;
+  # Refused rather than read as "everything": a mistyped option would otherwise install the whole set.
+  *) echo "usage: $0 [--build-only | --runtime-only]" >&2; exit 2 ;;
+esac
 
 build_packages=(
   build-essential cmake git pkg-config
@@ -13,7 +24,6 @@ build_packages=(
   libspdlog-dev           # logging
   nlohmann-json3-dev      # safetensors headers, config files
   zlib1g-dev              # reading gzipped IDX files (Fashion-MNIST)
-  catch2                  # unit tests
 )
 # What the built `vit` needs to run (the Dockerfile's runtime stage installs only these).
 runtime_packages=(
@@ -25,15 +35,20 @@ runtime_packages=(
 data_packages=(
   dataset-fashion-mnist
 )
+# Building and running the tests (not needed for `vit` itself, e.g. with -DVIT_BUILD_TESTS=OFF).
 test_packages=(
+  catch2                              # unit tests
   python3-torch python3-torchvision   # independent reference implementation for the tests
   python3-numpy
   python3-pil                         # benchmark images (bench/make_jpeg_folder.py)
 )
 
 packages=("${runtime_packages[@]}")
-if [[ ${1:-} != --runtime-only ]]; then
-  packages+=("${build_packages[@]}" "${data_packages[@]}" "${test_packages[@]}")
+if [[ $mode != --runtime-only ]]; then
+  packages+=("${build_packages[@]}")
+fi
+if [[ -z $mode ]]; then
+  packages+=("${data_packages[@]}" "${test_packages[@]}")
 fi
 
 missing=()

@@ -14,8 +14,12 @@ source "$here/lib.sh"
 check "the weights file classifies" $?
 
 expect "export TorchScript" 0 "wrote TorchScript file" -- "$vit" export "$work/model.safetensors" --out "$work/model.pt"
-expect "export timm safetensors" 0 "wrote safetensors folder" \
-  -- "$vit" export "$work/model.safetensors" --out "$work/timm" --format safetensors
+expect "export timm folder" 0 "wrote timm folder" \
+  -- "$vit" export "$work/model.safetensors" --out "$work/timm" --format timm
+expect "--format safetensors, the old name of timm, still works and says so" 0 "now called --format timm" \
+  -- "$vit" export "$work/model.safetensors" --out "$work/timm-old" --format safetensors
+cmp -s "$work/timm/model.safetensors" "$work/timm-old/model.safetensors" && cmp -s "$work/timm/config.json" "$work/timm-old/config.json"
+check "--format safetensors writes the same folder as --format timm" $?
 expect "export Hugging Face" 0 "wrote hf folder" -- "$vit" export "$work/model.safetensors" --out "$work/hf" --format hf
 
 # judge PYTHON_CODE: runs with `expected` (path -> vit's logits), `images(paths)` (vit's preprocessing redone in
@@ -97,7 +101,7 @@ with torch.no_grad():
 check "Hugging Face folder: read by Python into torchvision's ViT, it gives vit's logits" $? "$output"
 
 # Round trip: vit -> HF -> vit (the timm export is a vit weights file itself) gives the very same tensors.
-"$vit" export "$work/hf" --out "$work/back" --format safetensors --quiet
+"$vit" export "$work/hf" --out "$work/back" --format timm --quiet
 output=$(judge "
 original, _ = read_safetensors(os.path.join(work, 'model.safetensors'))
 back, metadata = read_safetensors(os.path.join(work, 'back', 'model.safetensors'))

@@ -216,7 +216,7 @@ TEST_CASE("brightness blends with black, truncating as torchvision", "[auto_augm
 
 TEST_CASE("color blends with torchvision's grayscale; a gray image is left alone", "[auto_augment][ops]") {
   cv::Mat image(2, 1, CV_8UC3);
-  image.at<cv::Vec3b>(0, 0) = {10, 200, 30};   // 0.2989*10 + 0.587*200 + 0.114*30 = 123.8
+  image.at<cv::Vec3b>(0, 0) = {10, 200, 30};    // 0.2989*10 + 0.587*200 + 0.114*30 = 123.8
   image.at<cv::Vec3b>(1, 0) = {255, 255, 255};  // the weights sum to 0.9999: white's gray is 254
   cv::Mat gray = image.clone(), identity = image.clone();
   ops::color(gray, 0.0);
@@ -364,10 +364,15 @@ std::vector<Candidate> possible_outputs(const cv::Mat& input, bool wide, int bin
   const double translate_x = wide ? 32.0 : 150.0 / 331.0 * input.cols;
   const double translate_y = wide ? 32.0 : 150.0 / 331.0 * input.rows;
   const double color = wide ? 0.99 : 0.9;
-  const std::vector<std::pair<std::string, double>> signed_ops = {
-      {"ShearX", wide ? 0.99 : 0.3}, {"ShearY", wide ? 0.99 : 0.3}, {"TranslateX", translate_x},
-      {"TranslateY", translate_y},   {"Rotate", wide ? 135.0 : 30.0}, {"Brightness", color},
-      {"Color", color},              {"Contrast", color},           {"Sharpness", color}};
+  const std::vector<std::pair<std::string, double>> signed_ops = {{"ShearX", wide ? 0.99 : 0.3},
+                                                                  {"ShearY", wide ? 0.99 : 0.3},
+                                                                  {"TranslateX", translate_x},
+                                                                  {"TranslateY", translate_y},
+                                                                  {"Rotate", wide ? 135.0 : 30.0},
+                                                                  {"Brightness", color},
+                                                                  {"Color", color},
+                                                                  {"Contrast", color},
+                                                                  {"Sharpness", color}};
   std::vector<Candidate> out;
   auto add = [&](const std::string& op, double magnitude) {
     cv::Mat image = input.clone();
@@ -498,19 +503,19 @@ TEST_CASE("the ops match torchvision's on the same pixels", "[auto_augment][refe
   cv::RNG(32).fill(gray, cv::RNG::UNIFORM, 10, 251);
   const std::vector<std::pair<std::string, cv::Mat>> images = {{"rgb", rgb}, {"gray", gray}};
   const std::vector<std::pair<std::string, double>> cases = {
-      {"Solarize", 128},     {"Solarize", 246.5},  {"Posterize", 3},    {"Posterize", 6},    {"AutoContrast", 0},
-      {"Equalize", 0},       {"Brightness", 0.37}, {"Brightness", -0.59}, {"Color", 0.81},   {"Color", -0.3},
-      {"Contrast", 0.55},    {"Contrast", -0.72},  {"Sharpness", 0.9},  {"Sharpness", -0.99}, {"Rotate", 30},
-      {"Rotate", -135},      {"Rotate", 90},       {"Rotate", 7.5},     {"ShearX", 0.3},     {"ShearX", -0.99},
-      {"ShearY", 0.45},      {"ShearY", -0.2},     {"TranslateX", 5},   {"TranslateY", -3}};
+      {"Solarize", 128},  {"Solarize", 246.5},  {"Posterize", 3},      {"Posterize", 6},     {"AutoContrast", 0},
+      {"Equalize", 0},    {"Brightness", 0.37}, {"Brightness", -0.59}, {"Color", 0.81},      {"Color", -0.3},
+      {"Contrast", 0.55}, {"Contrast", -0.72},  {"Sharpness", 0.9},    {"Sharpness", -0.99}, {"Rotate", 30},
+      {"Rotate", -135},   {"Rotate", 90},       {"Rotate", 7.5},       {"ShearX", 0.3},      {"ShearX", -0.99},
+      {"ShearY", 0.45},   {"ShearY", -0.2},     {"TranslateX", 5},     {"TranslateY", -3}};
 
   std::ostringstream list;
   list << std::setprecision(17);
   for (const auto& [image_name, image] : images) {
     test::write_bytes(dir / image_name, std::string(image.datastart, image.dataend));
     for (size_t k = 0; k < cases.size(); ++k)
-      list << image_name << k << ' ' << image_name << ' ' << image.rows << ' ' << image.cols << ' '
-           << image.channels() << ' ' << cases[k].first << ' ' << cases[k].second << '\n';
+      list << image_name << k << ' ' << image_name << ' ' << image.rows << ' ' << image.cols << ' ' << image.channels()
+           << ' ' << cases[k].first << ' ' << cases[k].second << '\n';
   }
   test::write_bytes(dir / "cases.txt", list.str());
   test::write_bytes(dir / "reference.py", R"(
@@ -527,9 +532,8 @@ for line in open(f"{folder}/cases.txt"):
     out = _apply_op(pixels.permute(2, 0, 1), op, float(magnitude), InterpolationMode.NEAREST, None)
     open(f"{folder}/{name}.out", "wb").write(out.permute(1, 2, 0).contiguous().numpy().tobytes())
 )");
-  const std::string command =
-      "'" + python + "' '" + (dir / "reference.py").string() + "' '" + dir.path().string() + "' 2>'" +
-      (dir / "stderr").string() + "'";
+  const std::string command = "'" + python + "' '" + (dir / "reference.py").string() + "' '" + dir.path().string() +
+                              "' 2>'" + (dir / "stderr").string() + "'";
   const int status = std::system(command.c_str());
   INFO("reference interpreter " << python << " (set VIT_REFERENCE_PYTHON to one with torch and torchvision):\n"
                                 << test::read_bytes(dir / "stderr"));

@@ -252,8 +252,7 @@ TEST_CASE("the ten classes and their folder names", "[fashion-mnist]") {
   CHECK(class_folder_name("") == "_");
 }
 
-TEST_CASE("conversion writes train and val trees whose PNGs are the IDX images under their labels",
-          "[fashion-mnist]") {
+TEST_CASE("conversion writes train and val trees whose PNGs are the IDX images under their labels", "[fashion-mnist]") {
   TempDir dir;
   write_source(dir / "source");
   const fs::path out = dir / "fashion";
@@ -289,9 +288,8 @@ TEST_CASE("a second conversion finds the first and writes nothing", "[fashion-mn
   for (const auto& name : list_names(dir / "source")) fs::remove(dir / "source" / name);
   fs::remove(dir / "source");  // the finished tree is enough: the sources are not even read
   bool called = false;
-  const ConvertSummary again = convert_fashion_mnist(dir / "source", out.string() + "/", [&](int64_t, int64_t) {
-    called = true;
-  });
+  const ConvertSummary again =
+      convert_fashion_mnist(dir / "source", out.string() + "/", [&](int64_t, int64_t) { called = true; });
   CHECK(again.already_present);
   CHECK(again.train_images == 12);
   CHECK(again.val_images == 5);

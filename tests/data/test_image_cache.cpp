@@ -92,7 +92,8 @@ TEST_CASE("with the cache, later epochs give the same batches without reading th
   // A random 2x2 crop of the 6x6 image plus a random draw: each image's augmentation depends on the epoch.
   const SampleTransform transform = [](const cv::Mat& image, SampleRng& rng, float* out) {
     const int x = static_cast<int>(rng() % 5), y = static_cast<int>(rng() % 5);
-    for (int i = 0; i < 4; ++i) out[i] = image.at<uint8_t>(y + i / 2, x + i % 2) + 0.001f * static_cast<float>(rng() % 100);
+    for (int i = 0; i < 4; ++i)
+      out[i] = image.at<uint8_t>(y + i / 2, x + i % 2) + 0.001f * static_cast<float>(rng() % 100);
   };
   auto epoch = [](Loader& loader, int64_t e) {
     std::vector<std::vector<float>> batches;

@@ -62,14 +62,42 @@ std::vector<uint8_t> palette_png(uint32_t width, uint32_t height, const std::vec
 
 // Inserts an EXIF APP1 segment carrying only the orientation tag right after the JPEG's SOI marker.
 std::vector<uint8_t> with_exif_orientation(std::vector<uint8_t> jpeg, uint16_t orientation) {
-  const std::vector<uint8_t> app1{
-      0xff, 0xe1, 0x00, 0x22,                          // APP1, length 34
-      'E', 'x', 'i', 'f', 0, 0,                        // EXIF identifier
-      'I', 'I', 0x2a, 0x00, 0x08, 0x00, 0x00, 0x00,    // little-endian TIFF header, IFD at offset 8
-      0x01, 0x00,                                      // one entry
-      0x12, 0x01, 0x03, 0x00, 0x01, 0x00, 0x00, 0x00,  // tag 0x0112 Orientation, SHORT, count 1
-      static_cast<uint8_t>(orientation), 0x00, 0x00, 0x00,
-      0x00, 0x00, 0x00, 0x00};                         // no next IFD
+  const std::vector<uint8_t> app1{0xff,
+                                  0xe1,
+                                  0x00,
+                                  0x22,  // APP1, length 34
+                                  'E',
+                                  'x',
+                                  'i',
+                                  'f',
+                                  0,
+                                  0,  // EXIF identifier
+                                  'I',
+                                  'I',
+                                  0x2a,
+                                  0x00,
+                                  0x08,
+                                  0x00,
+                                  0x00,
+                                  0x00,  // little-endian TIFF header, IFD at offset 8
+                                  0x01,
+                                  0x00,  // one entry
+                                  0x12,
+                                  0x01,
+                                  0x03,
+                                  0x00,
+                                  0x01,
+                                  0x00,
+                                  0x00,
+                                  0x00,  // tag 0x0112 Orientation, SHORT, count 1
+                                  static_cast<uint8_t>(orientation),
+                                  0x00,
+                                  0x00,
+                                  0x00,
+                                  0x00,
+                                  0x00,
+                                  0x00,
+                                  0x00};  // no next IFD
   jpeg.insert(jpeg.begin() + 2, app1.begin(), app1.end());
   return jpeg;
 }
@@ -125,8 +153,8 @@ TEST_CASE("transparent pixels are composited on white", "[decode]") {
 }
 
 TEST_CASE("palette PNGs decode to their palette colours", "[decode]") {
-  const auto png = palette_png(3, 2, {cv::Vec3b(255, 0, 0), cv::Vec3b(0, 128, 0), cv::Vec3b(1, 2, 3)},
-                               {0, 1, 2, 2, 1, 0});
+  const auto png =
+      palette_png(3, 2, {cv::Vec3b(255, 0, 0), cv::Vec3b(0, 128, 0), cv::Vec3b(1, 2, 3)}, {0, 1, 2, 2, 1, 0});
   const auto image = decode_image(png, "palette.png", rgb());
   REQUIRE(image.size() == cv::Size(3, 2));
   CHECK(image.at<cv::Vec3b>(0, 0) == cv::Vec3b(255, 0, 0));

@@ -31,14 +31,14 @@ std::set<std::string> names(const ImageFolder& folder) {
 TEST_CASE("classes are sorted subfolders; images are found recursively, hidden entries skipped", "[folder]") {
   TempDir dir;
   touch(dir / "zebra/a.jpg");
-  touch(dir / "zebra/deep/er/b.PNG");         // nested, upper-case extension
-  touch(dir / "zebra/.hidden.jpg");           // hidden file
-  touch(dir / "zebra/.cache/c.jpg");          // inside a hidden folder
-  touch(dir / "zebra/notes.txt");             // not an image
-  touch(dir / "äpfel/ünïcödé näme.webp");     // non-ASCII names
+  touch(dir / "zebra/deep/er/b.PNG");      // nested, upper-case extension
+  touch(dir / "zebra/.hidden.jpg");        // hidden file
+  touch(dir / "zebra/.cache/c.jpg");       // inside a hidden folder
+  touch(dir / "zebra/notes.txt");          // not an image
+  touch(dir / "äpfel/ünïcödé näme.webp");  // non-ASCII names
   touch(dir / "äpfel/odd name (1).JPEG");
   touch(dir / "äpfel/x.tif");
-  touch(dir / ".git/objects/d.png");          // a hidden class folder
+  touch(dir / ".git/objects/d.png");  // a hidden class folder
   const auto folder = scan_image_folder(dir.path());
   CHECK(folder.classes == std::vector<std::string>{"zebra", "äpfel"});  // byte order: 'z' < 0xC3
   CHECK(names(folder) == std::set<std::string>{"a.jpg", "b.PNG", "ünïcödé näme.webp", "odd name (1).JPEG", "x.tif"});
@@ -111,7 +111,7 @@ TEST_CASE("open_dataset finds train/ and val/, an explicit --val, or a split", "
   CHECK(flat.val->samples.size() == 4);
   CHECK_FALSE(open_dataset(dir / "data/train", std::nullopt, 0.0, 1).val.has_value());
   CHECK_THROWS_WITH(open_dataset(dir / "data", std::nullopt, 0.2, 1),
-                    Contains("--val-split cannot be combined with a validation folder"));
+                    Contains("cannot be combined with a validation folder"));
 }
 
 }  // namespace vit::data

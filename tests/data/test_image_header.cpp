@@ -171,9 +171,9 @@ TEST_CASE("WebP: lossy VP8, lossless VP8L and extended VP8X first chunks", "[hea
   CHECK(fourcc(encode(noise(23, 37, CV_8UC3), ".webp"), 12) == "VP8L");
   const std::vector<int> lossy = {cv::IMWRITE_WEBP_QUALITY, 90}, lossless = {cv::IMWRITE_WEBP_QUALITY, 101};
   for (const cv::Size size : {cv::Size(37, 23), cv::Size(1000, 3), cv::Size(3, 1000)}) {
-    for (const auto& [type, params, chunk] : {std::make_tuple(CV_8UC3, lossy, "VP8 "),
-                                              std::make_tuple(CV_8UC3, lossless, "VP8L"),
-                                              std::make_tuple(CV_8UC4, lossy, "VP8X")}) {
+    for (const auto& [type, params, chunk] :
+         {std::make_tuple(CV_8UC3, lossy, "VP8 "), std::make_tuple(CV_8UC3, lossless, "VP8L"),
+          std::make_tuple(CV_8UC4, lossy, "VP8X")}) {
       CAPTURE(chunk, size.width, size.height);
       const Bytes bytes = encode(noise(size.height, size.width, type), ".webp", params);
       CHECK(fourcc(bytes, 12) == chunk);
@@ -306,8 +306,7 @@ TEST_CASE("JPEG: metadata, fill bytes and tables before the frame header are ski
         ImageFormat::Unknown);
 }
 
-TEST_CASE("every truncation of a real image gives Unknown or the right size, never a read past the end",
-          "[header]") {
+TEST_CASE("every truncation of a real image gives Unknown or the right size, never a read past the end", "[header]") {
   const std::vector<std::pair<std::string, Bytes>> images = {
       {"jpeg", encode(noise(23, 37, CV_8UC3), ".jpg")},
       {"png", encode(noise(23, 37, CV_8UC1), ".png")},
@@ -327,7 +326,8 @@ TEST_CASE("every truncation of a real image gives Unknown or the right size, nev
       if (header.format == ImageFormat::Unknown && header.width == 0 && header.height == 0) continue;
       if (header.format != full.format || header.width != full.width || header.height != full.height)
         wrong.push_back(length);
-      else if (first_complete == 0) first_complete = length;
+      else if (first_complete == 0)
+        first_complete = length;
     }
     CHECK(wrong.empty());
     if (name == "png") CHECK(first_complete == 24);
@@ -369,9 +369,9 @@ TEST_CASE("damaged headers, random bytes and text give Unknown or a positive siz
   CHECK(recognised == 0);
 
   using namespace std::string_literals;  // the texts hold NUL bytes
-  for (const std::string& text : {""s, "hello"s, "<!DOCTYPE html><html></html>"s, "GIF89a\x25\x00\x17\x00"s, "BM"s,
-                                  "\x89PNG\r\n\x1a\n"s, "RIFF\x24\0\0\0WAVEfmt \x10\0\0\0\x01\0\x02\0"s,
-                                  "RIFF\x24\0\0\0WEBPVP8 \x10\0\0\0\0\0\0\x9d\x01\x2a"s}) {
+  for (const std::string& text :
+       {""s, "hello"s, "<!DOCTYPE html><html></html>"s, "GIF89a\x25\x00\x17\x00"s, "BM"s, "\x89PNG\r\n\x1a\n"s,
+        "RIFF\x24\0\0\0WAVEfmt \x10\0\0\0\x01\0\x02\0"s, "RIFF\x24\0\0\0WEBPVP8 \x10\0\0\0\0\0\0\x9d\x01\x2a"s}) {
     CAPTURE(text.size());
     const Bytes bytes(text.begin(), text.end());
     const ImageHeader header = read(bytes);

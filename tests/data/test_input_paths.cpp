@@ -38,12 +38,13 @@ TEST_CASE("inputs: files as given, folders as their images sorted, stdin lines i
   InputPaths inputs({"first.bmp", dir.path().string(), "-", "last.png"}, stdin_lines);
   const auto got = all(inputs);
   // The folder gives its images (any letter case, recursively, not hidden, not other files), sorted by path.
-  CHECK(names(got) == std::vector<std::string>{"first.bmp", "a.JPG", "b.png", "c.webp", "one.png", "c.webp",
-                                               "two.png", "last.png"});
+  CHECK(names(got) ==
+        std::vector<std::string>{"first.bmp", "a.JPG", "b.png", "c.webp", "one.png", "c.webp", "two.png", "last.png"});
   for (const auto& input : got) CHECK(input.error.empty());
 }
 
-TEST_CASE("inputs: a missing file is passed on for the decoder to report; an image-less folder is an error", "[input]") {
+TEST_CASE("inputs: a missing file is passed on for the decoder to report; an image-less folder is an error",
+          "[input]") {
   TempDir dir;
   fs::create_directories(dir.path() / "empty");
   std::istringstream no_input;

@@ -14,7 +14,8 @@ namespace {
 cv::Mat coordinate_image(int width, int height) {
   cv::Mat image(height, width, CV_8UC3);
   for (int y = 0; y < height; ++y) {
-    for (int x = 0; x < width; ++x) image.at<cv::Vec3b>(y, x) = cv::Vec3b(static_cast<uint8_t>(x), static_cast<uint8_t>(y), 7);
+    for (int x = 0; x < width; ++x)
+      image.at<cv::Vec3b>(y, x) = cv::Vec3b(static_cast<uint8_t>(x), static_cast<uint8_t>(y), 7);
   }
   return image;
 }
@@ -63,8 +64,8 @@ TEST_CASE("eval_transform crops the center of the resized image", "[transforms]"
   o.normalization = identity_normalization();
   std::vector<float> out(3 * 4 * 4);
   eval_transform(coordinate_image(12, 8), o, out.data());
-  CHECK(out[0] * 255.0f == Approx(4.0f));        // x of the top-left output pixel: (12 - 4) / 2
-  CHECK(out[16] * 255.0f == Approx(2.0f));       // y of it, in the second plane: (8 - 4) / 2
+  CHECK(out[0] * 255.0f == Approx(4.0f));   // x of the top-left output pixel: (12 - 4) / 2
+  CHECK(out[16] * 255.0f == Approx(2.0f));  // y of it, in the second plane: (8 - 4) / 2
   CHECK(out[2 * 16] * 255.0f == Approx(7.0f));
 }
 
@@ -124,7 +125,7 @@ TEST_CASE("random_erase fills one rectangle with noise", "[transforms]") {
   data::SampleRng rng(3);
   random_erase(planes.data(), 3, 20, 20, rng);
   const auto erased = std::count_if(planes.begin(), planes.end(), [](float v) { return v != 0.0f; });
-  CHECK(erased >= 3 * 20 * 20 * 2 / 100);   // at least 2% of the area, in every channel
+  CHECK(erased >= 3 * 20 * 20 * 2 / 100);  // at least 2% of the area, in every channel
   CHECK(erased <= 3 * 20 * 20 / 3 + 3 * 20);
 }
 

@@ -5,6 +5,7 @@
 #include "engine/model_setup.h"
 #include "models/state_dict.h"
 #include "tests/catch.h"
+#include "tests/models/small_model.h"
 #include "tests/temp_dir.h"
 
 using vit::test::Contains;
@@ -16,7 +17,7 @@ TEST_CASE("overrides change the preset; classes come from the data; stats follow
   o.model = "vit_tiny_patch16_224";
   o.overrides.image_size = 64;
   o.overrides.in_chans = 1;
-  o.overrides.global_pool = "avg";
+  o.overrides.global_pool = GlobalPool::Avg;
   o.overrides.drop_path = 0.2;
   const auto m = training_metadata(o, {"a", "b", "c"});
   CHECK(m.config.image_size == 64);
@@ -29,19 +30,18 @@ TEST_CASE("overrides change the preset; classes come from the data; stats follow
   CHECK(m.preprocess.mean == std::vector<double>{0.5});
   CHECK(m.class_names == std::vector<std::string>{"a", "b", "c"});
   o.overrides.patch_size = 10;
-  CHECK_THROWS_WITH(training_metadata(o, {"a", "b"}), Contains("model options: image_size must be a positive multiple"));
+  CHECK_THROWS_WITH(training_metadata(o, {"a", "b"}),
+                    Contains("model options: image_size must be a positive multiple"));
 }
 
-TEST_CASE("starting from a weights file keeps the file's weights, resamples positions and re-initialises a different head", "[setup]") {
+TEST_CASE(
+    "starting from a weights file keeps the file's weights, resamples positions and re-initialises a different head",
+    "[setup]") {
   vit::test::TempDir dir;
   torch::manual_seed(0);
-  ModelMetadata source;
-  source.config.image_size = 16;
-  source.config.patch_size = 4;
+  ModelMetadata source = vit::test::small_metadata();  // 16x16 in 4x4 patches, 2 blocks
   source.config.embed_dim = 32;
-  source.config.depth = 2;
-  source.config.num_heads = 2;
-  source.config.num_classes = 5;
+  source.config.num_classes = 5;  // not the 2 classes of the run below, so its head is replaced
   source.class_names = default_class_names(5);
   VisionTransformer trained(source.config);
   save_weights(dir / "init.safetensors", trained, source);

@@ -6,7 +6,6 @@
 #include <cmath>
 
 #include "engine/optimizer.h"
-#include "engine/time_budget.h"
 #include "tests/catch.h"
 
 namespace vit::engine {
@@ -98,34 +97,12 @@ TEST_CASE("with progress by time, each phase follows whichever of steps and time
   CHECK(s.at(5, 0.3) == Approx(6e-4));  // warm-up: 6 of 10 steps ahead of 30% of its time
   CHECK(s.at(5, 0.9) == Approx(9e-4));  // warm-up: time ahead
   CHECK(s.warming_up(5, 0.9));
-  CHECK_FALSE(s.warming_up(5, 1.0));    // over by time before its steps
+  CHECK_FALSE(s.warming_up(5, 1.0));  // over by time before its steps
   CHECK(s.at(5, 1.0, 0.0) == Approx(1e-3));
   CHECK(s.at(60, 1.0, 0.0) == Approx(half_way));  // decay: steps ahead
   CHECK(s.at(20, 1.0, 0.5) == Approx(half_way));  // decay: time ahead
   CHECK(s.at(20, 1.0, 1.0) == Approx(1e-5));
   CHECK(s.at(500, 1.0, 0.2) == Approx(1e-5));
-}
-
-TEST_CASE("a time budget keeps back the end of the last epoch and measures the decay from the warm-up's end",
-          "[time_limit]") {
-  TimeBudget none;
-  CHECK_FALSE(none.limited());
-  CHECK_FALSE(none.training_done(1e9));
-  CHECK(none.decay_progress(50.0, 0.0) == 0.0);
-
-  TimeBudget budget(100.0);
-  budget.reserve(7.0);
-  CHECK(budget.training_end_s() == Approx(0.99 * 100.0 - 7.0));  // 92 s
-  CHECK_FALSE(budget.training_done(91.9));
-  CHECK(budget.training_done(92.0));
-  CHECK(budget.decay_progress(5.0, -1.0) == 0.0);          // still warming up
-  CHECK(budget.decay_progress(10.0, 10.0) == 0.0);
-  CHECK(budget.decay_progress(51.0, 10.0) == Approx(0.5));  // 41 of the 82 s after the warm-up
-  CHECK(budget.decay_progress(95.0, 10.0) == 1.0);
-  budget.reserve(17.0);  // a slower epoch end: training stops earlier, the decay with it
-  CHECK(budget.decay_progress(51.0, 10.0) == Approx(41.0 / 72.0));
-  CHECK(budget.epochs_at_end(3.5, 45.0, 10.0) == Approx(3.5 + 3.7));  // 37 s left at 10 s per epoch
-  CHECK_THROWS_AS(TimeBudget(-1.0), std::invalid_argument);
 }
 
 }  // namespace vit::engine

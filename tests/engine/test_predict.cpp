@@ -8,9 +8,11 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "engine/predict.h"
-#include "models/classifier.h"
-#include "models/weights_file.h"
+#include "models/image_classifier.h"
+#include "models/open_classifier.h"
+#include "models/vit_weights_file.h"
 #include "tests/catch.h"
+#include "tests/models/small_model.h"
 #include "tests/temp_dir.h"
 
 using vit::test::Contains;
@@ -21,20 +23,15 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A grayscale 8x8 model with 3 classes and mean = 0, std = 1, crop 1: an 8x8 image goes in unchanged / 255.
+// The shared small model with 3 classes, made grayscale 8x8 with mean = 0, std = 1, crop 1: an 8x8 image goes in
+// unchanged / 255.
 fs::path write_model(const TempDir& dir) {
-  ModelMetadata m;
+  ModelMetadata m = vit::test::small_metadata();
   m.config.image_size = 8;
-  m.config.patch_size = 4;
   m.config.in_chans = 1;
-  m.config.num_classes = 3;
-  m.config.embed_dim = 16;
-  m.config.depth = 1;
-  m.config.num_heads = 2;
   m.preprocess.crop_pct = 1.0;
   m.preprocess.mean = {0.0};
   m.preprocess.std = {1.0};
-  m.class_names = {"a", "b", "c"};
   torch::manual_seed(3);
   VisionTransformer model(m.config);
   save_weights(dir / "model.safetensors", model, m);
@@ -95,7 +92,8 @@ TEST_CASE("predict: one result per input, in order, with the model's probabiliti
     CHECK(p.classes[0] == probabilities.argmax().item<int64_t>());
     CHECK(p.probabilities[0] == Approx(probabilities.max().item<float>()).margin(1e-6));
     REQUIRE(p.logits.size() == 3);
-    for (int64_t c = 0; c < 3; ++c) CHECK(p.logits[static_cast<size_t>(c)] == Approx(expected[c].item<float>()).margin(1e-5));
+    for (int64_t c = 0; c < 3; ++c)
+      CHECK(p.logits[static_cast<size_t>(c)] == Approx(expected[c].item<float>()).margin(1e-5));
   }
 }
 
@@ -112,7 +110,7 @@ TEST_CASE("predict: with standard input not ready, what was read is classified f
   std::vector<std::streamoff> read_at_result;
   predict(*model, inputs, PredictOptions{}, [&](const Prediction&) { read_at_result.push_back(stdin_lines.tellg()); });
   REQUIRE(read_at_result.size() == 5);
-  CHECK(read_at_result[0] == line_length);      // answered before the second line was read
+  CHECK(read_at_result[0] == line_length);  // answered before the second line was read
   CHECK(read_at_result[3] == 4 * line_length);
 }
 

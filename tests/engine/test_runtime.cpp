@@ -39,8 +39,7 @@ bool malloc_set_by_environment() {
 
 }  // namespace
 
-TEST_CASE("after configure_memory_reuse a large block freed and allocated again is not faulted in again",
-          "[runtime]") {
+TEST_CASE("after configure_memory_reuse a large block freed and allocated again is not faulted in again", "[runtime]") {
   if (malloc_set_by_environment()) {
     WARN("malloc is configured by the environment: not checked");
     return;

@@ -16,7 +16,7 @@
 #include "engine/run_state.h"
 #include "engine/trainer.h"
 #include "models/safetensors.h"
-#include "models/weights_file.h"
+#include "models/vit_weights_file.h"
 #include "tests/catch.h"
 #include "tests/temp_dir.h"
 
@@ -41,7 +41,8 @@ void write_dataset(const fs::path& root, int train_per_class, int val_per_class)
         cv::Mat image(20, 20, CV_8UC3);
         for (int y = 0; y < 20; ++y) {
           for (int x = 0; x < 20; ++x) {
-            cv::Vec3b p(static_cast<uint8_t>(noise(rng)), static_cast<uint8_t>(noise(rng)), static_cast<uint8_t>(noise(rng)));
+            cv::Vec3b p(static_cast<uint8_t>(noise(rng)), static_cast<uint8_t>(noise(rng)),
+                        static_cast<uint8_t>(noise(rng)));
             p[label] = static_cast<uint8_t>(p[label] + 150);  // BGR order: blue, green, red
             image.at<cv::Vec3b>(y, x) = p;
           }
@@ -121,7 +122,8 @@ TEST_CASE("training learns a small dataset and writes its run folder", "[trainin
   std::ifstream csv(dir / "run/metrics.csv");
   std::string header;
   std::getline(csv, header);
-  CHECK(header == "epoch,train_loss,train_acc,val_loss,val_top1,val_top5,ema_val_top1,ema_val_top5,lr,images_per_s,seconds");
+  CHECK(header ==
+        "epoch,train_loss,train_acc,val_loss,val_top1,val_top5,ema_val_top1,ema_val_top5,lr,images_per_s,seconds");
   int lines = 0;
   for (std::string line; std::getline(csv, line);) ++lines;
   CHECK(lines == 6);
@@ -175,7 +177,8 @@ namespace {
 // them.
 class SlowStretch : public TrainObserver {
  public:
-  SlowStretch(int64_t first, int64_t last, std::chrono::milliseconds pause) : first_(first), last_(last), pause_(pause) {}
+  SlowStretch(int64_t first, int64_t last, std::chrono::milliseconds pause)
+      : first_(first), last_(last), pause_(pause) {}
   void on_step(const StepReport& report) override {
     lrs.push_back(report.lr);
     const auto step = static_cast<int64_t>(lrs.size());
@@ -245,7 +248,8 @@ TEST_CASE("a time limit shorter than the warm-up still warms up, decays and anne
   CHECK(observer.lrs.back() - o.min_lr < 0.05 * (o.lr - o.min_lr));
 }
 
-TEST_CASE("a time-limited run interrupted and resumed keeps its schedule: the rate never rises", "[training][time_limit]") {
+TEST_CASE("a time-limited run interrupted and resumed keeps its schedule: the rate never rises",
+          "[training][time_limit]") {
   TempDir dir;
   write_dataset(dir / "data", 20, 6);
   TrainOptions o = tiny_options(dir / "data", dir / "run");

@@ -7,16 +7,16 @@
 #include "models/vision_transformer.h"
 #include "tests/catch.h"
 #include "tests/error_of.h"
+#include "tests/models/small_model.h"
+
+using vit::test::Contains;
 
 namespace vit {
 namespace {
 
+// The shared 16x16 model (a 4x4 grid) with 3 blocks of 4 heads, so that blocks and heads are told apart below.
 ViTConfig small_config(GlobalPool pool) {
-  ViTConfig c;
-  c.image_size = 32;
-  c.patch_size = 8;  // a 4x4 grid
-  c.num_classes = 5;
-  c.embed_dim = 32;
+  ViTConfig c = test::small_config();
   c.depth = 3;
   c.num_heads = 4;
   c.global_pool = pool;
@@ -38,7 +38,7 @@ TEST_CASE("the explicit attention path gives the fused path's logits and valid p
     VisionTransformer model(small_config(pool));
     model->eval();
     torch::NoGradGuard no_grad;
-    const auto images = torch::randn({3, 3, 32, 32});
+    const auto images = torch::randn({3, 3, 16, 16});
     const auto fused = model->forward(images);
     std::vector<torch::Tensor> attention;
     const auto explicit_logits = model->forward_head(model->forward_features(images, &attention));
@@ -89,10 +89,12 @@ TEST_CASE("one head instead of the mean, and bad input named", "[model][attentio
   CHECK(attention_maps({a}, 1, true, 1).last_block.abs().max().item<double>() == 0.0);
   CHECK(attention_maps({a}, 1, true, 0).last_block.min().item<double>() == Approx(1.0 / 17));
   CHECK_THAT(test::error_of([&] { attention_maps({a}, 1, true, 2); }),
-             Catch::Matchers::Contains("attention head 2 does not exist: the model has 2 heads (0 to 1)"));
-  CHECK_THAT(test::error_of([&] { attention_maps({}, 1, true); }), Catch::Matchers::Contains("no attention matrices"));
-  CHECK_THAT(test::error_of([&] { attention_maps({torch::zeros({1, 2, 18, 18})}, 1, true); }),
-             Catch::Matchers::Contains("18 tokens minus 1 prefix tokens is not a square grid of patches"));
+             Contains("attention head 2 does not exist: the model has 2 heads (0 to 1)"));
+  CHECK_THAT(test::error_of([&] { attention_maps({}, 1, true); }), Contains("no attention matrices"));
+  CHECK_THAT(test::error_of([&] {
+               attention_maps({torch::zeros({1, 2, 18, 18})}, 1, true);
+             }),
+             Contains("18 tokens minus 1 prefix tokens is not a square grid of patches"));
 }
 
 }  // namespace vit

@@ -7,8 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "models/checkpoint_layouts.h"
 #include "models/hf_checkpoint.h"
-#include "models/model_file.h"
 #include "models/state_dict.h"
 #include "models/timm_checkpoint.h"
 #include "tests/catch.h"
@@ -125,7 +125,8 @@ TEST_CASE("Hugging Face: names map to timm's and back bit for bit, q, k, v fused
   CHECK_THAT(error_of([&] { hf_to_timm(broken, "f"); }), Contains("unexpected tensor 'vit.embeddings.mask_token'"));
   broken = hf;
   broken.erase("vit.encoder.layer.0.attention.attention.key.weight");
-  CHECK_THAT(error_of([&] { hf_to_timm(broken, "f"); }), Contains("the k part of 'blocks.0.attn.qkv.weight' is missing"));
+  CHECK_THAT(error_of([&] { hf_to_timm(broken, "f"); }),
+             Contains("the k part of 'blocks.0.attn.qkv.weight' is missing"));
 }
 
 TEST_CASE("Hugging Face: config.json and preprocessor_config.json", "[checkpoint]") {
@@ -161,24 +162,24 @@ TEST_CASE("model files: layouts told apart, with errors naming the file and tens
   const TensorMap timm = small_tensors(m.config);
   std::filesystem::create_directories(dir / "hf");
   write_safetensors(dir / "hf" / "model.safetensors", timm_to_hf(timm));
-  CHECK_THAT(error_of([&] { load_model_file(dir / "hf"); }), Contains("has no config.json beside it"));
+  CHECK_THAT(error_of([&] { load_checkpoint(dir / "hf"); }), Contains("has no config.json beside it"));
   std::ofstream(dir / "hf" / "config.json") << hf_config(m).dump();
   WeightsLayout layout;
-  auto loaded = load_model_file(dir / "hf", std::nullopt, &layout);
+  auto loaded = load_checkpoint(dir / "hf", std::nullopt, &layout);
   CHECK(layout == WeightsLayout::HuggingFace);
   CHECK(torch::equal(state_dict(*loaded.model).at("blocks.1.attn.qkv.weight"), timm.at("blocks.1.attn.qkv.weight")));
-  CHECK(read_model_file_info(dir / "hf" / "model.safetensors").metadata.class_names == m.class_names);
+  CHECK(read_checkpoint_info(dir / "hf" / "model.safetensors").metadata.class_names == m.class_names);
 
   TensorMap missing = timm;
   missing.erase("blocks.1.mlp.fc2.bias");
   std::filesystem::create_directories(dir / "timm");
   write_safetensors(dir / "timm" / "model.safetensors", missing);
   std::ofstream(dir / "timm" / "config.json") << timm_config(m).dump();
-  CHECK_THAT(error_of([&] { load_model_file(dir / "timm"); }), Contains("missing tensor 'blocks.1.mlp.fc2.bias'"));
+  CHECK_THAT(error_of([&] { load_checkpoint(dir / "timm"); }), Contains("missing tensor 'blocks.1.mlp.fc2.bias'"));
   write_safetensors(dir / "other.safetensors", {{"weight", torch::zeros({2})}});
-  CHECK_THAT(error_of([&] { load_model_file(dir / "other.safetensors"); }),
+  CHECK_THAT(error_of([&] { load_checkpoint(dir / "other.safetensors"); }),
              Contains("not a Vision Transformer checkpoint vit knows"));
-  CHECK_THAT(error_of([&] { load_model_file(dir.path()); }), Contains("holds no model.safetensors"));
+  CHECK_THAT(error_of([&] { load_checkpoint(dir.path()); }), Contains("holds no model.safetensors"));
 }
 
 }  // namespace vit

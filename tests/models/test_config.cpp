@@ -4,8 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "models/model_info.h"
-#include "models/model_source.h"
+#include "models/describe_model.h"
+#include "models/model_cost.h"
 #include "models/presets.h"
 #include "tests/catch.h"
 

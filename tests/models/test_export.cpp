@@ -6,11 +6,12 @@
 
 #include <cstdlib>
 
-#include "models/classifier.h"
-#include "models/model_file.h"
+#include "models/checkpoint_layouts.h"
+#include "models/image_classifier.h"
+#include "models/open_classifier.h"
 #include "models/state_dict.h"
+#include "models/torchscript_classifier.h"
 #include "models/torchscript_export.h"
-#include "models/torchscript_model.h"
 #include "tests/catch.h"
 #include "tests/models/small_model.h"
 #include "tests/temp_dir.h"
@@ -59,7 +60,7 @@ TEST_CASE("export: vit -> Hugging Face -> vit and vit -> timm -> vit are bit-ide
     const auto folder = dir / to_string(layout);
     save_checkpoint_folder(folder, layout, model, m);
     WeightsLayout found;
-    auto back = load_model_file(folder, std::nullopt, &found);
+    auto back = load_checkpoint(folder, std::nullopt, &found);
     save_weights(dir / "back.safetensors", back.model, back.metadata);
     const auto reread = read_safetensors(dir / "back.safetensors").tensors;
     REQUIRE(reread.size() == original.size());

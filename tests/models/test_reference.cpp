@@ -4,10 +4,10 @@
 
 #include <cstdlib>
 
-#include "models/model_file.h"
+#include "models/checkpoint_layouts.h"
 #include "models/pos_embed.h"
 #include "models/safetensors.h"
-#include "models/weights_file.h"
+#include "models/vit_weights_file.h"
 #include "tests/catch.h"
 
 namespace vit {
@@ -51,7 +51,7 @@ TEST_CASE("timm and Hugging Face checkpoints of the same weights give torchvisio
   for (const auto& [folder, layout, expected] : cases) {
     INFO(folder);
     WeightsLayout found;
-    auto loaded = load_model_file(dir / folder, std::nullopt, &found);
+    auto loaded = load_checkpoint(dir / folder, std::nullopt, &found);
     CHECK(found == layout);
     CHECK(loaded.metadata.class_names.at(7) == "class 7");  // label_names / id2label
     CHECK(loaded.metadata.config.num_heads == 4);           // model_args / num_attention_heads

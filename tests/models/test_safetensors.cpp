@@ -8,10 +8,10 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "models/atomic_file.h"
 #include "models/safetensors.h"
 #include "tests/catch.h"
 #include "tests/temp_dir.h"
+#include "util/atomic_file.h"
 
 using vit::test::Contains;
 using vit::test::read_bytes;
@@ -156,18 +156,18 @@ TEST_CASE("safetensors: negative dimension", "[safetensors][malformed]") {
 
 TEST_CASE("safetensors: offsets out of range", "[safetensors][malformed]") {
   TempDir dir;
-  CHECK_THAT(read_error(dir, safetensors_bytes(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})",
-                                               float_bytes({1}))),
-             Contains("tensor 'w': data_offsets [0,8] out of range for the data section of 4 bytes"));
-  CHECK_THAT(read_error(dir, safetensors_bytes(R"({"w":{"dtype":"F32","shape":[0],"data_offsets":[4,0]}})",
-                                               float_bytes({1}))),
-             Contains("tensor 'w': data_offsets [4,0] out of range"));
+  CHECK_THAT(
+      read_error(dir, safetensors_bytes(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", float_bytes({1}))),
+      Contains("tensor 'w': data_offsets [0,8] out of range for the data section of 4 bytes"));
+  CHECK_THAT(
+      read_error(dir, safetensors_bytes(R"({"w":{"dtype":"F32","shape":[0],"data_offsets":[4,0]}})", float_bytes({1}))),
+      Contains("tensor 'w': data_offsets [4,0] out of range"));
 }
 
 TEST_CASE("safetensors: a file truncated inside its data", "[safetensors][malformed]") {
   TempDir dir;
-  const auto bytes = safetensors_bytes(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,12]}})",
-                                       float_bytes({1, 2, 3}));
+  const auto bytes =
+      safetensors_bytes(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,12]}})", float_bytes({1, 2, 3}));
   CHECK_THAT(read_error(dir, bytes.substr(0, bytes.size() - 5)),
              Contains("tensor 'w': data_offsets [0,12] out of range for the data section of 7 bytes"));
 }

@@ -7,24 +7,23 @@
 #include <set>
 #include <string>
 
-#include "models/model_info.h"
+#include "models/model_cost.h"
 #include "models/presets.h"
 #include "models/state_dict.h"
 #include "models/vision_transformer.h"
 #include "tests/catch.h"
+#include "tests/models/small_model.h"
 
 using vit::test::Contains;
 
 namespace vit {
 namespace {
 
+// The shared 16x16 model, 2 blocks, with the width, heads and classes the expected shapes and losses below use.
 ViTConfig tiny_config() {
-  ViTConfig c;
-  c.image_size = 16;
-  c.patch_size = 4;
+  ViTConfig c = test::small_config();
   c.num_classes = 5;
   c.embed_dim = 32;
-  c.depth = 2;
   c.num_heads = 4;
   return c;
 }
@@ -41,8 +40,9 @@ TEST_CASE("state-dict keys are timm's", "[model]") {
   torch::manual_seed(0);
   ViTConfig c = tiny_config();
   VisionTransformer model(c);
-  std::set<std::string> expected{"cls_token", "pos_embed", "patch_embed.proj.weight", "patch_embed.proj.bias",
-                                 "norm.weight", "norm.bias", "head.weight", "head.bias"};
+  std::set<std::string> expected{
+      "cls_token",   "pos_embed", "patch_embed.proj.weight", "patch_embed.proj.bias", "norm.weight", "norm.bias",
+      "head.weight", "head.bias"};
   for (int b = 0; b < 2; ++b) {
     const std::string p = "blocks." + std::to_string(b) + ".";
     for (const char* leaf : {"norm1", "attn.qkv", "attn.proj", "norm2", "mlp.fc1", "mlp.fc2"}) {
@@ -174,7 +174,7 @@ TEST_CASE("the model over-fits a small batch: the loss falls and gradients reach
     optimizer.step();
     last_loss = loss.item<double>();
   }
-  CHECK(first_loss > 1.0);             // about ln(5) = 1.6 at initialisation
+  CHECK(first_loss > 1.0);  // about ln(5) = 1.6 at initialisation
   CHECK(last_loss < 0.1 * first_loss);
 }
 

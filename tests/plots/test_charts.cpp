@@ -1,0 +1,70 @@
+// The charts: sizes, lines where the data are, colours where the matrix is high, and errors for bad input.
+
+#include <opencv2/core.hpp>
+
+#include <cmath>
+#include <vector>
+
+#include "plots/charts.h"
+#include "tests/catch.h"
+#include "tests/error_of.h"
+
+using vit::test::Contains;
+
+namespace vit::plots {
+namespace {
+
+// Pixels of `picture` within `tolerance` of the BGR `colour`.
+int pixels_of(const cv::Mat& picture, cv::Scalar colour, int tolerance = 12) {
+  cv::Mat mask;
+  cv::inRange(picture, colour - cv::Scalar::all(tolerance), colour + cv::Scalar::all(tolerance), mask);
+  return cv::countNonZero(mask);
+}
+
+}  // namespace
+
+TEST_CASE("training curves draw every series that has values", "[data][plots]") {
+  std::vector<EpochPoint> points;
+  for (int e = 1; e <= 6; ++e) {
+    EpochPoint p;
+    p.epoch = e;
+    p.train_loss = 2.0 / e;
+    p.train_acc = 0.5 + 0.05 * e;
+    p.lr = 1e-3 * (7 - e);
+    if (e % 2 == 0) p.val_top1 = 0.6 + 0.04 * e;  // validation every other epoch: gaps in those lines
+    points.push_back(p);
+  }
+  const cv::Mat picture = training_curves(points, "run");
+  REQUIRE(picture.type() == CV_8UC3);
+  CHECK(picture.cols == 3 * 420);
+  CHECK(picture.rows == 30 + 340);
+  CHECK(pixels_of(picture, {200, 110, 30}) > 500);   // train loss and train accuracy (blue)
+  CHECK(pixels_of(picture, {30, 130, 240}) > 30);    // validation top-1 points (orange)
+  CHECK(pixels_of(picture, {120, 120, 120}) > 200);  // learning rate (grey)
+  CHECK(pixels_of(picture, {60, 160, 60}) == 0);     // no top-5 values, no green
+  CHECK_THAT(test::error_of([] { training_curves({}, "run"); }), Contains("no epochs to plot"));
+}
+
+TEST_CASE("the confusion picture colours each row's share, with a colour scale", "[data][plots]") {
+  // Class 0 always right, class 1 right 3 times in 4.
+  const std::vector<int64_t> counts{10, 0, 1, 3};
+  const cv::Mat picture = confusion_picture(counts, {"cat", "dog"}, "eval");
+  REQUIRE(picture.type() == CV_8UC3);
+  // Cells are 56 pixels (640 / 2 capped); find them from the picture's layout: the grid ends 90 pixels from the
+  // right edge and starts 56 below the top.
+  const int cell = 56, top = 56, left = picture.cols - 90 - 2 * cell;
+  auto colour = [&](int r, int c) {
+    return cv::mean(picture(cv::Rect(left + c * cell + 4, top + r * cell + 4, 8, 8)));
+  };
+  // VIRIDIS: green rises steadily from 0 (dark purple) to 1 (yellow).
+  CHECK(colour(0, 0)[1] > 200);
+  CHECK(colour(0, 1)[1] < 20);
+  CHECK(colour(1, 1)[1] > colour(1, 0)[1] + 60);  // 0.75 against 0.25
+  CHECK_THAT(test::error_of([&] {
+               confusion_picture({1, 2, 3}, {"cat", "dog"}, "eval");
+             }),
+             Contains("expected a K x K matrix with K class names"));
+  CHECK(encode_png(picture).size() > 100);
+}
+
+}  // namespace vit::plots

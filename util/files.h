@@ -1,0 +1,27 @@
+#pragma once
+// Folder listing, removal and syncing for every library and the tests.
+//
+// These use POSIX calls rather than std::filesystem::remove_all / directory_iterator: pip PyTorch's libtorch
+// exports std::filesystem symbols from an older libstdc++, which the dynamic linker binds in place of the
+// system's, and directory iteration then crashes (seen with PyTorch 2.11 and g++ 13 on the GPU machine).
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace vit {
+
+// Names in a folder, without "." and "..", in the order the file system gives them; empty when it cannot be read.
+std::vector<std::string> list_names(const std::filesystem::path& dir);
+
+// Removes a file or a folder with everything in it, not following symbolic links; best effort.
+void remove_tree(const std::filesystem::path& path);
+
+// fsync by path, best effort (some file systems refuse to open folders): std::ofstream gives no descriptor.
+// `flags` are open(2)'s, e.g. O_RDONLY | O_DIRECTORY for the folder that holds a renamed file.
+void sync_path(const std::filesystem::path& path, int flags);
+
+// One syncfs for the file system holding `folder`: cheaper than an fsync per file when thousands were written.
+void sync_file_system(const std::filesystem::path& folder);
+
+}  // namespace vit
