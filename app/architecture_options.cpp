@@ -15,7 +15,7 @@ void add_architecture_options(CLI::App* cli, std::string& model, engine::Archite
     if constexpr (std::is_same_v<T, GlobalPool>) {
       cli->add_option_function<std::string>(
              info.option, [&target](const std::string& name) { target = parse_global_pool(name); }, info.help)
-          ->check(CLI::IsMember({"token", "avg"}))
+          ->check(CLI::IsMember({"token", "avg", "max", "avgmax"}))
           ->group(group);
     } else {
       cli->add_option_function<T>(

@@ -46,10 +46,18 @@ void print_text(const ModelDescription& d) {
   fmt::print("model         {} ({})\n", d.source, d.kind);
   fmt::print("input         {} channel{}, {}x{} pixels\n", c.in_chans, c.in_chans == 1 ? "" : "s", c.image_size,
              c.image_size);
-  fmt::print("patches       {}x{} of {}x{} pixels = {} tokens{}\n", c.grid_size(), c.grid_size(), c.patch_size,
-             c.patch_size, c.num_patches(), c.class_token ? " + class token" : "");
+  const std::string registers = c.reg_tokens > 0 ? fmt::format(" + {} register tokens", c.reg_tokens) : "";
+  fmt::print("patches       {}x{} of {}x{} pixels = {} tokens{}{}{}\n", c.grid_size(), c.grid_size(), c.patch_size,
+             c.patch_size, c.num_patches(), c.class_token ? " + class token" : "", registers,
+             c.no_embed_class && c.num_prefix_tokens() > 0 ? " (position embedding on the patches only)" : "");
   fmt::print("encoder       {} blocks, width {}, {} heads of {}, MLP {}, LayerNorm eps {:g}\n", c.depth, c.embed_dim,
              c.num_heads, c.head_dim(), c.mlp_hidden_dim(), c.norm_eps);
+  std::vector<std::string> options;  // timm's options beyond the plain ViT
+  if (c.pre_norm) options.push_back("norm_pre");
+  if (c.init_values > 0.0) options.push_back(fmt::format("layer scale (init {:g})", c.init_values));
+  if (!c.qkv_bias) options.push_back("qkv without bias");
+  if (c.act_layer != Activation::Gelu) options.push_back("act_layer " + to_string(c.act_layer));
+  if (!options.empty()) fmt::print("options       {}\n", join(options));
   fmt::print("pooling       {}{}\n", to_string(c.global_pool), c.fc_norm ? " (norm after pooling: fc_norm)" : "");
   fmt::print("parameters    {} ({:.1f} M)\n", with_thousands(params), static_cast<double>(params) / 1e6);
   if (macs >= 1e9) {

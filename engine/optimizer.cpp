@@ -27,7 +27,8 @@ std::vector<NamedParameter> named_parameters(const torch::nn::Module& module) {
 }
 
 bool AdamW::uses_weight_decay(const std::string& name, const at::Tensor& tensor) {
-  return tensor.dim() > 1 && name != "cls_token" && name != "pos_embed";
+  // timm's VisionTransformer.no_weight_decay(), plus every vector (norms, biases, layer scales).
+  return tensor.dim() > 1 && name != "cls_token" && name != "reg_token" && name != "pos_embed";
 }
 
 AdamW::AdamW(std::vector<NamedParameter> parameters, AdamWOptions options) : options_(options) {

@@ -58,7 +58,8 @@ void AttentionPictureWriter::write(const Prediction& p) {
   const auto top = static_cast<size_t>(p.classes.at(0));
   const std::string label = top < info_.class_names.size() ? info_.class_names[top] : std::to_string(top);
   in.caption = fmt::format("top-1: {}  p = {:.3f}", label, p.probabilities.at(0));
-  in.map_source = p.attention_from_class_token ? "of the class token" : "averaged over patch tokens (no class token)";
+  in.map_source =
+      p.attention_from_class_token ? "of the class token" : "averaged over patch tokens (the head pools them)";
   const int64_t heads = info_.config ? info_.config->num_heads : 0;
   in.heads = head_ ? fmt::format("head {}", *head_) : fmt::format("mean of {} heads", heads);
   write_file_atomically(path, plots::encode_png(plots::attention_picture(in)));

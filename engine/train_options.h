@@ -23,10 +23,12 @@ struct ArchitectureOverrides {
   std::optional<int64_t> depth;
   std::optional<int64_t> num_heads;
   std::optional<double> mlp_ratio;
-  std::optional<GlobalPool> global_pool;  // also sets fc_norm as timm does (on for "avg")
+  std::optional<GlobalPool> global_pool;  // also sets fc_norm as timm does (on for avg, max, avgmax)
   std::optional<double> drop_rate;
   std::optional<double> drop_path;
   std::optional<double> patch_drop;
+  std::optional<int64_t> reg_tokens;
+  std::optional<double> init_values;
 };
 
 // What the override table says about one override: its name in run folders' JSON, its command-line option.
@@ -59,6 +61,10 @@ void for_each_override(Visit&& visit) {
   visit(
       OverrideInfo{"patch_drop", "--patch-drop", "Fraction of patch tokens dropped per training image (PatchDropout)"},
       &O::patch_drop, &ViTConfig::patch_drop_rate);
+  visit(OverrideInfo{"reg_tokens", "--reg-tokens", "Register tokens after the class token (DINOv2 with registers)"},
+        &O::reg_tokens, &ViTConfig::reg_tokens);
+  visit(OverrideInfo{"init_values", "--init-values", "Layer scale's starting value (DeiT-III, DINOv2); 0 = none"},
+        &O::init_values, &ViTConfig::init_values);
 }
 
 // Sets the fields `overrides` names; --global-pool also sets fc_norm, as timm pairs them.

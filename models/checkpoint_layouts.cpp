@@ -11,6 +11,7 @@
 #include "models/timm_checkpoint.h"
 #include "models/torchscript_classifier.h"
 #include "util/atomic_file.h"
+#include "util/text.h"
 
 namespace vit {
 namespace {
@@ -113,14 +114,26 @@ void save_checkpoint_folder(const fs::path& dir, WeightsLayout layout, VisionTra
                             const ModelMetadata& metadata) {
   metadata.validate();
   const ViTConfig& c = metadata.config;
-  if (layout == WeightsLayout::HuggingFace &&
-      (!c.class_token || c.global_pool != GlobalPool::Token || c.fc_norm || c.num_classes == 0))
-    throw std::invalid_argument(
-        "a Hugging Face ViTForImageClassification classifies from the class token after the final norm; this "
-        "model (global_pool " +
-        to_string(c.global_pool) + (c.fc_norm ? ", fc_norm" : "") + (c.num_classes == 0 ? ", no head" : "") +
-        ") cannot be written so: export it as timm safetensors or "
-        "TorchScript instead");
+  if (layout == WeightsLayout::HuggingFace) {
+    // What ViTForImageClassification cannot express: it classifies from the class token after the final norm,
+    // with plain pre-norm blocks.
+    std::vector<std::string> unsupported;
+    if (!c.class_token || c.global_pool != GlobalPool::Token)
+      unsupported.push_back("global_pool " + to_string(c.global_pool));
+    if (c.fc_norm) unsupported.push_back("fc_norm");
+    if (c.num_classes == 0) unsupported.push_back("no head");
+    if (c.reg_tokens > 0) unsupported.push_back("register tokens");
+    if (c.no_embed_class) unsupported.push_back("no_embed_class");
+    if (c.init_values > 0.0) unsupported.push_back("layer scale");
+    if (c.pre_norm) unsupported.push_back("pre_norm");
+    if (!c.qkv_bias) unsupported.push_back("qkv without bias");
+    if (c.act_layer != Activation::Gelu) unsupported.push_back("act_layer " + to_string(c.act_layer));
+    if (!unsupported.empty())
+      throw std::invalid_argument(
+          "a Hugging Face ViTForImageClassification classifies from the class token after "
+          "the final norm, with plain blocks; this model (" +
+          join(unsupported) + ") cannot be written so: export it in timm's layout or as TorchScript instead");
+  }
   std::error_code error;
   fs::create_directories(dir, error);
   if (error) throw std::runtime_error("cannot create folder '" + dir.string() + "': " + error.message());

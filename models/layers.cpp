@@ -5,6 +5,7 @@
 #include <torch/version.h>
 
 #include <cmath>
+#include <stdexcept>
 
 #include "models/cpu_attention.h"
 #include "models/cpu_linear.h"
@@ -50,16 +51,17 @@ torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k, co
 #endif
 }
 
-LinearImpl::LinearImpl(int64_t in_features, int64_t out_features) {
+LinearImpl::LinearImpl(int64_t in_features, int64_t out_features, bool with_bias) {
   weight = register_parameter("weight", torch::empty({out_features, in_features}));
-  bias = register_parameter("bias", torch::empty({out_features}));
+  if (with_bias) bias = register_parameter("bias", torch::empty({out_features}));
 }
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) { return linear(x, weight, bias); }
 
-PatchEmbedImpl::PatchEmbedImpl(int64_t in_chans, int64_t embed_dim, int64_t patch_size) {
+PatchEmbedImpl::PatchEmbedImpl(int64_t in_chans, int64_t embed_dim, int64_t patch_size, bool bias) {
   proj_ = register_module(
-      "proj", torch::nn::Conv2d(torch::nn::Conv2dOptions(in_chans, embed_dim, patch_size).stride(patch_size)));
+      "proj",
+      torch::nn::Conv2d(torch::nn::Conv2dOptions(in_chans, embed_dim, patch_size).stride(patch_size).bias(bias)));
 }
 
 torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& images) {
@@ -67,9 +69,9 @@ torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& images) {
   return x.flatten(2).transpose(1, 2);  // (B, N, D)
 }
 
-AttentionImpl::AttentionImpl(int64_t dim, int64_t num_heads, double attn_drop, double proj_drop)
+AttentionImpl::AttentionImpl(int64_t dim, int64_t num_heads, bool qkv_bias, double attn_drop, double proj_drop)
     : num_heads_(num_heads), attn_drop_(attn_drop) {
-  qkv_ = register_module("qkv", Linear(dim, 3 * dim));
+  qkv_ = register_module("qkv", Linear(dim, 3 * dim, qkv_bias));
   proj_ = register_module("proj", Linear(dim, dim));
   proj_drop_ = register_module("proj_drop", torch::nn::Dropout(proj_drop));
 }
@@ -104,15 +106,33 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, torch::Tensor* prob
   return proj_drop_->forward(proj_->forward(out));
 }
 
-MlpImpl::MlpImpl(int64_t dim, int64_t hidden_dim, double drop) {
+torch::Tensor activate(const torch::Tensor& x, Activation activation) {
+  switch (activation) {
+    case Activation::Gelu:
+      return torch::gelu(x);  // exact erf GELU, as timm's nn.GELU()
+    case Activation::GeluTanh:
+      return torch::gelu(x, "tanh");
+    case Activation::QuickGelu:
+      return x * torch::sigmoid(1.702 * x);
+    case Activation::Silu:
+      return torch::silu(x);
+  }
+  throw std::logic_error("unknown activation");
+}
+
+MlpImpl::MlpImpl(int64_t dim, int64_t hidden_dim, Activation activation, double drop) : activation_(activation) {
   fc1_ = register_module("fc1", Linear(dim, hidden_dim));
   fc2_ = register_module("fc2", Linear(hidden_dim, dim));
   drop_ = register_module("drop", torch::nn::Dropout(drop));
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  auto hidden = drop_->forward(torch::gelu(fc1_->forward(x)));  // exact erf GELU, as timm's nn.GELU()
+  auto hidden = drop_->forward(activate(fc1_->forward(x), activation_));
   return drop_->forward(fc2_->forward(hidden));
+}
+
+LayerScaleImpl::LayerScaleImpl(int64_t dim, double init_values) {
+  gamma = register_parameter("gamma", torch::full({dim}, init_values));
 }
 
 BlockImpl::BlockImpl(const BlockOptions& o) : drop_path_(o.drop_path) {
@@ -120,14 +140,20 @@ BlockImpl::BlockImpl(const BlockOptions& o) : drop_path_(o.drop_path) {
     return register_module(name, torch::nn::LayerNorm(torch::nn::LayerNormOptions({o.dim}).eps(o.norm_eps)));
   };
   norm1_ = layer_norm("norm1");
-  attn_ = register_module("attn", Attention(o.dim, o.num_heads, o.attn_drop, o.proj_drop));
+  attn_ = register_module("attn", Attention(o.dim, o.num_heads, o.qkv_bias, o.attn_drop, o.proj_drop));
+  if (o.init_values > 0.0) ls1_ = register_module("ls1", LayerScale(o.dim, o.init_values));
   norm2_ = layer_norm("norm2");
-  mlp_ = register_module("mlp", Mlp(o.dim, o.mlp_hidden_dim, o.proj_drop));
+  mlp_ = register_module("mlp", Mlp(o.dim, o.mlp_hidden_dim, o.activation, o.proj_drop));
+  if (o.init_values > 0.0) ls2_ = register_module("ls2", LayerScale(o.dim, o.init_values));
 }
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x, torch::Tensor* attention) {
-  auto y = x + drop_path(attn_->forward(norm1_->forward(x), attention), drop_path_, is_training());
-  return y + drop_path(mlp_->forward(norm2_->forward(y)), drop_path_, is_training());
+  auto branch = attn_->forward(norm1_->forward(x), attention);
+  if (ls1_) branch = ls1_->forward(branch);
+  auto y = x + drop_path(branch, drop_path_, is_training());
+  branch = mlp_->forward(norm2_->forward(y));
+  if (ls2_) branch = ls2_->forward(branch);
+  return y + drop_path(branch, drop_path_, is_training());
 }
 
 }  // namespace vit

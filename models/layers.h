@@ -8,6 +8,8 @@
 #include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
 
+#include "models/vit_config.h"
+
 namespace vit {
 
 // Stochastic depth: during training, drops the whole residual branch of each sample with probability
@@ -30,7 +32,8 @@ torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k, co
 // unless weights are about to be loaded over them.
 class LinearImpl : public torch::nn::Module {
  public:
-  LinearImpl(int64_t in_features, int64_t out_features);
+  // Without `bias` the layer has no `bias` parameter (timm's qkv_bias=False), and y = x W^T.
+  LinearImpl(int64_t in_features, int64_t out_features, bool bias = true);
   torch::Tensor forward(const torch::Tensor& x);
 
   torch::Tensor weight;
@@ -41,7 +44,8 @@ TORCH_MODULE(Linear);
 // Images (B, C, H, W) -> patch tokens (B, N, D) with one strided convolution (kernel = stride = patch).
 class PatchEmbedImpl : public torch::nn::Module {
  public:
-  PatchEmbedImpl(int64_t in_chans, int64_t embed_dim, int64_t patch_size);
+  // Without `bias` the convolution has none (timm with pre_norm, as CLIP).
+  PatchEmbedImpl(int64_t in_chans, int64_t embed_dim, int64_t patch_size, bool bias = true);
   torch::Tensor forward(const torch::Tensor& images);
 
  private:
@@ -52,7 +56,7 @@ TORCH_MODULE(PatchEmbed);
 // Multi-head self-attention with one fused qkv projection (rows ordered q, k, v, as in timm).
 class AttentionImpl : public torch::nn::Module {
  public:
-  AttentionImpl(int64_t dim, int64_t num_heads, double attn_drop, double proj_drop);
+  AttentionImpl(int64_t dim, int64_t num_heads, bool qkv_bias, double attn_drop, double proj_drop);
   // (B, N, D) -> (B, N, D). With `probs`, attention is computed explicitly, softmax(q k^T / sqrt(Dh)) v, and its
   // probabilities (B, H, N, N) are stored there (for attention maps); otherwise fused kernels, which never
   // materialise them.
@@ -67,18 +71,32 @@ class AttentionImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Attention);
 
-// Two linear layers with an exact (erf) GELU between them.
+// The activation timm's act_layer names.
+torch::Tensor activate(const torch::Tensor& x, Activation activation);
+
+// Two linear layers with the activation between them.
 class MlpImpl : public torch::nn::Module {
  public:
-  MlpImpl(int64_t dim, int64_t hidden_dim, double drop);
+  MlpImpl(int64_t dim, int64_t hidden_dim, Activation activation, double drop);
   torch::Tensor forward(const torch::Tensor& x);
 
  private:
+  Activation activation_;
   Linear fc1_{nullptr};
   Linear fc2_{nullptr};
   torch::nn::Dropout drop_{nullptr};
 };
 TORCH_MODULE(Mlp);
+
+// timm's LayerScale: multiplies each channel by a learned `gamma` (D), which starts at init_values.
+class LayerScaleImpl : public torch::nn::Module {
+ public:
+  LayerScaleImpl(int64_t dim, double init_values);
+  torch::Tensor forward(const torch::Tensor& x) { return x * gamma; }
+
+  torch::Tensor gamma;
+};
+TORCH_MODULE(LayerScale);
 
 struct BlockOptions {
   int64_t dim;
@@ -88,9 +106,13 @@ struct BlockOptions {
   double proj_drop;
   double attn_drop;
   double drop_path;
+  bool qkv_bias = true;
+  double init_values = 0.0;  // layer scale (ls1, ls2) when > 0
+  Activation activation = Activation::Gelu;
 };
 
-// Pre-norm transformer encoder block: x + attn(norm1(x)), then x + mlp(norm2(x)).
+// Pre-norm transformer encoder block: x + ls1(attn(norm1(x))), then x + ls2(mlp(norm2(x))); the layer scales
+// only with init_values.
 class BlockImpl : public torch::nn::Module {
  public:
   explicit BlockImpl(const BlockOptions& options);
@@ -101,8 +123,10 @@ class BlockImpl : public torch::nn::Module {
   double drop_path_;
   torch::nn::LayerNorm norm1_{nullptr};
   Attention attn_{nullptr};
+  LayerScale ls1_{nullptr};
   torch::nn::LayerNorm norm2_{nullptr};
   Mlp mlp_{nullptr};
+  LayerScale ls2_{nullptr};
 };
 TORCH_MODULE(Block);
 

@@ -24,17 +24,19 @@ double macs_with_tokens(const ViTConfig& c, int64_t tokens) {
 int64_t count_parameters(const ViTConfig& c) {
   const int64_t d = c.embed_dim;
   const int64_t hidden = c.mlp_hidden_dim();
-  const int64_t patch_embed = c.in_chans * c.patch_size * c.patch_size * d + d;
-  const int64_t tokens = (c.class_token ? d : 0) + c.sequence_length() * d;
-  const int64_t block = 2 * d                  // norm1
-                        + d * 3 * d + 3 * d    // attn.qkv
-                        + d * d + d            // attn.proj
-                        + 2 * d                // norm2
-                        + d * hidden + hidden  // mlp.fc1
-                        + hidden * d + d;      // mlp.fc2
-  const int64_t final_norm = 2 * d;            // norm or fc_norm
+  const int64_t patch_embed = c.in_chans * c.patch_size * c.patch_size * d + (c.pre_norm ? 0 : d);
+  const int64_t tokens = c.num_prefix_tokens() * d              // cls_token, reg_token
+                         + c.pos_embed_length() * d;            // pos_embed
+  const int64_t block = 2 * d                                   // norm1
+                        + d * 3 * d + (c.qkv_bias ? 3 * d : 0)  // attn.qkv
+                        + d * d + d                             // attn.proj
+                        + 2 * d                                 // norm2
+                        + d * hidden + hidden                   // mlp.fc1
+                        + hidden * d + d                        // mlp.fc2
+                        + (c.init_values > 0.0 ? 2 * d : 0);    // ls1, ls2
+  const int64_t norms = 2 * d + (c.pre_norm ? 2 * d : 0);       // norm or fc_norm; norm_pre
   const int64_t head = c.num_classes > 0 ? d * c.num_classes + c.num_classes : 0;
-  return patch_embed + tokens + c.depth * block + final_norm + head;
+  return patch_embed + tokens + c.depth * block + norms + head;
 }
 
 double count_macs(const ViTConfig& c) { return macs_with_tokens(c, c.sequence_length()); }

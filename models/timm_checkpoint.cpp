@@ -1,6 +1,8 @@
 #include "models/timm_checkpoint.h"
 
 #include <cmath>
+#include <map>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -40,12 +42,28 @@ ViTConfig config_from_shapes(const TensorShapes& shapes, const std::string& sour
   c.in_chans = proj[1];
   c.patch_size = proj[2];
   c.class_token = shapes.count("cls_token") > 0;
-  const auto& pos = shape_of(shapes, "pos_embed", source);  // (1, prefix + grid * grid, D)
-  const int64_t patches = pos.size() == 3 ? pos[1] - c.num_prefix_tokens() : 0;
-  const auto grid = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(std::max<int64_t>(0, patches)))));
-  if (pos.size() != 3 || grid == 0 || grid * grid != patches)
+  if (const auto reg = shapes.find("reg_token"); reg != shapes.end()) {
+    if (reg->second.size() != 3)
+      fail(source, "tensor 'reg_token' has shape " + shape_text(reg->second) + ", expected (1, registers, embed_dim)");
+    c.reg_tokens = reg->second[1];
+  }
+  // (1, prefix + grid * grid, D), or (1, grid * grid, D) when the prefix tokens have no position embedding
+  // (timm's no_embed_class); model_args can settle the rare length that reads both ways.
+  const auto& pos = shape_of(shapes, "pos_embed", source);
+  const auto square_side = [](int64_t n) {
+    const auto side = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(std::max<int64_t>(0, n)))));
+    return side * side == n ? side : 0;
+  };
+  const int64_t length = pos.size() == 3 ? pos[1] : 0;
+  int64_t grid = square_side(length - c.num_prefix_tokens());
+  if (grid == 0 && c.num_prefix_tokens() > 0) {
+    grid = square_side(length);
+    c.no_embed_class = grid > 0;
+  }
+  if (pos.size() != 3 || grid == 0)
     fail(source, "tensor 'pos_embed' has shape " + shape_text(pos) + ", expected (1, " +
-                     std::to_string(c.num_prefix_tokens()) + " + grid * grid, embed_dim)");
+                     std::to_string(c.num_prefix_tokens()) +
+                     " + grid * grid, embed_dim) or (1, grid * grid, embed_dim)");
   c.image_size = grid * c.patch_size;
   c.depth = 0;
   while (shapes.count("blocks." + std::to_string(c.depth) + ".norm1.weight")) ++c.depth;
@@ -56,8 +74,12 @@ ViTConfig config_from_shapes(const TensorShapes& shapes, const std::string& sour
   c.num_classes = head == shapes.end() ? 0 : head->second.at(0);
   // timm moves the final norm after the pooling (fc_norm) exactly when it pools by averaging.
   c.fc_norm = shapes.count("fc_norm.weight") > 0;
-  c.global_pool = c.fc_norm ? GlobalPool::Avg : GlobalPool::Token;
+  c.global_pool = c.fc_norm || !c.class_token ? GlobalPool::Avg : GlobalPool::Token;
   c.norm_eps = 1e-6;
+  c.pre_norm = shapes.count("norm_pre.weight") > 0;
+  c.qkv_bias = shapes.count("blocks.0.attn.qkv.bias") > 0;
+  // Layer scale: its starting value only matters for training from scratch; model_args may give timm's.
+  if (shapes.count("blocks.0.ls1.gamma")) c.init_values = 1e-5;
   c.num_heads = 0;  // unknown so far
   return c;
 }
@@ -84,14 +106,74 @@ int64_t timm_heads(const std::string& architecture, int64_t width) {
   return 0;
 }
 
+// timm's VisionTransformer arguments that vit does not implement yet, with the value that leaves them off: a
+// model_args entry at that value is fine, any other names the option as unsupported.
+const std::map<std::string, json>& unsupported_timm_args() {
+  static const std::map<std::string, json> args{
+      {"qk_norm", false},
+      {"proj_bias", true},
+      {"final_norm", true},
+      {"dynamic_img_size", false},
+      {"dynamic_img_pad", false},
+      {"pool_include_prefix", false},
+      {"scale_attn_norm", false},
+      {"scale_mlp_norm", false},
+      {"norm_layer", nullptr},
+      {"embed_norm_layer", nullptr},
+      {"mlp_layer", nullptr},
+      {"block_fn", nullptr},
+      {"embed_layer", nullptr},
+      {"attn_layer", nullptr},
+      {"dist_token", false},
+      {"distilled", false},
+      {"attn_pool_num_heads", nullptr},
+      {"attn_pool_mlp_ratio", nullptr},
+      {"ignore_head", false},
+      {"embed_proj_bias", true},
+  };
+  return args;
+}
+
+// The rest of timm's arguments: told by the tensor shapes or by the field table, or without effect on the
+// function a checkpoint computes (training-time rates and initialisation).
+bool is_known_timm_arg(const std::string& key) {
+  static const std::set<std::string> others{
+      "img_size",       "patch_size",  "in_chans",      "num_classes",     "embed_dim",      "depth",
+      "mlp_ratio",      "class_token", "global_pool",   "fc_norm",         "reg_tokens",     "pre_norm",
+      "qkv_bias",       "drop_rate",   "pos_drop_rate", "patch_drop_rate", "proj_drop_rate", "attn_drop_rate",
+      "drop_path_rate", "weight_init", "fix_init"};
+  bool in_table = false;
+  for_each_field(
+      [&](const FieldInfo& field, auto) { in_table = in_table || (field.timm_arg && key == field.timm_arg); });
+  return in_table || others.count(key) > 0;
+}
+
+void check_model_args(const json& args, const std::string& architecture) {
+  for (const auto& [key, value] : args.items()) {
+    const auto unsupported = unsupported_timm_args().find(key);
+    if (unsupported != unsupported_timm_args().end()) {
+      if (value != unsupported->second)
+        throw std::invalid_argument("model_args " + key + " = " + value.dump() + " (architecture '" + architecture +
+                                    "') is not supported by vit yet");
+    } else if (!is_known_timm_arg(key)) {
+      throw std::invalid_argument("model_args has an unknown key '" + key + "' (architecture '" + architecture +
+                                  "'): not an argument of timm's VisionTransformer");
+    }
+  }
+}
+
 void read_config_json(const json& j, ModelMetadata& m) {
   ViTConfig& c = m.config;
+  const std::string architecture = j.contains("architecture") ? j.at("architecture").get<std::string>() : "unnamed";
+  if (j.contains("model_args")) check_model_args(j.at("model_args"), architecture);
   // Without config.json, timm's default pairing: average pooling exactly when the norm follows the pooling.
   if (j.contains("global_pool")) c.global_pool = parse_global_pool(j.at("global_pool").get<std::string>());
   // What the shapes cannot tell comes from model_args, else (the heads) from the architecture's name.
   const json* args = j.contains("model_args") ? &j.at("model_args") : nullptr;
   for_each_field([&](const FieldInfo& field, auto member) {
-    if (field.read_from_timm && args && args->contains(field.timm_arg)) args->at(field.timm_arg).get_to(c.*member);
+    if (!field.read_from_timm || !args || !args->contains(field.timm_arg)) return;
+    const json& value = args->at(field.timm_arg);
+    if (!value.is_null()) value.get_to(c.*member);  // timm writes None (null) for an option left off
   });
   if (!(args && args->contains("num_heads")) && j.contains("architecture"))
     c.num_heads = timm_heads(j.at("architecture").get<std::string>(), c.embed_dim);
@@ -157,8 +239,10 @@ json timm_config(const ModelMetadata& m) {
   const std::string pool = to_string(c.global_pool);
   const std::vector<int64_t> input_size{c.in_chans, c.image_size, c.image_size};
   json model_args = json::object();  // every argument timm.create_model needs to build this architecture
+  const ViTConfig defaults;
   for_each_field([&](const FieldInfo& field, auto member) {
-    if (field.timm_arg) model_args[field.timm_arg] = c.*member;
+    // Newer options only when used, as in vit's own files (timm's defaults are the same).
+    if (field.timm_arg && (!field.optional || c.*member != defaults.*member)) model_args[field.timm_arg] = c.*member;
   });
   return {{"architecture", architecture},
           {"num_classes", c.num_classes},

@@ -1,6 +1,7 @@
 #pragma once
-// The Vision Transformer (Dosovitskiy et al. 2020) as timm builds it: patch embedding, class token, learned
-// position embedding, pre-norm encoder blocks, final norm, linear head.
+// The Vision Transformer (Dosovitskiy et al. 2020) as timm builds it: patch embedding, class and register tokens,
+// learned position embedding, optional norm_pre, pre-norm encoder blocks (optionally layer-scaled), final norm,
+// pooling, linear head.
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
@@ -40,8 +41,10 @@ class VisionTransformerImpl : public torch::nn::Module {
   ViTConfig config_;
   PatchEmbed patch_embed_{nullptr};
   torch::Tensor cls_token_;  // (1, 1, D); undefined without a class token
-  torch::Tensor pos_embed_;  // (1, T, D)
+  torch::Tensor reg_token_;  // (1, R, D); undefined without register tokens
+  torch::Tensor pos_embed_;  // (1, T, D), or (1, N, D) with no_embed_class
   torch::nn::Dropout pos_drop_{nullptr};
+  torch::nn::LayerNorm norm_pre_{nullptr};  // with pre_norm
   torch::nn::ModuleList blocks_{nullptr};
   torch::nn::LayerNorm norm_{nullptr};     // before pooling, unless config.fc_norm
   torch::nn::LayerNorm fc_norm_{nullptr};  // after pooling, when config.fc_norm

@@ -44,17 +44,55 @@ void check_rate(const char* name, double value) {
 
 }  // namespace
 
-std::string to_string(GlobalPool pool) { return pool == GlobalPool::Token ? "token" : "avg"; }
+std::string to_string(GlobalPool pool) {
+  switch (pool) {
+    case GlobalPool::Token:
+      return "token";
+    case GlobalPool::Avg:
+      return "avg";
+    case GlobalPool::Max:
+      return "max";
+    case GlobalPool::AvgMax:
+      return "avgmax";
+  }
+  return "unknown";
+}
 
 void to_json(nlohmann::json& j, const GlobalPool& pool) { j = to_string(pool); }
 
 void from_json(const nlohmann::json& j, GlobalPool& pool) { pool = parse_global_pool(j.get<std::string>()); }
 
 GlobalPool parse_global_pool(const std::string& text) {
-  if (text == "token") return GlobalPool::Token;
-  if (text == "avg") return GlobalPool::Avg;
-  fail("global_pool must be 'token' or 'avg', got '" + text + "'");
+  for (GlobalPool pool : {GlobalPool::Token, GlobalPool::Avg, GlobalPool::Max, GlobalPool::AvgMax}) {
+    if (text == to_string(pool)) return pool;
+  }
+  fail("global_pool must be 'token', 'avg', 'max' or 'avgmax', got '" + text + "'");
 }
+
+std::string to_string(Activation activation) {
+  switch (activation) {
+    case Activation::Gelu:
+      return "gelu";
+    case Activation::GeluTanh:
+      return "gelu_tanh";
+    case Activation::QuickGelu:
+      return "quick_gelu";
+    case Activation::Silu:
+      return "silu";
+  }
+  return "unknown";
+}
+
+Activation parse_activation(const std::string& text) {
+  for (Activation a : {Activation::Gelu, Activation::GeluTanh, Activation::QuickGelu, Activation::Silu}) {
+    if (text == to_string(a)) return a;
+  }
+  fail("act_layer must be 'gelu', 'gelu_tanh', 'quick_gelu' or 'silu', got '" + text + "'");
+}
+
+void to_json(nlohmann::json& j, const Activation& activation) { j = to_string(activation); }
+
+void from_json(const nlohmann::json& j, Activation& activation) { activation = parse_activation(j.get<std::string>()); }
 
 std::string to_string(Interpolation interpolation) {
   return interpolation == Interpolation::Bicubic ? "bicubic" : "bilinear";
@@ -85,6 +123,8 @@ void ViTConfig::validate() const {
   check_rate("attn_drop_rate", attn_drop_rate);
   check_rate("drop_path_rate", drop_path_rate);
   check_rate("patch_drop_rate", patch_drop_rate);
+  if (reg_tokens < 0) fail("reg_tokens must be >= 0, got " + str(reg_tokens));
+  if (!(init_values >= 0.0)) fail("init_values must be >= 0 (0: no layer scale), got " + str(init_values));
 }
 
 void PreprocessConfig::validate(int64_t in_chans) const {

@@ -13,8 +13,10 @@ namespace vit {
 
 // How the token sequence is reduced to one feature vector for the head (timm's `global_pool`).
 enum class GlobalPool {
-  Token,  // the class token's output ("token")
-  Avg,    // mean over the patch tokens, prefix tokens excluded ("avg")
+  Token,   // the class token's output ("token")
+  Avg,     // mean over the patch tokens, prefix tokens excluded ("avg")
+  Max,     // maximum over the patch tokens ("max")
+  AvgMax,  // half the sum of the two ("avgmax")
 };
 
 std::string to_string(GlobalPool pool);
@@ -22,6 +24,19 @@ GlobalPool parse_global_pool(const std::string& text);  // throws std::invalid_a
 // As JSON: the string form.
 void to_json(nlohmann::json& j, const GlobalPool& pool);
 void from_json(const nlohmann::json& j, GlobalPool& pool);
+
+// The MLP's activation (timm's `act_layer`).
+enum class Activation {
+  Gelu,       // exact (erf) GELU, nn.GELU ("gelu")
+  GeluTanh,   // tanh approximation ("gelu_tanh")
+  QuickGelu,  // x * sigmoid(1.702 x), OpenAI CLIP's ("quick_gelu")
+  Silu,       // x * sigmoid(x) ("silu")
+};
+
+std::string to_string(Activation activation);
+Activation parse_activation(const std::string& text);  // throws std::invalid_argument naming the value
+void to_json(nlohmann::json& j, const Activation& activation);
+void from_json(const nlohmann::json& j, Activation& activation);
 
 // One struct for the whole architecture; field names follow timm's VisionTransformer arguments.
 struct ViTConfig {
@@ -45,11 +60,20 @@ struct ViTConfig {
   double attn_drop_rate = 0.0;   // dropout on attention probabilities
   double drop_path_rate = 0.0;   // stochastic depth, rising linearly from 0 to this over the blocks
   double patch_drop_rate = 0.0;  // training only: fraction of patch tokens dropped per image (timm's PatchDropout)
+  int64_t reg_tokens = 0;        // register tokens after the class token (DINOv2 with registers: `reg_token`)
+  bool no_embed_class = false;   // position embeddings over the patches only; prefix tokens added after (DeiT-III)
+  double init_values = 0.0;      // layer scale (`ls1.gamma`, `ls2.gamma`) starting at this value; 0 = none
+  bool pre_norm = false;         // LayerNorm `norm_pre` before the blocks, patch embedding without bias (CLIP)
+  bool qkv_bias = true;          // bias in the attention's qkv projection
+  Activation act_layer = Activation::Gelu;
 
   int64_t grid_size() const { return image_size / patch_size; }
   int64_t num_patches() const { return grid_size() * grid_size(); }
-  int64_t num_prefix_tokens() const { return class_token ? 1 : 0; }
+  int64_t num_prefix_tokens() const { return (class_token ? 1 : 0) + reg_tokens; }
   int64_t sequence_length() const { return num_patches() + num_prefix_tokens(); }
+  // Prefix tokens that have a position embedding: none with no_embed_class.
+  int64_t pos_embed_prefix_tokens() const { return no_embed_class ? 0 : num_prefix_tokens(); }
+  int64_t pos_embed_length() const { return num_patches() + pos_embed_prefix_tokens(); }
   int64_t head_dim() const { return embed_dim / num_heads; }
   // Rounded, not truncated: a ratio read back from a checkpoint (3840 / 704) must give the same width.
   int64_t mlp_hidden_dim() const { return std::llround(static_cast<double>(embed_dim) * mlp_ratio); }
@@ -89,6 +113,12 @@ void for_each_field(Visit&& visit) {
   visit(FieldInfo{"attn_drop_rate"}, &ViTConfig::attn_drop_rate);
   visit(FieldInfo{"drop_path_rate"}, &ViTConfig::drop_path_rate);
   visit(FieldInfo{"patch_drop_rate", nullptr, false, true}, &ViTConfig::patch_drop_rate);  // added in format 1
+  visit(FieldInfo{"reg_tokens", "reg_tokens", false, true}, &ViTConfig::reg_tokens);
+  visit(FieldInfo{"no_embed_class", "no_embed_class", true, true}, &ViTConfig::no_embed_class);
+  visit(FieldInfo{"init_values", "init_values", true, true}, &ViTConfig::init_values);
+  visit(FieldInfo{"pre_norm", "pre_norm", false, true}, &ViTConfig::pre_norm);
+  visit(FieldInfo{"qkv_bias", "qkv_bias", false, true}, &ViTConfig::qkv_bias);
+  visit(FieldInfo{"act_layer", "act_layer", true, true}, &ViTConfig::act_layer);
 }
 
 enum class Interpolation { Bilinear, Bicubic };

@@ -156,7 +156,7 @@ LoadedModel build_model(ModelMetadata metadata, TensorMap tensors, std::optional
     }
     auto pos_embed = tensors.find("pos_embed");
     if (pos_embed != tensors.end()) {
-      pos_embed->second = resample_pos_embed(pos_embed->second, config.grid_size(), config.num_prefix_tokens());
+      pos_embed->second = resample_pos_embed(pos_embed->second, config.grid_size(), config.pos_embed_prefix_tokens());
     }
   }
   loaded.model = VisionTransformer(config, /*initialize=*/false);  // every weight comes from `tensors`

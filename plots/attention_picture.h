@@ -21,7 +21,7 @@ struct AttentionPictureInput {
   const float* rollout = nullptr;     // grid x grid
   int grid = 0;
   std::string caption;     // e.g. "top-1: Coat  p = 0.93"
-  std::string map_source;  // e.g. "of the class token", "averaged over patch tokens (no class token)"
+  std::string map_source;  // e.g. "of the class token", "averaged over patch tokens (the head pools them)"
   std::string heads;       // e.g. "mean of 4 heads", "head 2"
 };
 

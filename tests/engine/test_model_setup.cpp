@@ -19,7 +19,17 @@ TEST_CASE("overrides change the preset; classes come from the data; stats follow
   o.overrides.in_chans = 1;
   o.overrides.global_pool = GlobalPool::Avg;
   o.overrides.drop_path = 0.2;
+  o.overrides.reg_tokens = 2;
+  o.overrides.init_values = 1e-5;
   const auto m = training_metadata(o, {"a", "b", "c"});
+  CHECK(m.config.reg_tokens == 2);
+  CHECK(m.config.init_values == 1e-5);
+  // The overrides travel in run folders' JSON (config.json, the resume state) and come back the same.
+  const nlohmann::json saved = o.overrides;
+  const auto restored = saved.get<ArchitectureOverrides>();
+  CHECK(restored.reg_tokens == 2);
+  CHECK(restored.global_pool == GlobalPool::Avg);
+  CHECK_FALSE(restored.patch_size.has_value());
   CHECK(m.config.image_size == 64);
   CHECK(m.config.in_chans == 1);
   CHECK(m.config.num_classes == 3);

@@ -94,6 +94,47 @@ TEST_CASE("timm: config.json gives heads, pooling, preprocessing and label names
   CHECK_THAT(error_of([&] { timm_metadata(shapes, &config, "ckpt"); }), Contains("3 classes but 1 class names"));
 }
 
+TEST_CASE("timm: the family's options from tensor shapes and model_args; unsupported or unknown ones named",
+          "[checkpoint]") {
+  ViTConfig c = small_metadata().config;
+  c.reg_tokens = 4;
+  c.init_values = 1e-6;
+  c.no_embed_class = true;
+  c.pre_norm = true;
+  c.qkv_bias = false;
+  const auto shapes = shapes_of(small_tensors(c));
+  CHECK(shapes.count("reg_token") == 1);
+  CHECK(shapes.count("patch_embed.proj.bias") == 0);                 // timm leaves it out with pre_norm
+  CHECK(shapes.at("pos_embed") == std::vector<int64_t>{1, 16, 24});  // the 4x4 patches only
+  json config = timm_config(small_metadata());
+  config["model_args"] = {{"num_heads", 2}, {"act_layer", "quick_gelu"}, {"init_values", 1e-6}};
+  const auto m = timm_metadata(shapes, &config, "ckpt");
+  CHECK(m.config.reg_tokens == 4);
+  CHECK(m.config.no_embed_class);
+  CHECK(m.config.pre_norm);
+  CHECK_FALSE(m.config.qkv_bias);
+  CHECK(m.config.init_values == 1e-6);
+  CHECK(m.config.act_layer == Activation::QuickGelu);
+  // Written back, timm's model_args carry the options the shapes cannot tell.
+  const json written = timm_config(m);
+  CHECK(written["model_args"]["act_layer"] == "quick_gelu");
+  CHECK(written["model_args"]["no_embed_class"] == true);
+  CHECK(written["model_args"]["reg_tokens"] == 4);
+
+  config["architecture"] = "vit_base_patch16_qknorm";
+  config["model_args"]["qk_norm"] = false;  // off: as if absent
+  CHECK(timm_metadata(shapes, &config, "ckpt").config.reg_tokens == 4);
+  config["model_args"]["qk_norm"] = true;
+  CHECK_THAT(error_of([&] { timm_metadata(shapes, &config, "ckpt"); }),
+             Contains("model_args qk_norm = true (architecture 'vit_base_patch16_qknorm') is not supported"));
+  config["model_args"].erase("qk_norm");
+  config["model_args"]["qkv_bais"] = false;
+  CHECK_THAT(error_of([&] { timm_metadata(shapes, &config, "ckpt"); }), Contains("unknown key 'qkv_bais'"));
+  config["model_args"].erase("qkv_bais");
+  config["global_pool"] = "map";
+  CHECK_THAT(error_of([&] { timm_metadata(shapes, &config, "ckpt"); }), Contains("got 'map'"));
+}
+
 TEST_CASE("timm: the config written for export names a timm architecture and every argument", "[checkpoint]") {
   ModelMetadata m = small_metadata();
   json config = timm_config(m);

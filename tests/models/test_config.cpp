@@ -86,6 +86,22 @@ TEST_CASE("configs round-trip through JSON and bad JSON names the key", "[config
   CHECK(nlohmann::json(back) == j);
   CHECK(back.global_pool == GlobalPool::Avg);
   CHECK(back.depth == c.depth);
+  CHECK_FALSE(j.contains("reg_tokens"));  // newer options only when used: older builds still read the file
+
+  ViTConfig family = c;
+  family.reg_tokens = 4;
+  family.no_embed_class = true;
+  family.init_values = 1e-6;
+  family.pre_norm = true;
+  family.qkv_bias = false;
+  family.act_layer = Activation::QuickGelu;
+  family.global_pool = GlobalPool::AvgMax;
+  const nlohmann::json family_json = family;
+  CHECK(family_json.at("act_layer") == "quick_gelu");
+  const auto family_back = family_json.get<ViTConfig>();
+  CHECK(nlohmann::json(family_back) == family_json);
+  CHECK(family_back.reg_tokens == 4);
+  CHECK(family_back.act_layer == Activation::QuickGelu);
 
   nlohmann::json missing = j;
   missing.erase("depth");
@@ -97,8 +113,13 @@ TEST_CASE("configs round-trip through JSON and bad JSON names the key", "[config
   unknown["dpeth"] = 6;
   REQUIRE_THROWS_WITH(unknown.get<ViTConfig>(), Contains("unknown key 'dpeth'"));
   nlohmann::json bad_pool = j;
-  bad_pool["global_pool"] = "max";
-  REQUIRE_THROWS_WITH(bad_pool.get<ViTConfig>(), Contains("global_pool must be 'token' or 'avg', got 'max'"));
+  bad_pool["global_pool"] = "map";  // timm's attention pooling, not built by vit
+  REQUIRE_THROWS_WITH(bad_pool.get<ViTConfig>(),
+                      Contains("global_pool must be 'token', 'avg', 'max' or 'avgmax', got 'map'"));
+  nlohmann::json bad_act = j;
+  bad_act["act_layer"] = "relu";
+  REQUIRE_THROWS_WITH(bad_act.get<ViTConfig>(),
+                      Contains("act_layer must be 'gelu', 'gelu_tanh', 'quick_gelu' or 'silu'"));
 
   // patch_drop_rate came later: files without it still read, as 0.
   nlohmann::json older = j;

@@ -75,6 +75,36 @@ TEST_CASE("average pooling uses fc_norm and may drop the class token, as timm", 
   CHECK(module_parameter_count(*model) == count_parameters(c));
 }
 
+TEST_CASE("timm's family options: their parameters under timm's names, the analytic count, a traceable batch",
+          "[model]") {
+  ViTConfig c = tiny_config();
+  c.reg_tokens = 3;
+  c.init_values = 1e-5;
+  c.no_embed_class = true;
+  c.pre_norm = true;
+  c.qkv_bias = false;
+  c.act_layer = Activation::Silu;
+  c.global_pool = GlobalPool::AvgMax;
+  c.fc_norm = true;
+  VisionTransformer model(c);
+  const auto tensors = state_dict(*model);
+  CHECK(tensors.at("reg_token").sizes() == torch::IntArrayRef({1, 3, 32}));
+  CHECK(tensors.at("pos_embed").sizes() == torch::IntArrayRef({1, 16, 32}));  // patches only
+  CHECK(tensors.at("blocks.1.ls2.gamma").sizes() == torch::IntArrayRef({32}));
+  CHECK(tensors.at("blocks.0.ls1.gamma").eq(1e-5f).all().item<bool>());  // starts at init_values
+  CHECK(tensors.count("norm_pre.weight") == 1);
+  CHECK(tensors.count("patch_embed.proj.bias") == 0);
+  CHECK(tensors.count("blocks.0.attn.qkv.bias") == 0);
+  CHECK(module_parameter_count(*model) == count_parameters(c));
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const auto images = torch::randn({3, 3, 16, 16});
+  const auto logits = model->forward(images);
+  CHECK(logits.sizes() == torch::IntArrayRef({3, 5}));
+  // Each image's logits do not depend on the others in the batch (prefix tokens expanded per image).
+  CHECK(torch::allclose(model->forward(images.narrow(0, 1, 1)), logits.narrow(0, 1, 1), 1e-5, 1e-5));
+}
+
 TEST_CASE("every preset builds with the analytic parameter count and gives logits of the right shape", "[model]") {
   torch::NoGradGuard no_grad;
   for (const auto& name : preset_names()) {
