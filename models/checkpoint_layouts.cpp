@@ -126,8 +126,6 @@ void save_checkpoint_folder(const fs::path& dir, WeightsLayout layout, VisionTra
     if (c.no_embed_class) unsupported.push_back("no_embed_class");
     if (c.init_values > 0.0) unsupported.push_back("layer scale");
     if (c.pre_norm) unsupported.push_back("pre_norm");
-    if (!c.qkv_bias) unsupported.push_back("qkv without bias");
-    if (c.act_layer != Activation::Gelu) unsupported.push_back("act_layer " + to_string(c.act_layer));
     if (!unsupported.empty())
       throw std::invalid_argument(
           "a Hugging Face ViTForImageClassification classifies from the class token after "

@@ -1,5 +1,6 @@
 #include "models/hf_checkpoint.h"
 
+#include <optional>
 #include <regex>
 #include <stdexcept>
 
@@ -8,6 +9,29 @@
 
 namespace vit {
 namespace {
+
+// transformers' ACT2FN names for the activations vit's MLP has (gelu_new is the tanh approximation too).
+std::optional<Activation> hf_activation(const std::string& name) {
+  if (name == "gelu") return Activation::Gelu;
+  if (name == "gelu_pytorch_tanh" || name == "gelu_new") return Activation::GeluTanh;
+  if (name == "quick_gelu") return Activation::QuickGelu;
+  if (name == "silu" || name == "swish") return Activation::Silu;
+  return std::nullopt;
+}
+
+std::string hf_activation_name(Activation activation) {
+  switch (activation) {
+    case Activation::Gelu:
+      return "gelu";
+    case Activation::GeluTanh:
+      return "gelu_pytorch_tanh";
+    case Activation::QuickGelu:
+      return "quick_gelu";
+    case Activation::Silu:
+      return "silu";
+  }
+  return "gelu";
+}
 
 using nlohmann::json;
 
@@ -57,10 +81,13 @@ ModelMetadata hf_metadata(const json& config, const json* preprocessor, const Te
     c.patch_size = patch.is_array() ? patch.at(0).get<int64_t>() : patch.get<int64_t>();
     c.in_chans = config.value("num_channels", int64_t{3});
     c.norm_eps = config.value("layer_norm_eps", 1e-12);
-    if (config.value("hidden_act", std::string("gelu")) != "gelu")
-      fail(source, "config.json hidden_act '" + config.at("hidden_act").get<std::string>() +
-                       "' is not supported (vit's MLP uses the exact GELU, \"gelu\")");
-    if (!config.value("qkv_bias", true)) fail(source, "config.json qkv_bias false is not supported");
+    const std::string act = config.value("hidden_act", std::string("gelu"));
+    const auto activation = hf_activation(act);
+    if (!activation)
+      fail(source, "config.json hidden_act '" + act +
+                       "' is not supported (vit's MLP has gelu, gelu_pytorch_tanh / gelu_new, quick_gelu, silu)");
+    c.act_layer = *activation;
+    c.qkv_bias = config.value("qkv_bias", true);  // without it, no query/key/value biases in the file
   } catch (const json::exception& e) {
     fail(source, std::string("config.json does not fit Hugging Face's ViTConfig: ") + e.what());
   }
@@ -204,7 +231,7 @@ json hf_config(const ModelMetadata& m) {
           {"num_hidden_layers", c.depth},
           {"num_attention_heads", c.num_heads},
           {"intermediate_size", c.mlp_hidden_dim()},
-          {"hidden_act", "gelu"},
+          {"hidden_act", hf_activation_name(c.act_layer)},
           {"hidden_dropout_prob", 0.0},
           {"attention_probs_dropout_prob", 0.0},
           {"initializer_range", 0.02},
@@ -212,7 +239,7 @@ json hf_config(const ModelMetadata& m) {
           {"image_size", c.image_size},
           {"patch_size", c.patch_size},
           {"num_channels", c.in_chans},
-          {"qkv_bias", true},
+          {"qkv_bias", c.qkv_bias},
           {"encoder_stride", c.patch_size},
           {"id2label", id2label},
           {"label2id", label2id}};

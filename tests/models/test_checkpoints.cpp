@@ -190,8 +190,11 @@ TEST_CASE("Hugging Face: config.json and preprocessor_config.json", "[checkpoint
   CHECK_THAT(error_of([&] { hf_metadata(wrong, nullptr, shapes, "hf"); }),
              Contains("id2label has 1 labels but the classifier has 3 outputs"));
   wrong = config;
-  wrong["hidden_act"] = "gelu_new";
-  CHECK_THAT(error_of([&] { hf_metadata(wrong, nullptr, shapes, "hf"); }), Contains("hidden_act 'gelu_new'"));
+  wrong["hidden_act"] = "relu";
+  CHECK_THAT(error_of([&] { hf_metadata(wrong, nullptr, shapes, "hf"); }), Contains("hidden_act 'relu'"));
+  json tanh = config;
+  tanh["hidden_act"] = "gelu_new";  // transformers' name for the tanh approximation
+  CHECK(hf_metadata(tanh, nullptr, shapes, "hf").config.act_layer == Activation::GeluTanh);
   wrong = config;
   wrong.erase("hidden_size");
   CHECK_THAT(error_of([&] { hf_metadata(wrong, nullptr, shapes, "hf"); }), Contains("'hf': config.json does not fit"));

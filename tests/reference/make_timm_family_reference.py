@@ -9,7 +9,8 @@ names, the token/avg/max/avgmax pools and fc_norm. Nothing here reads vit's code
 
 Writes OUT_DIR/<case>/ per model: model.safetensors (random weights in timm's names), config.json (timm's hub
 format with the model_args the tensor shapes cannot tell) and reference.safetensors (images, logits, and the
-parameter count as a one-element tensor).
+parameter count as a one-element tensor); for the hf_* case also OUT_DIR/<case>_hf/, the same weights as a
+Hugging Face ViTForImageClassification folder.
 
 Run with an interpreter that has torch (Debian: /usr/bin/python3 with python3-torch).
 """
@@ -21,7 +22,7 @@ import os
 import torch
 import torch.nn.functional as F
 
-from vit_files import write_safetensors
+from vit_files import to_hf_keys, write_safetensors
 
 BASE = dict(img_size=32, patch_size=8, in_chans=3, num_classes=7, embed_dim=48, depth=2, num_heads=4, mlp_ratio=2.0,
             class_token=True, global_pool="token", fc_norm=False, reg_tokens=0, no_embed_class=False,
@@ -35,7 +36,12 @@ CASES = {
     "max_pool_fc_norm_no_qkv_bias_gelu_tanh": dict(global_pool="max", fc_norm=True, qkv_bias=False,
                                                    act_layer="gelu_tanh"),
     "avgmax_registers_silu": dict(global_pool="avgmax", fc_norm=True, reg_tokens=2, act_layer="silu"),
+    # A plain ViT as Hugging Face's ViTForImageClassification can hold it, written in both layouts.
+    "hf_quick_gelu_no_qkv_bias": dict(act_layer="quick_gelu", qkv_bias=False),
 }
+
+# Hugging Face's names (transformers' ACT2FN) for the activations.
+HF_ACTIVATIONS = {"gelu": "gelu", "gelu_tanh": "gelu_pytorch_tanh", "quick_gelu": "quick_gelu", "silu": "silu"}
 
 ACTIVATIONS = {
     "gelu": F.gelu,
@@ -151,6 +157,16 @@ def hub_config(c):
                                "label_names": names}}
 
 
+def hf_config(c):
+    """config.json of ViTForImageClassification for a plain config c."""
+    return {"architectures": ["ViTForImageClassification"], "model_type": "vit", "hidden_size": c["embed_dim"],
+            "num_hidden_layers": c["depth"], "num_attention_heads": c["num_heads"],
+            "intermediate_size": round(c["embed_dim"] * c["mlp_ratio"]), "hidden_act": HF_ACTIVATIONS[c["act_layer"]],
+            "layer_norm_eps": 1e-6, "image_size": c["img_size"], "patch_size": c["patch_size"],
+            "num_channels": c["in_chans"], "qkv_bias": c["qkv_bias"],
+            "id2label": {str(i): f"class {i}" for i in range(c["num_classes"])}}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out_dir")
@@ -167,6 +183,12 @@ def main():
         write_safetensors(os.path.join(folder, "model.safetensors"), weights)
         with open(os.path.join(folder, "config.json"), "w") as f:
             json.dump(hub_config(c), f, indent=2)
+        if name.startswith("hf_"):
+            hf_folder = folder + "_hf"
+            os.makedirs(hf_folder, exist_ok=True)
+            write_safetensors(os.path.join(hf_folder, "model.safetensors"), to_hf_keys(weights))
+            with open(os.path.join(hf_folder, "config.json"), "w") as f:
+                json.dump(hf_config(c), f, indent=2)
         parameters = torch.tensor([float(sum(t.numel() for t in weights.values()))])
         write_safetensors(os.path.join(folder, "reference.safetensors"),
                           {"images": images, "logits": logits, "parameters": parameters})
