@@ -38,7 +38,8 @@ void add_optimization_options(CLI::App* cli, engine::TrainOptions& o) {
   cli->add_option("--min-lr", o.min_lr, "Learning rate at the end of the cosine decay")
       ->capture_default_str()
       ->group(group);
-  cli->add_option("--weight-decay", o.weight_decay, "AdamW weight decay (not on biases, norms, cls_token, pos_embed)")
+  cli->add_option("--weight-decay", o.weight_decay,
+                  "AdamW weight decay (not on biases, norms, layer scales, cls_token, reg_token, pos_embed)")
       ->capture_default_str()
       ->group(group);
   cli->add_option("--warmup-epochs", o.warmup_epochs, "Linear warm-up length in epochs (fractions allowed)")

@@ -42,7 +42,11 @@ ModelMetadata training_metadata(const TrainOptions& options, const std::vector<s
     m.config = preset.config;
     m.preprocess = preset.preprocess;
   }
+  const bool file_fc_norm = m.config.fc_norm;
   apply_overrides(m.config, options.overrides);
+  // The file's weights decide where its final norm sits (norm or fc_norm): --global-pool then changes only the
+  // pooling, as timm's reset_classifier does.
+  if (options.init) m.config.fc_norm = file_fc_norm;
   m.config.num_classes = static_cast<int64_t>(class_names.size());
   m.class_names = class_names;
   m.preprocess.mean = fit_channels(m.preprocess.mean, m.config.in_chans);

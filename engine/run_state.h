@@ -1,12 +1,15 @@
 #pragma once
 // What a training run leaves in its RUN_DIR, and the state it resumes from.
 //
-//   last.safetensors / best.safetensors   weights files (models/vit_weights_file.h): the latest and the best by val
-//   top-1 ema.safetensors                       the EMA weights, with --ema metrics.csv                           one
-//   row per epoch curves.png                            loss, accuracy and learning rate against epoch
-//   (training_plots.h) config.json                           the options and the resolved model, as run
-//   resume.safetensors                    everything needed to continue: weights, EMA, optimizer moments, RNG state
-//                                         and progress, in ONE file written atomically, so it is never inconsistent
+// clang-format off
+//   last.safetensors / best.safetensors  weights files (models/vit_weights_file.h): the latest, the best by val top-1
+//   ema.safetensors                      the EMA weights, with --ema
+//   metrics.csv                          one row per epoch
+//   curves.png                           loss, accuracy and learning rate against epoch (engine/pictures.h)
+//   config.json                          the options and the resolved model, as run
+//   resume.safetensors                   everything needed to continue: weights, EMA, optimizer moments, RNG state
+//                                        and progress, in ONE file written atomically, so it is never inconsistent
+// clang-format on
 
 #include <cmath>
 #include <cstdint>

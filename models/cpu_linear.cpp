@@ -57,7 +57,7 @@ class OneDnnLinear : public torch::autograd::Function<OneDnnLinear> {
 }  // namespace
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
-  // Without a bias (no layer of this model), at::linear: a custom function cannot take an undefined input.
+  // Without a bias (timm's qkv_bias=False), at::linear: a custom function cannot take an undefined input.
   const bool onednn = cpu::use_onednn(x) && cpu::use_onednn(weight) && weight.is_contiguous() &&
                       cpu::use_onednn(bias) && x.dim() >= 1 && x.size(-1) == weight.size(1);
   if (!onednn) return at::linear(x, weight, bias);

@@ -31,6 +31,12 @@ const std::vector<int64_t>& shape_of(const TensorShapes& shapes, const std::stri
   return it->second;
 }
 
+// The side of a square of n cells; 0 when n is not a square.
+int64_t square_side(int64_t n) {
+  const auto side = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(std::max<int64_t>(0, n)))));
+  return side * side == n ? side : 0;
+}
+
 // The architecture as far as tensor shapes tell it.
 ViTConfig config_from_shapes(const TensorShapes& shapes, const std::string& source) {
   ViTConfig c;
@@ -50,10 +56,6 @@ ViTConfig config_from_shapes(const TensorShapes& shapes, const std::string& sour
   // (1, prefix + grid * grid, D), or (1, grid * grid, D) when the prefix tokens have no position embedding
   // (timm's no_embed_class); model_args can settle the rare length that reads both ways.
   const auto& pos = shape_of(shapes, "pos_embed", source);
-  const auto square_side = [](int64_t n) {
-    const auto side = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(std::max<int64_t>(0, n)))));
-    return side * side == n ? side : 0;
-  };
   const int64_t length = pos.size() == 3 ? pos[1] : 0;
   int64_t grid = square_side(length - c.num_prefix_tokens());
   if (grid == 0 && c.num_prefix_tokens() > 0) {
@@ -95,8 +97,15 @@ constexpr Family kFamilies[] = {{"_tiny_", 192, 3},   {"_small_", 384, 6},   {"_
                                 {"_base_", 768, 12},  {"_large_", 1024, 16}, {"_so400m_", 1152, 16},
                                 {"_huge_", 1280, 16}, {"_giant_", 1408, 16}, {"_gigantic_", 1664, 16}};
 
+// Registered names whose heads differ from their family's (the name says base, the heads are not 12).
+constexpr std::pair<const char*, int64_t> kOddHeads[] = {{"vit_base_patch16_gap_224", 16}};
+
 // Heads by timm's architecture name, else by width alone (each width above is one family's); 0 if unknown.
 int64_t timm_heads(const std::string& architecture, int64_t width) {
+  const std::string name = architecture.substr(0, architecture.find('.'));  // without the pretrained tag
+  for (const auto& [odd, heads] : kOddHeads) {
+    if (name == odd) return heads;
+  }
   for (const auto& f : kFamilies) {
     if (architecture.find(f.name) != std::string::npos && f.width == width) return f.heads;
   }
@@ -130,6 +139,7 @@ const std::map<std::string, json>& unsupported_timm_args() {
       {"attn_pool_mlp_ratio", nullptr},
       {"ignore_head", false},
       {"embed_proj_bias", true},
+      {"pos_embed", "learn"},
   };
   return args;
 }
@@ -150,6 +160,14 @@ bool is_known_timm_arg(const std::string& key) {
 
 void check_model_args(const json& args, const std::string& architecture) {
   for (const auto& [key, value] : args.items()) {
+    if (key == "global_pool" && value.is_string()) {  // pools vit builds; timm's '' and 'map' are not
+      try {
+        parse_global_pool(value.get<std::string>());
+      } catch (const std::invalid_argument& e) {
+        throw std::invalid_argument("model_args " + std::string(e.what()) + " (architecture '" + architecture +
+                                    "'): not supported by vit yet");
+      }
+    }
     const auto unsupported = unsupported_timm_args().find(key);
     if (unsupported != unsupported_timm_args().end()) {
       if (value != unsupported->second)
@@ -167,7 +185,14 @@ void read_config_json(const json& j, ModelMetadata& m) {
   const std::string architecture = j.contains("architecture") ? j.at("architecture").get<std::string>() : "unnamed";
   if (j.contains("model_args")) check_model_args(j.at("model_args"), architecture);
   // Without config.json, timm's default pairing: average pooling exactly when the norm follows the pooling.
-  if (j.contains("global_pool")) c.global_pool = parse_global_pool(j.at("global_pool").get<std::string>());
+  if (j.contains("global_pool")) {
+    try {
+      c.global_pool = parse_global_pool(j.at("global_pool").get<std::string>());
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(std::string(e.what()) + " (architecture '" + architecture +
+                                  "'): not supported by vit yet");
+    }
+  }
   // What the shapes cannot tell comes from model_args, else (the heads) from the architecture's name.
   const json* args = j.contains("model_args") ? &j.at("model_args") : nullptr;
   for_each_field([&](const FieldInfo& field, auto member) {
@@ -210,6 +235,12 @@ ModelMetadata timm_metadata(const TensorShapes& shapes, const json* config, cons
       fail(source, std::string("config.json: ") + e.what());
     }
   }
+  // model_args may have settled no_embed_class: the grid follows from the position embedding's length.
+  const int64_t grid = square_side(shapes.at("pos_embed").at(1) - c.pos_embed_prefix_tokens());
+  if (grid == 0)
+    fail(source, "tensor 'pos_embed' of length " + std::to_string(shapes.at("pos_embed").at(1)) +
+                     " does not fit model_args no_embed_class " + (c.no_embed_class ? "true" : "false"));
+  c.image_size = grid * c.patch_size;
   if (c.num_heads == 0) c.num_heads = timm_heads("", c.embed_dim);
   if (c.num_heads == 0)
     fail(source, "cannot tell the number of attention heads of a " + std::to_string(c.embed_dim) +

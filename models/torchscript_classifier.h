@@ -10,7 +10,7 @@
 
 namespace vit {
 
-// Name of the archive's extra file holding the model metadata as JSON (weights_file.h, metadata_to_json).
+// Name of the archive's extra file holding the model metadata as JSON (vit_weights_file.h, metadata_to_json).
 constexpr const char* kTorchScriptMetadataFile = "vit.json";
 
 // True if the file starts as a zip archive does ("PK\3\4"): TorchScript's container.

@@ -73,6 +73,13 @@ TEST_CASE(
   // Same classes: the head is kept too.
   const auto same = build_training_model(training_metadata(o, {"0", "1", "2", "3", "4"}), o);
   CHECK(torch::equal(state_dict(*same).at("head.weight"), original.at("head.weight")));
+
+  // Another pooling on the same weights: the final norm stays where the file has it (here `norm`, no fc_norm).
+  o.overrides.global_pool = GlobalPool::Max;
+  const auto pooled = training_metadata(o, {"x", "y"});
+  CHECK(pooled.config.global_pool == GlobalPool::Max);
+  CHECK_FALSE(pooled.config.fc_norm);
+  CHECK(state_dict(*build_training_model(pooled, o)).count("norm.weight") == 1);
 }
 
 }  // namespace vit::engine

@@ -212,10 +212,18 @@ TEST_CASE("with a time limit, the schedule runs on time through a slow stretch a
   CHECK(summary.seconds <= o.time_limit + 0.5);  // the last validation and save cannot be cut short
   CHECK(summary.seconds >= 0.85 * o.time_limit);
   REQUIRE(observer.lrs.size() > 60);
-  // Warm-up (half an epoch: 2 steps), then a decay that did not race ahead during the slow stretch ...
+  // Warm-up (half an epoch: 2 steps), then a decay that never rises ...
   CHECK(observer.lrs[1] == Approx(o.lr));
-  CHECK(observer.lrs[31] > 0.5 * o.lr);
   for (size_t i = 2; i < observer.lrs.size(); ++i) REQUIRE(observer.lrs[i] <= observer.lrs[i - 1]);
+  // ... that the slow stretch did not cut short: a plan of epochs made from the slow pace would finish its cosine
+  // early and idle at the minimum; following the time, the rate comes within 1% of its minimum (the last ~6% of
+  // the decay's time) only in the last quarter of the steps. (No fixed rate at a fixed step: how far the time has
+  // gone by then depends on the machine's load.)
+  const double near_min = o.min_lr + 0.01 * (o.lr - o.min_lr);
+  const auto first_near_min =
+      std::find_if(observer.lrs.begin(), observer.lrs.end(), [&](double lr) { return lr <= near_min; }) -
+      observer.lrs.begin();
+  CHECK(static_cast<double>(first_near_min) >= 0.75 * static_cast<double>(observer.lrs.size()));
   // ... and reached the minimum when the time was spent.
   CHECK(observer.lrs.back() - o.min_lr < 0.05 * (o.lr - o.min_lr));
   // The last (partial) epoch was validated and saved like the others.

@@ -132,7 +132,45 @@ TEST_CASE("timm: the family's options from tensor shapes and model_args; unsuppo
   CHECK_THAT(error_of([&] { timm_metadata(shapes, &config, "ckpt"); }), Contains("unknown key 'qkv_bais'"));
   config["model_args"].erase("qkv_bais");
   config["global_pool"] = "map";
-  CHECK_THAT(error_of([&] { timm_metadata(shapes, &config, "ckpt"); }), Contains("got 'map'"));
+  CHECK_THAT(error_of([&] { timm_metadata(shapes, &config, "ckpt"); }),
+             Contains("got 'map' (architecture 'vit_base_patch16_qknorm')"));
+  config["global_pool"] = "token";
+  config["model_args"]["global_pool"] = "map";
+  CHECK_THAT(error_of([&] { timm_metadata(shapes, &config, "ckpt"); }), Contains("model_args global_pool must be"));
+  config["model_args"]["global_pool"] = "token";
+  config["model_args"]["pos_embed"] = "learn";  // timm's default: fine
+  CHECK(timm_metadata(shapes, &config, "ckpt").config.reg_tokens == 4);
+  config["model_args"]["pos_embed"] = "none";
+  CHECK_THAT(error_of([&] { timm_metadata(shapes, &config, "ckpt"); }), Contains("model_args pos_embed = \"none\""));
+}
+
+TEST_CASE("timm: model_args settle a position-embedding length that reads both ways; odd head counts by name",
+          "[checkpoint]") {
+  // Class token + 4 registers and 9 position embeddings: 4 patches with the prefix embedded, or 9 without.
+  ViTConfig c = small_metadata().config;
+  c.image_size = 12;  // 3x3 patches of 4
+  c.reg_tokens = 4;
+  c.no_embed_class = true;
+  const auto shapes = shapes_of(small_tensors(c));
+  const json heads_only = {{"model_args", {{"num_heads", 2}}}};
+  CHECK(timm_metadata(shapes, &heads_only, "ckpt").config.image_size == 8);  // the shapes alone: the first reading
+  json config = timm_config(small_metadata());
+  config["model_args"] = {{"num_heads", 2}, {"no_embed_class", true}};
+  const auto settled = timm_metadata(shapes, &config, "ckpt");
+  CHECK(settled.config.no_embed_class);
+  CHECK(settled.config.image_size == 12);
+
+  // vit_base_patch16_gap_224 is 768 wide like the base family, but has 16 heads.
+  ViTConfig gap = small_metadata().config;
+  gap.embed_dim = 768;
+  gap.num_heads = 16;
+  gap.depth = 1;
+  gap.class_token = false;
+  gap.global_pool = GlobalPool::Avg;
+  json named = {{"architecture", "vit_base_patch16_gap_224.untrained"}, {"global_pool", "avg"}};
+  CHECK(timm_metadata(shapes_of(small_tensors(gap)), &named, "ckpt").config.num_heads == 16);
+  named["architecture"] = "vit_base_patch16_224";
+  CHECK(timm_metadata(shapes_of(small_tensors(gap)), &named, "ckpt").config.num_heads == 12);
 }
 
 TEST_CASE("timm: the config written for export names a timm architecture and every argument", "[checkpoint]") {
