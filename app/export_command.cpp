@@ -80,7 +80,7 @@ Command setup_export(CLI::App& app) {
   cli->add_option("--format", options->format,
                   "torchscript (a traced module with the model's settings inside), timm (timm's layout: "
                   "model.safetensors, also a vit weights file, + config.json), hf (Hugging Face "
-                  "ViTForImageClassification); `safetensors` is the old name of timm")
+                  "ViT, DeiT or DINOv2 class); `safetensors` is the old name of timm")
       ->check(CLI::IsMember({"torchscript", "timm", "hf", "safetensors"}))
       ->capture_default_str();
   cli->add_option_function<int64_t>(

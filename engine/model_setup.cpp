@@ -5,7 +5,6 @@
 #include "models/checkpoint_layouts.h"
 #include "models/presets.h"
 #include "models/state_dict.h"
-#include "util/text.h"
 
 namespace vit::engine {
 namespace {
@@ -20,8 +19,7 @@ std::vector<double> fit_channels(const std::vector<double>& values, int64_t chan
 
 ModelPreset find_named_preset(const std::string& model) {
   auto preset = find_preset(model);
-  if (!preset)
-    throw std::invalid_argument("--model: unknown preset '" + model + "' (presets: " + join(preset_names()) + ")");
+  if (!preset) throw std::invalid_argument("--model: " + unknown_preset_message(model));
   return *preset;
 }
 
@@ -43,6 +41,11 @@ ModelMetadata training_metadata(const TrainOptions& options, const std::vector<s
     m.preprocess = preset.preprocess;
   }
   const bool file_fc_norm = m.config.fc_norm;
+  // The file's tensors decide the position embedding: a learned one cannot become fixed, nor appear from nothing.
+  if (options.init && options.overrides.pos_embed && *options.overrides.pos_embed != m.config.pos_embed)
+    throw std::invalid_argument("--pos-embed " + to_string(*options.overrides.pos_embed) +
+                                ": the starting model (--init) has pos_embed '" + to_string(m.config.pos_embed) +
+                                "'; leave --pos-embed out when fine-tuning");
   apply_overrides(m.config, options.overrides);
   // The file's weights decide where its final norm sits (norm or fc_norm): --global-pool then changes only the
   // pooling, as timm's reset_classifier does.

@@ -28,7 +28,7 @@ std::vector<NamedParameter> named_parameters(const torch::nn::Module& module) {
 
 bool AdamW::uses_weight_decay(const std::string& name, const at::Tensor& tensor) {
   // timm's VisionTransformer.no_weight_decay(), plus every vector (norms, biases, layer scales).
-  return tensor.dim() > 1 && name != "cls_token" && name != "reg_token" && name != "pos_embed";
+  return tensor.dim() > 1 && name != "cls_token" && name != "reg_token" && name != "dist_token" && name != "pos_embed";
 }
 
 AdamW::AdamW(std::vector<NamedParameter> parameters, AdamWOptions options) : options_(options) {

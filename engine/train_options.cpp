@@ -50,7 +50,10 @@ void apply_overrides(ViTConfig& config, const ArchitectureOverrides& overrides) 
   for_each_override([&](const OverrideInfo&, auto override_member, auto config_member) {
     if (const auto& value = overrides.*override_member) config.*config_member = *value;
   });
-  if (overrides.global_pool) config.fc_norm = *overrides.global_pool != GlobalPool::Token;  // timm's default pairing
+  if (overrides.global_pool) {  // timm's default pairing: the norm follows the reducing pools
+    const GlobalPool pool = *overrides.global_pool;
+    config.fc_norm = pool == GlobalPool::Avg || pool == GlobalPool::Max || pool == GlobalPool::AvgMax;
+  }
 }
 
 void to_json(nlohmann::json& j, const ArchitectureOverrides& overrides) {

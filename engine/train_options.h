@@ -29,6 +29,7 @@ struct ArchitectureOverrides {
   std::optional<double> patch_drop;
   std::optional<int64_t> reg_tokens;
   std::optional<double> init_values;
+  std::optional<PosEmbed> pos_embed;
 };
 
 // What the override table says about one override: its name in run folders' JSON, its command-line option.
@@ -65,6 +66,8 @@ void for_each_override(Visit&& visit) {
         &O::reg_tokens, &ViTConfig::reg_tokens);
   visit(OverrideInfo{"init_values", "--init-values", "Layer scale's starting value (DeiT-III, DINOv2); 0 = none"},
         &O::init_values, &ViTConfig::init_values);
+  visit(OverrideInfo{"pos_embed", "--pos-embed", "Position embedding: learned, fixed 2-D sine-cosine (MAE's), or none"},
+        &O::pos_embed, &ViTConfig::pos_embed);
 }
 
 // Sets the fields `overrides` names; --global-pool also sets fc_norm, as timm pairs them.

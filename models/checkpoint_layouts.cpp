@@ -11,7 +11,6 @@
 #include "models/timm_checkpoint.h"
 #include "models/torchscript_classifier.h"
 #include "util/atomic_file.h"
-#include "util/text.h"
 
 namespace vit {
 namespace {
@@ -73,12 +72,16 @@ Located locate(const fs::path& path) {
   if (format != found.header.metadata.end() && format->second == "vit-toolkit") {
     found.layout = WeightsLayout::Vit;
   } else if (shapes.count("vit.embeddings.patch_embeddings.projection.weight") ||
+             shapes.count("deit.embeddings.patch_embeddings.projection.weight") ||
+             shapes.count("dinov2.embeddings.patch_embeddings.projection.weight") ||
              shapes.count("embeddings.patch_embeddings.projection.weight")) {
     found.layout = WeightsLayout::HuggingFace;
-    if (!found.config || !is_hf_vit_config(*found.config))
-      throw std::invalid_argument("'" + found.weights.string() + "' holds Hugging Face ViT tensors but " +
-                                  (found.config ? "its config.json is not a ViT's (model_type \"vit\")"
-                                                : "has no config.json beside it (in a folder named as the model)"));
+    if (!found.config || !is_hf_config(*found.config))
+      throw std::invalid_argument(
+          "'" + found.weights.string() + "' holds Hugging Face Vision Transformer tensors but " +
+          (found.config
+               ? "its config.json is not a ViT's, DeiT's or DINOv2's (model_type \"vit\", \"deit\", \"dinov2\")"
+               : "has no config.json beside it (in a folder named as the model)"));
   } else if (shapes.count("patch_embed.proj.weight")) {
     found.layout = WeightsLayout::Timm;
   } else {
@@ -114,24 +117,7 @@ void save_checkpoint_folder(const fs::path& dir, WeightsLayout layout, VisionTra
                             const ModelMetadata& metadata) {
   metadata.validate();
   const ViTConfig& c = metadata.config;
-  if (layout == WeightsLayout::HuggingFace) {
-    // What ViTForImageClassification cannot express: it classifies from the class token after the final norm,
-    // with plain pre-norm blocks.
-    std::vector<std::string> unsupported;
-    if (!c.class_token || c.global_pool != GlobalPool::Token)
-      unsupported.push_back("global_pool " + to_string(c.global_pool));
-    if (c.fc_norm) unsupported.push_back("fc_norm");
-    if (c.num_classes == 0) unsupported.push_back("no head");
-    if (c.reg_tokens > 0) unsupported.push_back("register tokens");
-    if (c.no_embed_class) unsupported.push_back("no_embed_class");
-    if (c.init_values > 0.0) unsupported.push_back("layer scale");
-    if (c.pre_norm) unsupported.push_back("pre_norm");
-    if (!unsupported.empty())
-      throw std::invalid_argument(
-          "a Hugging Face ViTForImageClassification classifies from the class token after "
-          "the final norm, with plain blocks; this model (" +
-          join(unsupported) + ") cannot be written so: export it in timm's layout or as TorchScript instead");
-  }
+  if (layout == WeightsLayout::HuggingFace) check_hf_expressible(c);
   std::error_code error;
   fs::create_directories(dir, error);
   if (error) throw std::runtime_error("cannot create folder '" + dir.string() + "': " + error.message());
@@ -143,7 +129,7 @@ void save_checkpoint_folder(const fs::path& dir, WeightsLayout layout, VisionTra
       write_json(dir / kConfigName, timm_config(metadata));
       return;
     case WeightsLayout::HuggingFace:
-      write_safetensors(dir / kWeightsName, timm_to_hf(state_dict(*model)), {{"format", "pt"}});
+      write_safetensors(dir / kWeightsName, timm_to_hf(state_dict(*model), c), {{"format", "pt"}});
       write_json(dir / kConfigName, hf_config(metadata));
       write_json(dir / kPreprocessorName, hf_preprocessor_config(metadata));
       return;

@@ -1,11 +1,12 @@
 #include "models/describe_model.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <stdexcept>
 
 #include "models/checkpoint_layouts.h"
 #include "models/presets.h"
-#include "util/text.h"
+#include "models/timm_architectures.h"
 
 namespace vit {
 
@@ -14,7 +15,14 @@ ModelDescription describe_model(const std::string& preset_or_path) {
   description.source = preset_or_path;
   if (auto preset = find_preset(preset_or_path)) {
     description.is_preset = true;
-    description.kind = "preset";
+    const TimmArchitecture* timm = find_timm_architecture(preset_or_path);
+    const auto own = preset_names();
+    const bool vits_own = std::find(own.begin(), own.end(), preset_or_path) != own.end();
+    description.kind =
+        vits_own || !timm
+            ? "preset"
+            : "timm architecture" +
+                  (timm->pretrained_tag.empty() ? std::string() : ", default pretrained tag " + timm->pretrained_tag);
     description.metadata.config = preset->config;
     description.metadata.preprocess = preset->preprocess;
     description.metadata.class_names = default_class_names(preset->config.num_classes);
@@ -22,8 +30,7 @@ ModelDescription describe_model(const std::string& preset_or_path) {
   }
   std::error_code error;
   if (!std::filesystem::exists(preset_or_path, error))
-    throw std::invalid_argument("'" + preset_or_path + "' is neither a model preset nor an existing file or folder " +
-                                "(presets: " + join(preset_names()) + ")");
+    throw std::invalid_argument(unknown_preset_message(preset_or_path) + ", nor an existing file or folder");
   CheckpointInfo info = read_checkpoint_info(preset_or_path);
   description.kind = to_string(info.layout);
   description.metadata = std::move(info.metadata);

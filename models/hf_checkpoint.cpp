@@ -1,11 +1,16 @@
 #include "models/hf_checkpoint.h"
 
+#include <algorithm>
 #include <optional>
 #include <regex>
 #include <stdexcept>
 
 #include <ATen/ops/cat.h>
+#include <ATen/ops/ones.h>
+#include <ATen/ops/zeros.h>
 #include <nlohmann/json.hpp>
+
+#include "util/text.h"
 
 namespace vit {
 namespace {
@@ -39,15 +44,59 @@ using nlohmann::json;
   throw std::invalid_argument("'" + source + "': " + problem);
 }
 
-// Names inside one encoder layer: HF's suffix -> timm's, for the tensors that map one to one.
+// The transformers classes vit reads and writes (hf_checkpoint.h).
+enum class HfClass { Vit, DeiT, DeiTWithTeacher, Dinov2 };
+
+// Each class's model_type, which is also the prefix of its encoder's tensors ("deit.encoder...").
+std::string model_type(HfClass c) {
+  switch (c) {
+    case HfClass::Vit:
+      return "vit";
+    case HfClass::DeiT:
+    case HfClass::DeiTWithTeacher:
+      return "deit";
+    case HfClass::Dinov2:
+      return "dinov2";
+  }
+  return "vit";
+}
+
+std::string class_name(HfClass c) {
+  switch (c) {
+    case HfClass::Vit:
+      return "ViTForImageClassification";
+    case HfClass::DeiT:
+      return "DeiTForImageClassification";
+    case HfClass::DeiTWithTeacher:
+      return "DeiTForImageClassificationWithTeacher";
+    case HfClass::Dinov2:
+      return "Dinov2ForImageClassification";
+  }
+  return "";
+}
+
+// Names inside one encoder layer: HF's suffix -> timm's, for the tensors that map one to one. ViT and DeiT name
+// them alike; DINOv2 has its own names (and the packed SwiGLU's weights_in / weights_out).
 const std::vector<std::pair<std::string, std::string>> kLayerNames{
     {"layernorm_before", "norm1"}, {"attention.output.dense", "attn.proj"},
     {"layernorm_after", "norm2"},  {"intermediate.dense", "mlp.fc1"},
     {"output.dense", "mlp.fc2"},
 };
+const std::vector<std::pair<std::string, std::string>> kDinov2LayerNames{
+    {"norm1", "norm1"},
+    {"attention.output.dense", "attn.proj"},
+    {"norm2", "norm2"},
+    {"mlp.fc1", "mlp.fc1"},
+    {"mlp.fc2", "mlp.fc2"},
+    {"mlp.weights_in", "mlp.fc1"},
+    {"mlp.weights_out", "mlp.fc2"},
+    {"layer_scale1", "ls1"},
+    {"layer_scale2", "ls2"},
+};
 
 const std::vector<std::pair<std::string, std::string>> kTopNames{
     {"embeddings.cls_token", "cls_token"},
+    {"embeddings.distillation_token", "dist_token"},
     {"embeddings.position_embeddings", "pos_embed"},
     {"embeddings.patch_embeddings.projection.weight", "patch_embed.proj.weight"},
     {"embeddings.patch_embeddings.projection.bias", "patch_embed.proj.bias"},
@@ -55,24 +104,101 @@ const std::vector<std::pair<std::string, std::string>> kTopNames{
     {"layernorm.bias", "norm.bias"},
 };
 
-// "vit." prefixes ViTForImageClassification's encoder; ViTModel saves without it.
-std::string strip_vit_prefix(const std::string& name) { return name.rfind("vit.", 0) == 0 ? name.substr(4) : name; }
+// The heads: HF's name -> timm's.
+const std::vector<std::pair<std::string, std::string>> kHeadNames{
+    {"classifier.", "head."}, {"cls_classifier.", "head."}, {"distillation_classifier.", "head_dist."}};
+
+// "vit." / "deit." / "dinov2." prefix the encoder in the classification classes; the bare models save without it.
+std::string strip_prefix(const std::string& name, std::string* prefix = nullptr) {
+  for (const char* p : {"vit.", "deit.", "dinov2."}) {
+    if (name.rfind(p, 0) == 0) {
+      if (prefix) *prefix = p;
+      return name.substr(std::char_traits<char>::length(p));
+    }
+  }
+  return name;
+}
+
+// DINOv2's packed SwiGLU hidden width for its config: transformers' Dinov2SwiGLUFFN rounds two thirds of
+// hidden_size * mlp_ratio up to a multiple of 8.
+int64_t dinov2_swiglu_hidden(int64_t hidden_size, double mlp_ratio) {
+  const auto hidden = static_cast<int64_t>(static_cast<double>(hidden_size) * mlp_ratio);
+  return (static_cast<int64_t>(static_cast<double>(hidden) * 2.0 / 3.0) + 7) / 8 * 8;
+}
+
+// The mlp_ratio a DINOv2 config.json needs for vit's packed SwiGLU of fc1 width 2H: 1.5 H / D, which the
+// rounding above maps back to H when H is a multiple of 8.
+double dinov2_swiglu_ratio(const ViTConfig& c) {
+  return 1.5 * static_cast<double>(c.mlp_hidden_dim() / 2) / static_cast<double>(c.embed_dim);
+}
+
+// The class a model maps to, or the list of what no class can express.
+HfClass hf_class_for(const ViTConfig& c, std::vector<std::string>& unsupported) {
+  HfClass out = HfClass::Vit;
+  if (c.global_pool == GlobalPool::TokenAvg) {
+    out = HfClass::Dinov2;
+  } else if (c.dist_token == DistToken::Heads) {
+    out = HfClass::DeiTWithTeacher;
+  } else if (c.dist_token == DistToken::Unused) {
+    out = HfClass::DeiT;
+  }
+  if (!c.class_token || (c.global_pool != GlobalPool::Token && c.global_pool != GlobalPool::TokenAvg))
+    unsupported.push_back("global_pool " + to_string(c.global_pool));
+  if (c.has_fc_norm()) unsupported.push_back("fc_norm");
+  if (!c.final_norm) unsupported.push_back("no final norm");
+  if (c.num_classes == 0) unsupported.push_back("no head");
+  if (c.reg_tokens > 0) unsupported.push_back("register tokens");
+  if (c.no_embed_class) unsupported.push_back("no_embed_class");
+  if (c.init_values > 0.0 && out != HfClass::Dinov2) unsupported.push_back("layer scale");
+  if (c.pre_norm) unsupported.push_back("pre_norm");
+  if (c.dist_token != DistToken::None && out == HfClass::Dinov2) unsupported.push_back("distillation token");
+  if (c.norm_layer != NormLayer::LayerNorm) unsupported.push_back("norm_layer " + to_string(c.norm_layer));
+  if (c.embed_norm) unsupported.push_back("patch-embedding norm");
+  const bool dinov2_swiglu = out == HfClass::Dinov2 && c.mlp_layer == MlpLayer::SwiGluPacked &&
+                             c.act_layer == Activation::Silu &&
+                             dinov2_swiglu_hidden(c.embed_dim, dinov2_swiglu_ratio(c)) * 2 == c.mlp_hidden_dim();
+  if (c.mlp_layer != MlpLayer::Mlp && !dinov2_swiglu) unsupported.push_back("mlp_layer " + to_string(c.mlp_layer));
+  if (c.block_fn != BlockFn::Block) unsupported.push_back("block_fn " + to_string(c.block_fn));
+  if (!c.proj_bias) unsupported.push_back("projections without bias");
+  if (c.qk_norm) unsupported.push_back("qk_norm");
+  if (c.scale_attn_norm || c.scale_mlp_norm) unsupported.push_back("scale norms");
+  if (c.pos_embed == PosEmbed::None) unsupported.push_back("no position embedding");
+  return out;
+}
 
 }  // namespace
 
-bool is_hf_vit_config(const json& config) {
-  return config.is_object() && config.value("model_type", std::string()) == "vit";
+bool is_hf_config(const json& config) {
+  if (!config.is_object()) return false;
+  const std::string type = config.value("model_type", std::string());
+  return type == "vit" || type == "deit" || type == "dinov2";
 }
 
 ModelMetadata hf_metadata(const json& config, const json* preprocessor, const TensorShapes& shapes,
                           const std::string& source) {
   ModelMetadata m;
   ViTConfig& c = m.config;
+  const std::string type = config.value("model_type", std::string("vit"));
+  HfClass hf_class = HfClass::Vit;
+  if (type == "dinov2") {
+    hf_class = HfClass::Dinov2;
+  } else if (type == "deit") {
+    hf_class = shapes.count("cls_classifier.weight") ? HfClass::DeiTWithTeacher : HfClass::DeiT;
+  }
   try {
     c.embed_dim = config.at("hidden_size").get<int64_t>();
     c.depth = config.at("num_hidden_layers").get<int64_t>();
     c.num_heads = config.at("num_attention_heads").get<int64_t>();
-    c.mlp_ratio = static_cast<double>(config.at("intermediate_size").get<int64_t>()) / static_cast<double>(c.embed_dim);
+    if (hf_class != HfClass::Dinov2) {
+      c.mlp_ratio =
+          static_cast<double>(config.at("intermediate_size").get<int64_t>()) / static_cast<double>(c.embed_dim);
+    } else if (config.value("use_swiglu_ffn", false)) {  // transformers' Dinov2SwiGLUFFN: always SiLU
+      const int64_t hidden = dinov2_swiglu_hidden(c.embed_dim, config.value("mlp_ratio", 4.0));
+      c.mlp_layer = MlpLayer::SwiGluPacked;
+      c.mlp_ratio = static_cast<double>(2 * hidden) / static_cast<double>(c.embed_dim);
+    } else {
+      c.mlp_ratio = config.value("mlp_ratio", 4.0);
+    }
     const json& size = config.at("image_size");
     c.image_size = size.is_array() ? size.at(0).get<int64_t>() : size.get<int64_t>();
     if (size.is_array() && size.at(1).get<int64_t>() != c.image_size)
@@ -80,22 +206,28 @@ ModelMetadata hf_metadata(const json& config, const json* preprocessor, const Te
     const json& patch = config.at("patch_size");
     c.patch_size = patch.is_array() ? patch.at(0).get<int64_t>() : patch.get<int64_t>();
     c.in_chans = config.value("num_channels", int64_t{3});
-    c.norm_eps = config.value("layer_norm_eps", 1e-12);
+    c.norm_eps = config.value("layer_norm_eps", hf_class == HfClass::Dinov2 ? 1e-6 : 1e-12);
     const std::string act = config.value("hidden_act", std::string("gelu"));
     const auto activation = hf_activation(act);
     if (!activation)
       fail(source, "config.json hidden_act '" + act +
                        "' is not supported (vit's MLP has gelu, gelu_pytorch_tanh / gelu_new, quick_gelu, silu)");
-    c.act_layer = *activation;
+    c.act_layer = c.mlp_layer == MlpLayer::SwiGluPacked ? Activation::Silu : *activation;
     c.qkv_bias = config.value("qkv_bias", true);  // without it, no query/key/value biases in the file
+    // DINOv2's layer scale; its starting value only matters for training.
+    if (hf_class == HfClass::Dinov2) c.init_values = config.value("layerscale_value", 1.0);
   } catch (const json::exception& e) {
-    fail(source, std::string("config.json does not fit Hugging Face's ViTConfig: ") + e.what());
+    fail(source, std::string("config.json does not fit Hugging Face's ") + type + " config: " + e.what());
   }
   c.class_token = true;
   c.global_pool = GlobalPool::Token;
   c.fc_norm = false;
-  const auto classifier = shapes.find("classifier.weight");
+  if (hf_class == HfClass::DeiTWithTeacher) c.dist_token = DistToken::Heads;
+  if (hf_class == HfClass::DeiT) c.dist_token = DistToken::Unused;
+  auto classifier = shapes.find(hf_class == HfClass::DeiTWithTeacher ? "cls_classifier.weight" : "classifier.weight");
   c.num_classes = classifier == shapes.end() ? 0 : classifier->second.at(0);
+  // DINOv2's classifier reads the class token and the patches' mean side by side.
+  if (hf_class == HfClass::Dinov2 && c.num_classes > 0) c.global_pool = GlobalPool::TokenAvg;
 
   m.class_names = default_class_names(c.num_classes);
   if (c.num_classes > 0 && config.contains("id2label")) {
@@ -119,6 +251,13 @@ ModelMetadata hf_metadata(const json& config, const json* preprocessor, const Te
       const json& p = *preprocessor;
       if (p.contains("image_mean")) m.preprocess.mean = p.at("image_mean").get<std::vector<double>>();
       if (p.contains("image_std")) m.preprocess.std = p.at("image_std").get<std::vector<double>>();
+      // DeiT's and DINOv2's processors resize the short side, then center-crop: timm's crop_pct.
+      if (p.value("do_center_crop", false) && p.contains("crop_size") && p.contains("size") &&
+          p.at("size").contains("shortest_edge")) {
+        const json& crop = p.at("crop_size");
+        const auto crop_side = crop.is_object() ? crop.at("height").get<double>() : crop.get<double>();
+        m.preprocess.crop_pct = std::min(1.0, crop_side / p.at("size").at("shortest_edge").get<double>());
+      }
       if (p.contains("resample")) {
         const int resample = p.at("resample").get<int>();  // PIL's codes
         if (resample != 2 && resample != 3)
@@ -139,14 +278,18 @@ ModelMetadata hf_metadata(const json& config, const json* preprocessor, const Te
 }
 
 TensorMap hf_to_timm(const TensorMap& tensors, const std::string& source) {
-  static const std::regex layer_pattern(R"(encoder\.layer\.(\d+)\.(.+)\.(weight|bias))");
+  static const std::regex layer_pattern(R"(encoder\.layer\.(\d+)\.(.+)\.(weight|bias|lambda1))");
   TensorMap out;
   std::map<std::string, std::array<at::Tensor, 3>> qkv;  // "blocks.N.attn.qkv.weight" -> q, k, v
   for (const auto& [hf_name, tensor] : tensors) {
-    const std::string name = strip_vit_prefix(hf_name);
+    std::string prefix;
+    const std::string name = strip_prefix(hf_name, &prefix);
     if (name.rfind("pooler.", 0) == 0) continue;  // ViTModel's pooler: not part of classification
-    if (name.rfind("classifier.", 0) == 0) {
-      out.emplace("head." + name.substr(11), tensor);
+    if (prefix == "dinov2." && name == "embeddings.mask_token") continue;  // masked-image pretraining only
+    auto head = std::find_if(kHeadNames.begin(), kHeadNames.end(),
+                             [&](const auto& n) { return prefix.empty() && name.rfind(n.first, 0) == 0; });
+    if (head != kHeadNames.end()) {
+      out.emplace(head->second + name.substr(head->first.size()), tensor);
       continue;
     }
     auto top = std::find_if(kTopNames.begin(), kTopNames.end(), [&](const auto& n) { return n.first == name; });
@@ -166,13 +309,14 @@ TensorMap hf_to_timm(const TensorMap& tensors, const std::string& source) {
         qkv[block + "attn.qkv." + kind][static_cast<size_t>(q - kQkv.begin())] = tensor;
         continue;
       }
-      auto same = std::find_if(kLayerNames.begin(), kLayerNames.end(), [&](const auto& n) { return n.first == part; });
-      if (same != kLayerNames.end()) {
-        out.emplace(block + same->second + "." + kind, tensor);
+      const auto& names = prefix == "dinov2." ? kDinov2LayerNames : kLayerNames;
+      auto same = std::find_if(names.begin(), names.end(), [&](const auto& n) { return n.first == part; });
+      if (same != names.end()) {
+        out.emplace(block + same->second + "." + (kind == "lambda1" ? "gamma" : kind), tensor);
         continue;
       }
     }
-    fail(source, "unexpected tensor '" + hf_name + "' for a Hugging Face ViT");
+    fail(source, "unexpected tensor '" + hf_name + "' for a Hugging Face ViT, DeiT or DINOv2");
   }
   for (const auto& [name, parts] : qkv) {
     for (size_t i = 0; i < 3; ++i) {
@@ -183,23 +327,42 @@ TensorMap hf_to_timm(const TensorMap& tensors, const std::string& source) {
   return out;
 }
 
-TensorMap timm_to_hf(const TensorMap& tensors) {
-  static const std::regex block_pattern(R"(blocks\.(\d+)\.(.+)\.(weight|bias))");
+void check_hf_expressible(const ViTConfig& config) {
+  std::vector<std::string> unsupported;
+  hf_class_for(config, unsupported);
+  if (!unsupported.empty())
+    throw std::invalid_argument(
+        "Hugging Face's ViT, DeiT and DINOv2 classes classify from the class token after the final norm (DeiT also "
+        "from its distillation token, DINOv2 with the patches' mean), with plain blocks; this model (" +
+        join(unsupported) + ") cannot be written so: export it in timm's layout or as TorchScript instead");
+}
+
+TensorMap timm_to_hf(const TensorMap& tensors, const ViTConfig& config) {
+  check_hf_expressible(config);
+  std::vector<std::string> ignored;
+  const HfClass hf_class = hf_class_for(config, ignored);
+  const std::string prefix = model_type(hf_class) + ".";
+  const auto& layer_names = hf_class == HfClass::Dinov2 ? kDinov2LayerNames : kLayerNames;
+  static const std::regex block_pattern(R"(blocks\.(\d+)\.(.+)\.(weight|bias|gamma))");
   TensorMap out;
   for (const auto& [name, tensor] : tensors) {
-    if (name.rfind("head.", 0) == 0) {
-      out.emplace("classifier." + name.substr(5), tensor);
+    if (name.rfind("head.", 0) == 0 || name.rfind("head_dist.", 0) == 0) {
+      const bool dist = name.rfind("head_dist.", 0) == 0;
+      const std::string hf_head = dist                                   ? "distillation_classifier."
+                                  : hf_class == HfClass::DeiTWithTeacher ? "cls_classifier."
+                                                                         : "classifier.";
+      out.emplace(hf_head + name.substr(dist ? 10 : 5), tensor);
       continue;
     }
     auto top = std::find_if(kTopNames.begin(), kTopNames.end(), [&](const auto& n) { return n.second == name; });
     if (top != kTopNames.end()) {
-      out.emplace("vit." + top->first, tensor);
+      out.emplace(prefix + top->first, tensor);
       continue;
     }
     std::smatch match;
     if (!std::regex_match(name, match, block_pattern))
-      throw std::invalid_argument("tensor '" + name + "' has no place in a Hugging Face ViT");
-    const std::string layer = "vit.encoder.layer." + match[1].str() + ".";
+      throw std::invalid_argument("tensor '" + name + "' has no place in a Hugging Face " + class_name(hf_class));
+    const std::string layer = prefix + "encoder.layer." + match[1].str() + ".";
     const std::string part = match[2].str();
     const std::string kind = match[3].str();
     if (part == "attn.qkv") {
@@ -209,40 +372,69 @@ TensorMap timm_to_hf(const TensorMap& tensors) {
       out.emplace(layer + "attention.attention.value." + kind, pieces[2].contiguous());
       continue;
     }
-    auto same = std::find_if(kLayerNames.begin(), kLayerNames.end(), [&](const auto& n) { return n.second == part; });
-    if (same == kLayerNames.end())
-      throw std::invalid_argument("tensor '" + name + "' has no place in a Hugging Face ViT");
-    out.emplace(layer + same->first + "." + kind, tensor);
+    // DINOv2's MLP names follow its kind: fc1 / fc2, or the packed SwiGLU's weights_in / weights_out.
+    std::string hf_part;
+    if (hf_class == HfClass::Dinov2 && config.mlp_layer == MlpLayer::SwiGluPacked && part.rfind("mlp.", 0) == 0) {
+      hf_part = part == "mlp.fc1" ? "mlp.weights_in" : "mlp.weights_out";
+    } else {
+      auto same = std::find_if(layer_names.begin(), layer_names.end(), [&](const auto& n) { return n.second == part; });
+      if (same == layer_names.end())
+        throw std::invalid_argument("tensor '" + name + "' has no place in a Hugging Face " + class_name(hf_class));
+      hf_part = same->first;
+    }
+    out.emplace(layer + hf_part + "." + (kind == "gamma" ? "lambda1" : kind), tensor);
+  }
+  if (hf_class == HfClass::Dinov2) {
+    const auto d = config.embed_dim;
+    // DINOv2 always has layer scales (ones are the identity) and a mask token (unused when classifying).
+    for (int64_t i = 0; i < config.depth; ++i) {
+      for (const char* scale : {"layer_scale1", "layer_scale2"}) {
+        const std::string key = prefix + "encoder.layer." + std::to_string(i) + "." + scale + ".lambda1";
+        if (!out.count(key)) out.emplace(key, at::ones({d}));
+      }
+    }
+    out.emplace(prefix + "embeddings.mask_token", at::zeros({1, d}));
   }
   return out;
 }
 
 json hf_config(const ModelMetadata& m) {
   const ViTConfig& c = m.config;
+  std::vector<std::string> unsupported;
+  const HfClass hf_class = hf_class_for(c, unsupported);
   json id2label = json::object();
   json label2id = json::object();
   for (size_t i = 0; i < m.class_names.size(); ++i) {
     id2label[std::to_string(i)] = m.class_names[i];
     label2id[m.class_names[i]] = i;
   }
-  return {{"architectures", {"ViTForImageClassification"}},
-          {"model_type", "vit"},
-          {"hidden_size", c.embed_dim},
-          {"num_hidden_layers", c.depth},
-          {"num_attention_heads", c.num_heads},
-          {"intermediate_size", c.mlp_hidden_dim()},
-          {"hidden_act", hf_activation_name(c.act_layer)},
-          {"hidden_dropout_prob", 0.0},
-          {"attention_probs_dropout_prob", 0.0},
-          {"initializer_range", 0.02},
-          {"layer_norm_eps", c.norm_eps},
-          {"image_size", c.image_size},
-          {"patch_size", c.patch_size},
-          {"num_channels", c.in_chans},
-          {"qkv_bias", c.qkv_bias},
-          {"encoder_stride", c.patch_size},
-          {"id2label", id2label},
-          {"label2id", label2id}};
+  json out{{"architectures", {class_name(hf_class)}},
+           {"model_type", model_type(hf_class)},
+           {"hidden_size", c.embed_dim},
+           {"num_hidden_layers", c.depth},
+           {"num_attention_heads", c.num_heads},
+           {"hidden_act", hf_activation_name(c.act_layer)},
+           {"hidden_dropout_prob", 0.0},
+           {"attention_probs_dropout_prob", 0.0},
+           {"initializer_range", 0.02},
+           {"layer_norm_eps", c.norm_eps},
+           {"image_size", c.image_size},
+           {"patch_size", c.patch_size},
+           {"num_channels", c.in_chans},
+           {"qkv_bias", c.qkv_bias},
+           {"id2label", id2label},
+           {"label2id", label2id}};
+  if (hf_class == HfClass::Dinov2) {
+    const bool swiglu = c.mlp_layer == MlpLayer::SwiGluPacked;
+    out["mlp_ratio"] = swiglu ? dinov2_swiglu_ratio(c) : c.mlp_ratio;
+    out["use_swiglu_ffn"] = swiglu;
+    out["layerscale_value"] = c.init_values > 0.0 ? c.init_values : 1.0;
+    out["drop_path_rate"] = 0.0;
+  } else {
+    out["intermediate_size"] = c.mlp_hidden_dim();
+    out["encoder_stride"] = c.patch_size;
+  }
+  return out;
 }
 
 json hf_preprocessor_config(const ModelMetadata& m) {

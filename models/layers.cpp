@@ -2,6 +2,7 @@
 
 #include <torch/nn/functional/activation.h>
 #include <torch/nn/functional/dropout.h>
+#include <torch/nn/modules/container/modulelist.h>
 #include <torch/version.h>
 
 #include <cmath>
@@ -58,34 +59,71 @@ LinearImpl::LinearImpl(int64_t in_features, int64_t out_features, bool with_bias
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) { return linear(x, weight, bias); }
 
-PatchEmbedImpl::PatchEmbedImpl(int64_t in_chans, int64_t embed_dim, int64_t patch_size, bool bias) {
+NormImpl::NormImpl(int64_t dim, NormLayer kind, double eps) : kind_(kind), eps_(eps) {
+  weight = register_parameter("weight", torch::ones({dim}));
+  if (kind == NormLayer::LayerNorm) bias = register_parameter("bias", torch::zeros({dim}));
+}
+
+torch::Tensor NormImpl::forward(const torch::Tensor& x) {
+  if (kind_ == NormLayer::LayerNorm) return torch::layer_norm(x, {x.size(-1)}, weight, bias, eps_);
+  // timm's RmsNorm: x * rsqrt(mean(x^2) + eps) * weight, in the input's precision.
+  return x * torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps_) * weight;
+}
+
+namespace {
+
+Norm make_norm(const ViTConfig& c, int64_t dim) { return Norm(dim, c.norm_layer, c.norm_eps); }
+
+}  // namespace
+
+PatchEmbedImpl::PatchEmbedImpl(const ViTConfig& c) {
+  // timm leaves the patch embedding's bias out when a norm follows the embedding (pre_norm, as CLIP).
   proj_ = register_module(
       "proj",
-      torch::nn::Conv2d(torch::nn::Conv2dOptions(in_chans, embed_dim, patch_size).stride(patch_size).bias(bias)));
+      torch::nn::Conv2d(
+          torch::nn::Conv2dOptions(c.in_chans, c.embed_dim, c.patch_size).stride(c.patch_size).bias(!c.pre_norm)));
+  if (c.embed_norm) norm_ = register_module("norm", make_norm(c, c.embed_dim));
 }
 
 torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& images) {
-  auto x = proj_->forward(images);      // (B, D, H/P, W/P)
-  return x.flatten(2).transpose(1, 2);  // (B, N, D)
+  auto x = proj_->forward(images).flatten(2).transpose(1, 2);  // (B, D, H/P, W/P) -> (B, N, D)
+  return norm_ ? norm_->forward(x) : x;
 }
 
-AttentionImpl::AttentionImpl(int64_t dim, int64_t num_heads, bool qkv_bias, double attn_drop, double proj_drop)
-    : num_heads_(num_heads), attn_drop_(attn_drop) {
-  qkv_ = register_module("qkv", Linear(dim, 3 * dim, qkv_bias));
-  proj_ = register_module("proj", Linear(dim, dim));
-  proj_drop_ = register_module("proj_drop", torch::nn::Dropout(proj_drop));
+AttentionImpl::AttentionImpl(const ViTConfig& c) : num_heads_(c.num_heads), attn_drop_(c.attn_drop_rate) {
+  qkv_ = register_module("qkv", Linear(c.embed_dim, 3 * c.embed_dim, c.qkv_bias));
+  if (c.qk_norm) {
+    q_norm_ = register_module("q_norm", make_norm(c, c.head_dim()));
+    k_norm_ = register_module("k_norm", make_norm(c, c.head_dim()));
+  }
+  if (c.scale_attn_norm) norm_ = register_module("norm", make_norm(c, c.embed_dim));
+  proj_ = register_module("proj", Linear(c.embed_dim, c.embed_dim, c.proj_bias));
+  proj_drop_ = register_module("proj_drop", torch::nn::Dropout(c.proj_drop_rate));
+}
+
+torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, double dropout,
+                     bool training, torch::Tensor* probs) {
+  torch::Tensor out;
+  if (probs) {
+    const auto scores = torch::matmul(q, k.transpose(2, 3)) / std::sqrt(static_cast<double>(q.size(3)));
+    *probs = torch::softmax(scores, -1);  // (B, H, N, N)
+    out = torch::matmul(torch::dropout(*probs, dropout, training), v);
+  } else {
+    out = fused_attention(q, k, v, dropout);  // (B, H, N, Dh)
+  }
+  // The batch stays -1 so that a traced graph keeps a dynamic batch dimension.
+  return out.transpose(1, 2).reshape({-1, q.size(2), q.size(1) * q.size(3)});  // (B, N, D)
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, torch::Tensor* probs) {
   // Sizes other than the batch are architecture constants; the batch stays -1 so that a traced graph keeps
   // a dynamic batch dimension.
   const int64_t tokens = x.size(1);
-  const int64_t dim = x.size(2);
-  const int64_t head_dim = dim / num_heads_;
+  const int64_t head_dim = x.size(2) / num_heads_;
   const double dropout = is_training() ? attn_drop_ : 0.0;
   const auto projected = qkv_->forward(x);  // (B, N, 3 * D)
   torch::Tensor out;
-  if (!probs && dropout == 0.0 && cpu_attention_available(projected)) {
+  if (!probs && dropout == 0.0 && !q_norm_ && cpu_attention_available(projected)) {
     out = cpu_attention(projected, num_heads_);  // (B, N, D)
   } else {
     auto qkv = projected
@@ -94,15 +132,15 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, torch::Tensor* prob
     // unbind rather than three selects: its backward stacks the three gradients once, where each select's
     // backward would zero-fill and copy a tensor the size of all of qkv (measured: ~10% of a training step).
     const auto parts = qkv.unbind(0);
-    if (probs) {
-      const auto scores = torch::matmul(parts[0], parts[1].transpose(2, 3)) / std::sqrt(static_cast<double>(head_dim));
-      *probs = torch::softmax(scores, -1);  // (B, H, N, N)
-      out = torch::matmul(torch::dropout(*probs, dropout, is_training()), parts[2]);
-    } else {
-      out = fused_attention(parts[0], parts[1], parts[2], dropout);  // (B, H, N, Dh)
+    auto q = parts[0];
+    auto k = parts[1];
+    if (q_norm_) {
+      q = q_norm_->forward(q);
+      k = k_norm_->forward(k);
     }
-    out = out.transpose(1, 2).reshape({-1, tokens, dim});  // (B, N, D)
+    out = attend(q, k, parts[2], dropout, is_training(), probs);
   }
+  if (norm_) out = norm_->forward(out);
   return proj_drop_->forward(proj_->forward(out));
 }
 
@@ -120,14 +158,41 @@ torch::Tensor activate(const torch::Tensor& x, Activation activation) {
   throw std::logic_error("unknown activation");
 }
 
-MlpImpl::MlpImpl(int64_t dim, int64_t hidden_dim, Activation activation, double drop) : activation_(activation) {
-  fc1_ = register_module("fc1", Linear(dim, hidden_dim));
-  fc2_ = register_module("fc2", Linear(hidden_dim, dim));
-  drop_ = register_module("drop", torch::nn::Dropout(drop));
+MlpImpl::Options MlpImpl::options_for(const ViTConfig& c) {
+  return Options{c.embed_dim,      c.mlp_hidden_dim(), c.mlp_layer,  c.act_layer, c.proj_bias,
+                 c.proj_drop_rate, c.scale_mlp_norm,   c.norm_layer, c.norm_eps};
+}
+
+MlpImpl::MlpImpl(const Options& o) : kind_(o.kind), activation_(o.activation) {
+  const int64_t inner = o.kind == MlpLayer::SwiGluPacked ? o.hidden_dim / 2 : o.hidden_dim;  // what fc2 reads
+  if (o.kind == MlpLayer::SwiGlu) {
+    fc1_g_ = register_module("fc1_g", Linear(o.dim, o.hidden_dim, o.bias));
+    fc1_ = register_module("fc1_x", Linear(o.dim, o.hidden_dim, o.bias));
+  } else {
+    fc1_ = register_module("fc1", Linear(o.dim, o.hidden_dim, o.bias));
+  }
+  if (o.norm) norm_ = register_module("norm", Norm(inner, o.norm_layer, o.norm_eps));
+  fc2_ = register_module("fc2", Linear(inner, o.dim, o.bias));
+  drop_ = register_module("drop", torch::nn::Dropout(o.drop));
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  auto hidden = drop_->forward(activate(fc1_->forward(x), activation_));
+  torch::Tensor hidden;
+  switch (kind_) {
+    case MlpLayer::Mlp:
+      hidden = activate(fc1_->forward(x), activation_);
+      break;
+    case MlpLayer::SwiGlu:
+      hidden = activate(fc1_g_->forward(x), activation_) * fc1_->forward(x);
+      break;
+    case MlpLayer::SwiGluPacked: {
+      const auto halves = fc1_->forward(x).chunk(2, -1);  // the first half is the gate
+      hidden = activate(halves[0], activation_) * halves[1];
+      break;
+    }
+  }
+  hidden = drop_->forward(hidden);
+  if (norm_) hidden = norm_->forward(hidden);
   return drop_->forward(fc2_->forward(hidden));
 }
 
@@ -135,25 +200,159 @@ LayerScaleImpl::LayerScaleImpl(int64_t dim, double init_values) {
   gamma = register_parameter("gamma", torch::full({dim}, init_values));
 }
 
-BlockImpl::BlockImpl(const BlockOptions& o) : drop_path_(o.drop_path) {
-  auto layer_norm = [&](const char* name) {
-    return register_module(name, torch::nn::LayerNorm(torch::nn::LayerNormOptions({o.dim}).eps(o.norm_eps)));
-  };
-  norm1_ = layer_norm("norm1");
-  attn_ = register_module("attn", Attention(o.dim, o.num_heads, o.qkv_bias, o.attn_drop, o.proj_drop));
-  if (o.init_values > 0.0) ls1_ = register_module("ls1", LayerScale(o.dim, o.init_values));
-  norm2_ = layer_norm("norm2");
-  mlp_ = register_module("mlp", Mlp(o.dim, o.mlp_hidden_dim, o.activation, o.proj_drop));
-  if (o.init_values > 0.0) ls2_ = register_module("ls2", LayerScale(o.dim, o.init_values));
+BlockImpl::BlockImpl(const ViTConfig& c, double drop_path)
+    : res_post_(c.block_fn == BlockFn::ResPost), drop_path_(drop_path) {
+  norm1_ = register_module("norm1", make_norm(c, c.embed_dim));
+  attn_ = register_module("attn", Attention(c));
+  if (c.init_values > 0.0 && !res_post_) ls1_ = register_module("ls1", LayerScale(c.embed_dim, c.init_values));
+  norm2_ = register_module("norm2", make_norm(c, c.embed_dim));
+  mlp_ = register_module("mlp", Mlp(MlpImpl::options_for(c)));
+  if (c.init_values > 0.0 && !res_post_) ls2_ = register_module("ls2", LayerScale(c.embed_dim, c.init_values));
+  if (c.init_values > 0.0 && res_post_) {  // timm's ResPostBlock starts its norms' weights at init_values
+    torch::NoGradGuard no_grad;
+    norm1_->weight.fill_(c.init_values);
+    norm2_->weight.fill_(c.init_values);
+  }
 }
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x, torch::Tensor* attention) {
+  if (res_post_) {
+    auto y = x + drop_path(norm1_->forward(attn_->forward(x, attention)), drop_path_, is_training());
+    return y + drop_path(norm2_->forward(mlp_->forward(y)), drop_path_, is_training());
+  }
   auto branch = attn_->forward(norm1_->forward(x), attention);
   if (ls1_) branch = ls1_->forward(branch);
   auto y = x + drop_path(branch, drop_path_, is_training());
   branch = mlp_->forward(norm2_->forward(y));
   if (ls2_) branch = ls2_->forward(branch);
   return y + drop_path(branch, drop_path_, is_training());
+}
+
+ParallelBranchImpl::ParallelBranchImpl(const ViTConfig& c, bool attention) {
+  norm_ = register_module("norm", make_norm(c, c.embed_dim));
+  if (attention) {
+    attn_ = register_module("attn", Attention(c));
+  } else {
+    mlp_ = register_module("mlp", Mlp(MlpImpl::options_for(c)));
+  }
+  if (c.init_values > 0.0) ls_ = register_module("ls", LayerScale(c.embed_dim, c.init_values));
+}
+
+torch::Tensor ParallelBranchImpl::forward(const torch::Tensor& x, torch::Tensor* probs) {
+  auto y = norm_->forward(x);
+  y = attn_ ? attn_->forward(y, probs) : mlp_->forward(y);
+  return ls_ ? ls_->forward(y) : y;
+}
+
+ParallelThingsBlockImpl::ParallelThingsBlockImpl(const ViTConfig& c, double drop_path) : drop_path_(drop_path) {
+  constexpr int kBranches = 2;  // timm's num_parallel default, which its registered models use
+  auto attns = register_module("attns", torch::nn::ModuleList());
+  auto ffns = register_module("ffns", torch::nn::ModuleList());
+  for (int i = 0; i < kBranches; ++i) {
+    attns_.push_back(ParallelBranch(c, true));
+    attns->push_back(attns_.back());
+    ffns_.push_back(ParallelBranch(c, false));
+    ffns->push_back(ffns_.back());
+  }
+}
+
+torch::Tensor ParallelThingsBlockImpl::forward(const torch::Tensor& x, torch::Tensor* attention) {
+  auto sum_branches = [&](std::vector<ParallelBranch>& branches, const torch::Tensor& input, bool attend_maps) {
+    torch::Tensor total;
+    torch::Tensor probs_sum;
+    for (auto& branch : branches) {
+      torch::Tensor probs;
+      auto y = drop_path(branch->forward(input, attend_maps ? &probs : nullptr), drop_path_, is_training());
+      total = total.defined() ? total + y : y;
+      if (attend_maps) probs_sum = probs_sum.defined() ? probs_sum + probs : probs;
+    }
+    if (attend_maps) *attention = probs_sum / static_cast<double>(branches.size());
+    return total;
+  };
+  auto y = x + sum_branches(attns_, x, attention != nullptr);
+  return y + sum_branches(ffns_, y, false);
+}
+
+ParallelScalingBlockImpl::ParallelScalingBlockImpl(const ViTConfig& c, double drop_path)
+    : num_heads_(c.num_heads),
+      hidden_(c.mlp_hidden_dim()),
+      activation_(c.act_layer),
+      attn_drop_(c.attn_drop_rate),
+      drop_path_(drop_path) {
+  const int64_t d = c.embed_dim;
+  in_norm_ = register_module("in_norm", make_norm(c, d));
+  in_proj_ = register_module("in_proj", Linear(d, hidden_ + 3 * d, c.qkv_bias));
+  if (!c.qkv_bias) mlp_bias_ = register_parameter("mlp_bias", torch::zeros({hidden_}));
+  if (c.qk_norm) {
+    q_norm_ = register_module("q_norm", make_norm(c, c.head_dim()));
+    k_norm_ = register_module("k_norm", make_norm(c, c.head_dim()));
+  }
+  mlp_drop_ = register_module("mlp_drop", torch::nn::Dropout(c.proj_drop_rate));
+  attn_out_proj_ = register_module("attn_out_proj", Linear(d, d, c.proj_bias));
+  mlp_out_proj_ = register_module("mlp_out_proj", Linear(hidden_, d, c.proj_bias));
+  if (c.init_values > 0.0) ls_ = register_module("ls", LayerScale(d, c.init_values));
+}
+
+torch::Tensor ParallelScalingBlockImpl::forward(const torch::Tensor& x, torch::Tensor* attention) {
+  const int64_t tokens = x.size(1);
+  const int64_t d = x.size(2);
+  const auto parts = in_proj_->forward(in_norm_->forward(x)).split_with_sizes({hidden_, d, d, d}, -1);
+  auto heads = [&](const torch::Tensor& t) {  // (B, N, D) -> (B, H, N, Dh)
+    return t.reshape({-1, tokens, num_heads_, d / num_heads_}).transpose(1, 2);
+  };
+  auto q = heads(parts[1]);
+  auto k = heads(parts[2]);
+  if (q_norm_) {
+    q = q_norm_->forward(q);
+    k = k_norm_->forward(k);
+  }
+  const double dropout = is_training() ? attn_drop_ : 0.0;
+  const auto attended = attend(q, k, heads(parts[3]), dropout, is_training(), attention);  // (B, N, D)
+  auto mlp_in = mlp_bias_.defined() ? parts[0] + mlp_bias_ : parts[0];
+  const auto mlp_out = mlp_drop_->forward(activate(mlp_in, activation_));
+  auto y = attn_out_proj_->forward(attended) + mlp_out_proj_->forward(mlp_out);
+  if (ls_) y = ls_->forward(y);
+  return x + drop_path(y, drop_path_, is_training());
+}
+
+std::shared_ptr<EncoderBlock> make_block(const ViTConfig& c, int64_t index) {
+  // Stochastic depth rises linearly from 0 in the first block to drop_path_rate in the last.
+  const double drop_path = c.depth > 1 ? c.drop_path_rate * static_cast<double>(index) / (c.depth - 1) : 0.0;
+  switch (c.block_fn) {
+    case BlockFn::Block:
+    case BlockFn::ResPost:
+      return std::make_shared<BlockImpl>(c, drop_path);
+    case BlockFn::ParallelThings:
+      return std::make_shared<ParallelThingsBlockImpl>(c, drop_path);
+    case BlockFn::ParallelScaling:
+      return std::make_shared<ParallelScalingBlockImpl>(c, drop_path);
+  }
+  throw std::logic_error("unknown block_fn");
+}
+
+AttentionPoolImpl::AttentionPoolImpl(const ViTConfig& c) : num_heads_(c.num_heads) {
+  const int64_t d = c.embed_dim;
+  latent = register_parameter("latent", torch::zeros({1, 1, d}));
+  q_ = register_module("q", Linear(d, d));
+  kv_ = register_module("kv", Linear(d, 2 * d));
+  proj_ = register_module("proj", Linear(d, d));
+  norm_ = register_module("norm", make_norm(c, d));
+  // A plain MLP with biases whatever the blocks use, as timm builds it.
+  mlp_ = register_module("mlp", Mlp(MlpImpl::Options{d, c.mlp_hidden_dim(), MlpLayer::Mlp, c.act_layer}));
+}
+
+torch::Tensor AttentionPoolImpl::forward(const torch::Tensor& tokens) {
+  const int64_t n = tokens.size(1);
+  const int64_t d = tokens.size(2);
+  const int64_t head_dim = d / num_heads_;
+  // Expanded as a slice of the input, never its size(0), so that a traced graph keeps the batch dynamic.
+  const auto q = q_->forward(latent.expand_as(tokens.narrow(1, 0, 1)))  // (B, 1, D)
+                     .reshape({-1, 1, num_heads_, head_dim})
+                     .transpose(1, 2);  // (B, H, 1, Dh)
+  const auto kv = kv_->forward(tokens).reshape({-1, n, 2, num_heads_, head_dim}).permute({2, 0, 3, 1, 4}).unbind(0);
+  auto x = proj_->forward(attend(q, kv[0], kv[1], 0.0, false, nullptr));  // (B, 1, D)
+  x = x + mlp_->forward(norm_->forward(x));
+  return x.select(1, 0);  // (B, D)
 }
 
 }  // namespace vit

@@ -5,8 +5,10 @@
 #include <torch/nn/module.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/dropout.h>
-#include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
+
+#include <memory>
+#include <vector>
 
 #include "models/vit_config.h"
 
@@ -41,22 +43,40 @@ class LinearImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Linear);
 
-// Images (B, C, H, W) -> patch tokens (B, N, D) with one strided convolution (kernel = stride = patch).
+// timm's norm_layer: LayerNorm (`weight`, `bias`) or RMSNorm (`weight` only) over the last dimension.
+class NormImpl : public torch::nn::Module {
+ public:
+  NormImpl(int64_t dim, NormLayer kind, double eps);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  torch::Tensor weight;
+  torch::Tensor bias;  // LayerNorm only
+
+ private:
+  NormLayer kind_;
+  double eps_;
+};
+TORCH_MODULE(Norm);
+
+// Images (B, C, H, W) -> patch tokens (B, N, D) with one strided convolution (kernel = stride = patch), then the
+// optional `norm` (timm's embed_norm_layer).
 class PatchEmbedImpl : public torch::nn::Module {
  public:
   // Without `bias` the convolution has none (timm with pre_norm, as CLIP).
-  PatchEmbedImpl(int64_t in_chans, int64_t embed_dim, int64_t patch_size, bool bias = true);
+  PatchEmbedImpl(const ViTConfig& config);
   torch::Tensor forward(const torch::Tensor& images);
 
  private:
   torch::nn::Conv2d proj_{nullptr};
+  Norm norm_{nullptr};
 };
 TORCH_MODULE(PatchEmbed);
 
-// Multi-head self-attention with one fused qkv projection (rows ordered q, k, v, as in timm).
+// Multi-head self-attention with one fused qkv projection (rows ordered q, k, v, as in timm); optional q/k norms
+// (qk_norm) and a norm before the output projection (scale_attn_norm).
 class AttentionImpl : public torch::nn::Module {
  public:
-  AttentionImpl(int64_t dim, int64_t num_heads, bool qkv_bias, double attn_drop, double proj_drop);
+  AttentionImpl(const ViTConfig& config);
   // (B, N, D) -> (B, N, D). With `probs`, attention is computed explicitly, softmax(q k^T / sqrt(Dh)) v, and its
   // probabilities (B, H, N, N) are stored there (for attention maps); otherwise fused kernels, which never
   // materialise them.
@@ -66,23 +86,47 @@ class AttentionImpl : public torch::nn::Module {
   int64_t num_heads_;
   double attn_drop_;
   Linear qkv_{nullptr};
+  Norm q_norm_{nullptr};
+  Norm k_norm_{nullptr};
+  Norm norm_{nullptr};
   Linear proj_{nullptr};
   torch::nn::Dropout proj_drop_{nullptr};
 };
 TORCH_MODULE(Attention);
 
+// Attention over (B, H, N, Dh) queries, keys and values -> (B, N, H * Dh); explicit with `probs` (stored
+// there), fused otherwise. Shared by the attention layers.
+torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, double dropout,
+                     bool training, torch::Tensor* probs);
+
 // The activation timm's act_layer names.
 torch::Tensor activate(const torch::Tensor& x, Activation activation);
 
-// Two linear layers with the activation between them.
+// The block's feed-forward layer: timm's Mlp (fc1, act, fc2), SwiGLU (fc1_g, fc1_x, fc2) or SwiGLUPacked (fc1
+// holding both halves, fc2), with the optional `norm` before fc2 (scale_mlp_norm).
 class MlpImpl : public torch::nn::Module {
  public:
-  MlpImpl(int64_t dim, int64_t hidden_dim, Activation activation, double drop);
+  struct Options {
+    int64_t dim;
+    int64_t hidden_dim;  // fc1's width (both halves for the packed SwiGLU)
+    MlpLayer kind = MlpLayer::Mlp;
+    Activation activation = Activation::Gelu;
+    bool bias = true;
+    double drop = 0.0;
+    bool norm = false;  // with the norm kind and eps below
+    NormLayer norm_layer = NormLayer::LayerNorm;
+    double norm_eps = 1e-6;
+  };
+  explicit MlpImpl(const Options& options);
+  static Options options_for(const ViTConfig& config);  // the encoder blocks' MLP
   torch::Tensor forward(const torch::Tensor& x);
 
  private:
+  MlpLayer kind_;
   Activation activation_;
-  Linear fc1_{nullptr};
+  Linear fc1_{nullptr};  // fc1, or fc1_x for SwiGLU
+  Linear fc1_g_{nullptr};
+  Norm norm_{nullptr};
   Linear fc2_{nullptr};
   torch::nn::Dropout drop_{nullptr};
 };
@@ -98,36 +142,102 @@ class LayerScaleImpl : public torch::nn::Module {
 };
 TORCH_MODULE(LayerScale);
 
-struct BlockOptions {
-  int64_t dim;
-  int64_t num_heads;
-  int64_t mlp_hidden_dim;
-  double norm_eps;
-  double proj_drop;
-  double attn_drop;
-  double drop_path;
-  bool qkv_bias = true;
-  double init_values = 0.0;  // layer scale (ls1, ls2) when > 0
-  Activation activation = Activation::Gelu;
+// What every encoder block does, whichever way it composes attention and MLP (config.block_fn).
+class EncoderBlock : public torch::nn::Module {
+ public:
+  // (B, N, D) -> (B, N, D). With `attention`, stores the block's attention probabilities there (B, H, N, N).
+  virtual torch::Tensor forward(const torch::Tensor& x, torch::Tensor* attention) = 0;
 };
 
-// Pre-norm transformer encoder block: x + ls1(attn(norm1(x))), then x + ls2(mlp(norm2(x))); the layer scales
-// only with init_values.
-class BlockImpl : public torch::nn::Module {
+// The encoder block config.block_fn names, as block `index` of the model (its stochastic-depth rate).
+std::shared_ptr<EncoderBlock> make_block(const ViTConfig& config, int64_t index);
+
+// timm's Block (pre-norm: x + ls1(attn(norm1(x))), then x + ls2(mlp(norm2(x))); layer scales with init_values) and
+// ResPostBlock (x + norm1(attn(x)), then x + norm2(mlp(x)); init_values starts the norms' weights).
+class BlockImpl : public EncoderBlock {
  public:
-  explicit BlockImpl(const BlockOptions& options);
-  // With `attention`, stores the block's attention probabilities there (AttentionImpl::forward).
-  torch::Tensor forward(const torch::Tensor& x, torch::Tensor* attention = nullptr);
+  BlockImpl(const ViTConfig& config, double drop_path);
+  torch::Tensor forward(const torch::Tensor& x, torch::Tensor* attention) override;
 
  private:
+  bool res_post_;
   double drop_path_;
-  torch::nn::LayerNorm norm1_{nullptr};
+  Norm norm1_{nullptr};
   Attention attn_{nullptr};
   LayerScale ls1_{nullptr};
-  torch::nn::LayerNorm norm2_{nullptr};
+  Norm norm2_{nullptr};
   Mlp mlp_{nullptr};
   LayerScale ls2_{nullptr};
 };
-TORCH_MODULE(Block);
+
+// One branch of timm's ParallelThingsBlock: `norm`, then the attention or the MLP, then the optional `ls`.
+class ParallelBranchImpl : public torch::nn::Module {
+ public:
+  ParallelBranchImpl(const ViTConfig& config, bool attention);
+  torch::Tensor forward(const torch::Tensor& x, torch::Tensor* probs);
+
+ private:
+  Norm norm_{nullptr};
+  Attention attn_{nullptr};
+  Mlp mlp_{nullptr};
+  LayerScale ls_{nullptr};
+};
+TORCH_MODULE(ParallelBranch);
+
+// timm's ParallelThingsBlock with two branches: x + attns.0(x) + attns.1(x), then the same with ffns.
+class ParallelThingsBlockImpl : public EncoderBlock {
+ public:
+  ParallelThingsBlockImpl(const ViTConfig& config, double drop_path);
+  // `attention`: the mean of the two attentions' probabilities.
+  torch::Tensor forward(const torch::Tensor& x, torch::Tensor* attention) override;
+
+ private:
+  double drop_path_;
+  std::vector<ParallelBranch> attns_;
+  std::vector<ParallelBranch> ffns_;
+};
+
+// timm's ParallelScalingBlock (ViT-22B): y = in_proj(in_norm(x)) split into the MLP's input and q, k, v; then
+// x + ls(attn_out_proj(attention) + mlp_out_proj(act(mlp part))).
+class ParallelScalingBlockImpl : public EncoderBlock {
+ public:
+  ParallelScalingBlockImpl(const ViTConfig& config, double drop_path);
+  torch::Tensor forward(const torch::Tensor& x, torch::Tensor* attention) override;
+
+ private:
+  int64_t num_heads_;
+  int64_t hidden_;
+  Activation activation_;
+  double attn_drop_;
+  double drop_path_;
+  Norm in_norm_{nullptr};
+  Linear in_proj_{nullptr};
+  torch::Tensor mlp_bias_;  // only without qkv bias: in_proj then has none for the MLP part either
+  Norm q_norm_{nullptr};
+  Norm k_norm_{nullptr};
+  torch::nn::Dropout mlp_drop_{nullptr};
+  Linear attn_out_proj_{nullptr};
+  Linear mlp_out_proj_{nullptr};
+  LayerScale ls_{nullptr};
+};
+
+// timm's AttentionPoolLatent as VisionTransformer builds it for global_pool 'map': a learned `latent` query
+// attends over the tokens (q, kv, proj), then x + mlp(norm(x)); (B, N, D) -> (B, D).
+class AttentionPoolImpl : public torch::nn::Module {
+ public:
+  explicit AttentionPoolImpl(const ViTConfig& config);
+  torch::Tensor forward(const torch::Tensor& tokens);
+
+  torch::Tensor latent;
+
+ private:
+  int64_t num_heads_;
+  Linear q_{nullptr};
+  Linear kv_{nullptr};
+  Linear proj_{nullptr};
+  Norm norm_{nullptr};
+  Mlp mlp_{nullptr};
+};
+TORCH_MODULE(AttentionPool);
 
 }  // namespace vit

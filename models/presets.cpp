@@ -1,7 +1,10 @@
 #include "models/presets.h"
 
 #include <array>
+#include <stdexcept>
 #include <utility>
+
+#include "models/timm_architectures.h"
 
 namespace vit {
 namespace {
@@ -60,7 +63,19 @@ std::optional<ModelPreset> find_preset(std::string_view name) {
   for (const auto& [preset_name, make] : kPresets) {
     if (preset_name == name) return make();
   }
-  return std::nullopt;
+  const TimmArchitecture* timm = find_timm_architecture(name);
+  if (!timm) return std::nullopt;
+  if (!timm->unsupported.empty())
+    throw std::invalid_argument("architecture '" + timm->name + "': timm option " + timm->unsupported +
+                                " is not supported by vit");
+  return ModelPreset{timm->config, timm->preprocess};
+}
+
+std::string unknown_preset_message(std::string_view name) {
+  std::string presets;
+  for (const auto& entry : kPresets) presets += (presets.empty() ? "" : ", ") + std::string(entry.first);
+  return "unknown model '" + std::string(name) + "': neither one of vit's presets (" + presets +
+         ") nor one of timm's Vision Transformer architectures (vit info --list)";
 }
 
 std::vector<std::string> preset_names() {

@@ -30,7 +30,12 @@ ModelPreset vit_large_patch16_224();
 ModelPreset vit_mini_patch7_28();
 ModelPreset vit_mini_patch4_32();
 
+// vit's presets above, then timm's registered architectures (timm_architectures.h) with their default
+// preprocessing; std::nullopt for an unknown name. Throws std::invalid_argument naming the option for a timm
+// architecture vit does not build.
 std::optional<ModelPreset> find_preset(std::string_view name);
-std::vector<std::string> preset_names();
+std::vector<std::string> preset_names();  // vit's own
+// "unknown model 'x': neither one of vit's presets (...) nor one of timm's architectures (vit info --list)".
+std::string unknown_preset_message(std::string_view name);
 
 }  // namespace vit

@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "models/presets.h"
+#include "models/timm_architectures.h"
 
 namespace vit {
 namespace {
@@ -37,7 +37,9 @@ int64_t square_side(int64_t n) {
   return side * side == n ? side : 0;
 }
 
-// The architecture as far as tensor shapes tell it.
+bool has(const TensorShapes& shapes, const std::string& name) { return shapes.count(name) > 0; }
+
+// The architecture as far as tensor shapes tell it (the grid and image size come after, in timm_metadata).
 ViTConfig config_from_shapes(const TensorShapes& shapes, const std::string& source) {
   ViTConfig c;
   const auto& proj = shape_of(shapes, "patch_embed.proj.weight", source);  // (D, C, P, P)
@@ -47,47 +49,77 @@ ViTConfig config_from_shapes(const TensorShapes& shapes, const std::string& sour
   c.embed_dim = proj[0];
   c.in_chans = proj[1];
   c.patch_size = proj[2];
-  c.class_token = shapes.count("cls_token") > 0;
+  c.class_token = has(shapes, "cls_token");
+  if (has(shapes, "dist_token")) c.dist_token = DistToken::Heads;
   if (const auto reg = shapes.find("reg_token"); reg != shapes.end()) {
     if (reg->second.size() != 3)
       fail(source, "tensor 'reg_token' has shape " + shape_text(reg->second) + ", expected (1, registers, embed_dim)");
     c.reg_tokens = reg->second[1];
   }
-  // (1, prefix + grid * grid, D), or (1, grid * grid, D) when the prefix tokens have no position embedding
-  // (timm's no_embed_class); model_args can settle the rare length that reads both ways.
-  const auto& pos = shape_of(shapes, "pos_embed", source);
-  const int64_t length = pos.size() == 3 ? pos[1] : 0;
-  int64_t grid = square_side(length - c.num_prefix_tokens());
-  if (grid == 0 && c.num_prefix_tokens() > 0) {
-    grid = square_side(length);
-    c.no_embed_class = grid > 0;
+  c.pos_embed = has(shapes, "pos_embed") ? PosEmbed::Learn : PosEmbed::None;
+  c.embed_norm = has(shapes, "patch_embed.norm.weight");
+  c.pre_norm = has(shapes, "norm_pre.weight");
+
+  // Each block kind keeps its first norm, attention and MLP under its own names.
+  std::string norm1 = "norm1";
+  std::string attn = "attn.";
+  std::string mlp = "mlp.";
+  if (has(shapes, "blocks.0.attns.0.norm.weight")) {
+    c.block_fn = BlockFn::ParallelThings;
+    norm1 = "attns.0.norm";
+    attn = "attns.0.attn.";
+    mlp = "ffns.0.mlp.";
+  } else if (has(shapes, "blocks.0.in_norm.weight")) {
+    c.block_fn = BlockFn::ParallelScaling;
+    norm1 = "in_norm";
   }
-  if (pos.size() != 3 || grid == 0)
-    fail(source, "tensor 'pos_embed' has shape " + shape_text(pos) + ", expected (1, " +
-                     std::to_string(c.num_prefix_tokens()) +
-                     " + grid * grid, embed_dim) or (1, grid * grid, embed_dim)");
-  c.image_size = grid * c.patch_size;
   c.depth = 0;
-  while (shapes.count("blocks." + std::to_string(c.depth) + ".norm1.weight")) ++c.depth;
+  while (has(shapes, "blocks." + std::to_string(c.depth) + "." + norm1 + ".weight")) ++c.depth;
   if (c.depth == 0) fail(source, "no tensor 'blocks.0.norm1.weight': not a timm Vision Transformer checkpoint");
-  c.mlp_ratio =
-      static_cast<double>(shape_of(shapes, "blocks.0.mlp.fc1.weight", source).at(0)) / static_cast<double>(c.embed_dim);
+  c.norm_layer = has(shapes, "blocks.0." + norm1 + ".bias") ? NormLayer::LayerNorm : NormLayer::RmsNorm;
+  const std::string b = "blocks.0.";
+  if (c.block_fn == BlockFn::ParallelScaling) {
+    const auto& in_proj = shape_of(shapes, b + "in_proj.weight", source);  // (hidden + 3 D, D)
+    c.mlp_ratio = static_cast<double>(in_proj.at(0) - 3 * c.embed_dim) / static_cast<double>(c.embed_dim);
+    c.qkv_bias = has(shapes, b + "in_proj.bias");
+    c.proj_bias = has(shapes, b + "attn_out_proj.bias");
+    c.qk_norm = has(shapes, b + "q_norm.weight");
+    if (has(shapes, b + "ls.gamma")) c.init_values = 1e-5;
+  } else {
+    c.qkv_bias = has(shapes, b + attn + "qkv.bias");
+    c.proj_bias = has(shapes, b + attn + "proj.bias");
+    c.qk_norm = has(shapes, b + attn + "q_norm.weight");
+    c.scale_attn_norm = has(shapes, b + attn + "norm.weight");
+    c.scale_mlp_norm = has(shapes, b + mlp + "norm.weight");
+    std::string fc1 = b + mlp + "fc1.weight";
+    if (has(shapes, b + mlp + "fc1_g.weight")) {
+      c.mlp_layer = MlpLayer::SwiGlu;
+      fc1 = b + mlp + "fc1_x.weight";
+    }
+    const int64_t hidden = shape_of(shapes, fc1, source).at(0);
+    // The packed SwiGLU's fc2 reads half of fc1's width.
+    if (c.mlp_layer == MlpLayer::Mlp && shape_of(shapes, b + mlp + "fc2.weight", source).at(1) * 2 == hidden)
+      c.mlp_layer = MlpLayer::SwiGluPacked;
+    c.mlp_ratio = static_cast<double>(hidden) / static_cast<double>(c.embed_dim);
+    // Layer scale: its starting value only matters for training from scratch; the architecture's args may give it.
+    if (has(shapes, b + "ls1.gamma") || has(shapes, b + "attns.0.ls.gamma")) c.init_values = 1e-5;
+  }
   const auto head = shapes.find("head.weight");
   c.num_classes = head == shapes.end() ? 0 : head->second.at(0);
-  // timm moves the final norm after the pooling (fc_norm) exactly when it pools by averaging.
-  c.fc_norm = shapes.count("fc_norm.weight") > 0;
-  c.global_pool = c.fc_norm || !c.class_token ? GlobalPool::Avg : GlobalPool::Token;
+  if (has(shapes, "attn_pool.latent")) c.global_pool = GlobalPool::Map;
+  // timm moves the final norm after the pooling (fc_norm) exactly when it pools by reducing the tokens.
+  c.fc_norm = has(shapes, "fc_norm.weight");
+  c.final_norm = c.fc_norm || has(shapes, "norm.weight");
+  if (c.global_pool != GlobalPool::Map)
+    c.global_pool = c.fc_norm || !c.class_token ? GlobalPool::Avg : GlobalPool::Token;
   c.norm_eps = 1e-6;
-  c.pre_norm = shapes.count("norm_pre.weight") > 0;
-  c.qkv_bias = shapes.count("blocks.0.attn.qkv.bias") > 0;
-  // Layer scale: its starting value only matters for training from scratch; model_args may give timm's.
-  if (shapes.count("blocks.0.ls1.gamma")) c.init_values = 1e-5;
   c.num_heads = 0;  // unknown so far
   return c;
 }
 
-// timm's ViT families: (name part, width, heads). Heads are 64 wide up to large, wider beyond, so the width alone
-// does not tell them; the family must match the width, or the checkpoint is not what its name says.
+// timm's ViT families: (name part, width, heads), for architectures outside timm's registry. Heads are 64 wide up
+// to large, wider beyond, so the width alone does not tell them; the family must match the width, or the checkpoint
+// is not what its name says.
 struct Family {
   const char* name;
   int64_t width;
@@ -97,15 +129,8 @@ constexpr Family kFamilies[] = {{"_tiny_", 192, 3},   {"_small_", 384, 6},   {"_
                                 {"_base_", 768, 12},  {"_large_", 1024, 16}, {"_so400m_", 1152, 16},
                                 {"_huge_", 1280, 16}, {"_giant_", 1408, 16}, {"_gigantic_", 1664, 16}};
 
-// Registered names whose heads differ from their family's (the name says base, the heads are not 12).
-constexpr std::pair<const char*, int64_t> kOddHeads[] = {{"vit_base_patch16_gap_224", 16}};
-
-// Heads by timm's architecture name, else by width alone (each width above is one family's); 0 if unknown.
-int64_t timm_heads(const std::string& architecture, int64_t width) {
-  const std::string name = architecture.substr(0, architecture.find('.'));  // without the pretrained tag
-  for (const auto& [odd, heads] : kOddHeads) {
-    if (name == odd) return heads;
-  }
+// Heads by the family a name says, else by width alone (each width above is one family's); 0 if unknown.
+int64_t family_heads(const std::string& architecture, int64_t width) {
   for (const auto& f : kFamilies) {
     if (architecture.find(f.name) != std::string::npos && f.width == width) return f.heads;
   }
@@ -115,93 +140,36 @@ int64_t timm_heads(const std::string& architecture, int64_t width) {
   return 0;
 }
 
-// timm's VisionTransformer arguments that vit does not implement yet, with the value that leaves them off: a
-// model_args entry at that value is fine, any other names the option as unsupported.
-const std::map<std::string, json>& unsupported_timm_args() {
-  static const std::map<std::string, json> args{
-      {"qk_norm", false},
-      {"proj_bias", true},
-      {"final_norm", true},
-      {"dynamic_img_size", false},
-      {"dynamic_img_pad", false},
-      {"pool_include_prefix", false},
-      {"scale_attn_norm", false},
-      {"scale_mlp_norm", false},
-      {"norm_layer", nullptr},
-      {"embed_norm_layer", nullptr},
-      {"mlp_layer", nullptr},
-      {"block_fn", nullptr},
-      {"embed_layer", nullptr},
-      {"attn_layer", nullptr},
-      {"dist_token", false},
-      {"distilled", false},
-      {"attn_pool_num_heads", nullptr},
-      {"attn_pool_mlp_ratio", nullptr},
-      {"ignore_head", false},
-      {"embed_proj_bias", true},
-      {"pos_embed", "learn"},
-  };
-  return args;
-}
-
-// The rest of timm's arguments: told by the tensor shapes or by the field table, or without effect on the
-// function a checkpoint computes (training-time rates and initialisation).
-bool is_known_timm_arg(const std::string& key) {
-  static const std::set<std::string> others{
-      "img_size",       "patch_size",  "in_chans",      "num_classes",     "embed_dim",      "depth",
-      "mlp_ratio",      "class_token", "global_pool",   "fc_norm",         "reg_tokens",     "pre_norm",
-      "qkv_bias",       "drop_rate",   "pos_drop_rate", "patch_drop_rate", "proj_drop_rate", "attn_drop_rate",
-      "drop_path_rate", "weight_init", "fix_init"};
-  bool in_table = false;
-  for_each_field(
-      [&](const FieldInfo& field, auto) { in_table = in_table || (field.timm_arg && key == field.timm_arg); });
-  return in_table || others.count(key) > 0;
-}
-
-void check_model_args(const json& args, const std::string& architecture) {
-  for (const auto& [key, value] : args.items()) {
-    if (key == "global_pool" && value.is_string()) {  // pools vit builds; timm's '' and 'map' are not
-      try {
-        parse_global_pool(value.get<std::string>());
-      } catch (const std::invalid_argument& e) {
-        throw std::invalid_argument("model_args " + std::string(e.what()) + " (architecture '" + architecture +
-                                    "'): not supported by vit yet");
-      }
-    }
-    const auto unsupported = unsupported_timm_args().find(key);
-    if (unsupported != unsupported_timm_args().end()) {
-      if (value != unsupported->second)
-        throw std::invalid_argument("model_args " + key + " = " + value.dump() + " (architecture '" + architecture +
-                                    "') is not supported by vit yet");
-    } else if (!is_known_timm_arg(key)) {
-      throw std::invalid_argument("model_args has an unknown key '" + key + "' (architecture '" + architecture +
-                                  "'): not an argument of timm's VisionTransformer");
-    }
-  }
-}
-
 void read_config_json(const json& j, ModelMetadata& m) {
   ViTConfig& c = m.config;
   const std::string architecture = j.contains("architecture") ? j.at("architecture").get<std::string>() : "unnamed";
-  if (j.contains("model_args")) check_model_args(j.at("model_args"), architecture);
-  // Without config.json, timm's default pairing: average pooling exactly when the norm follows the pooling.
+  // What the shapes cannot tell comes from the architecture timm registers under that name, then model_args.
+  if (const TimmArchitecture* registered = find_timm_architecture(architecture)) {
+    if (!registered->unsupported.empty())
+      throw std::invalid_argument("architecture '" + architecture + "': timm option " + registered->unsupported +
+                                  " is not supported by vit");
+    json args = *registered->args;
+    if (args.value("embed_dim", int64_t{0}) != c.embed_dim) args.erase("num_heads");  // model_args resized it
+    apply_timm_args(args, c, architecture, TimmArgs::NotInShapes);
+    if (registered->config.in_chans == c.in_chans) m.preprocess = registered->preprocess;
+  }
+  if (j.contains("model_args")) apply_timm_args(j.at("model_args"), c, architecture, TimmArgs::CheckShapes);
   if (j.contains("global_pool")) {
     try {
-      c.global_pool = parse_global_pool(j.at("global_pool").get<std::string>());
-    } catch (const std::invalid_argument& e) {
-      throw std::invalid_argument(std::string(e.what()) + " (architecture '" + architecture +
-                                  "'): not supported by vit yet");
+      c.global_pool = j.at("global_pool").get<GlobalPool>();
+    } catch (const std::invalid_argument&) {
+      throw std::invalid_argument("architecture '" + architecture + "': timm option global_pool = " +
+                                  j.at("global_pool").dump() + " is not supported by vit");
     }
   }
-  // What the shapes cannot tell comes from model_args, else (the heads) from the architecture's name.
-  const json* args = j.contains("model_args") ? &j.at("model_args") : nullptr;
-  for_each_field([&](const FieldInfo& field, auto member) {
-    if (!field.read_from_timm || !args || !args->contains(field.timm_arg)) return;
-    const json& value = args->at(field.timm_arg);
-    if (!value.is_null()) value.get_to(c.*member);  // timm writes None (null) for an option left off
-  });
-  if (!(args && args->contains("num_heads")) && j.contains("architecture"))
-    c.num_heads = timm_heads(j.at("architecture").get<std::string>(), c.embed_dim);
+  if (c.num_heads == 0) c.num_heads = family_heads(architecture, c.embed_dim);
+  if (c.pos_embed == PosEmbed::None) {  // no position embedding to tell the image size: the config's
+    if (j.contains("model_args") && j.at("model_args").contains("img_size")) {
+      apply_timm_args({{"img_size", j.at("model_args").at("img_size")}}, c, architecture, TimmArgs::All);
+    } else if (j.contains("pretrained_cfg") && j.at("pretrained_cfg").contains("input_size")) {
+      c.image_size = j.at("pretrained_cfg").at("input_size").at(2).get<int64_t>();
+    }
+  }
   const json* pretrained = j.contains("pretrained_cfg") ? &j.at("pretrained_cfg") : nullptr;
   if (pretrained) {
     const json& p = *pretrained;
@@ -235,13 +203,41 @@ ModelMetadata timm_metadata(const TensorShapes& shapes, const json* config, cons
       fail(source, std::string("config.json: ") + e.what());
     }
   }
-  // model_args may have settled no_embed_class: the grid follows from the position embedding's length.
-  const int64_t grid = square_side(shapes.at("pos_embed").at(1) - c.pos_embed_prefix_tokens());
-  if (grid == 0)
-    fail(source, "tensor 'pos_embed' of length " + std::to_string(shapes.at("pos_embed").at(1)) +
-                     " does not fit model_args no_embed_class " + (c.no_embed_class ? "true" : "false"));
-  c.image_size = grid * c.patch_size;
-  if (c.num_heads == 0) c.num_heads = timm_heads("", c.embed_dim);
+  // config.json's pool and position embedding must be the ones the tensors hold.
+  if ((c.global_pool == GlobalPool::Map) != has(shapes, "attn_pool.latent"))
+    fail(source, c.global_pool == GlobalPool::Map
+                     ? "config.json asks for global_pool 'map', but there is no attention pool 'attn_pool.latent'"
+                     : "the checkpoint has an attention pool 'attn_pool.latent', but config.json's global_pool is '" +
+                           to_string(c.global_pool) + "'");
+  if ((c.pos_embed == PosEmbed::None) == has(shapes, "pos_embed"))
+    fail(source, "config.json's pos_embed '" + to_string(c.pos_embed) + "' does not fit the checkpoint, which " +
+                     (has(shapes, "pos_embed") ? "has" : "has no") + " tensor 'pos_embed'");
+  // The architecture's args and model_args settled no_embed_class: the grid follows from the position embedding's
+  // length (without one, config.json gave the size).
+  if (c.pos_embed == PosEmbed::Learn) {
+    const auto& pos = shapes.at("pos_embed");
+    const int64_t length = pos.size() == 3 ? pos[1] : 0;
+    int64_t grid = square_side(length - c.pos_embed_prefix_tokens());
+    if (grid == 0 && !c.no_embed_class && c.num_prefix_tokens() > 0 &&
+        (!config || !config->contains("model_args") || !config->at("model_args").contains("no_embed_class"))) {
+      grid = square_side(length);  // a length that only fits without the prefix tokens: timm's no_embed_class
+      c.no_embed_class = grid > 0;
+    }
+    if (pos.size() != 3 || grid == 0)
+      fail(source, "tensor 'pos_embed' has shape " + shape_text(pos) + ", expected (1, " +
+                       std::to_string(c.pos_embed_prefix_tokens()) + " + grid * grid, embed_dim)" +
+                       (c.no_embed_class ? " (no_embed_class)" : ""));
+    c.image_size = grid * c.patch_size;
+    // A stated input size with the same grid wins: timm's SigLIP at 384 px uses 27 patches of 14 (378 px).
+    const json* stated = config && config->contains("pretrained_cfg") ? &config->at("pretrained_cfg") : nullptr;
+    if (stated && stated->contains("input_size") && stated->at("input_size").size() == 3) {
+      const auto side = stated->at("input_size").at(2).get<int64_t>();
+      if (side / c.patch_size == grid) c.image_size = side;
+    }
+  } else if (!config) {
+    fail(source, "no tensor 'pos_embed' and no config.json to tell the image size");
+  }
+  if (c.num_heads == 0) c.num_heads = family_heads("", c.embed_dim);
   if (c.num_heads == 0)
     fail(source, "cannot tell the number of attention heads of a " + std::to_string(c.embed_dim) +
                      "-wide model: add \"model_args\": {\"num_heads\": N} to its config.json");
@@ -254,27 +250,63 @@ ModelMetadata timm_metadata(const TensorShapes& shapes, const json* config, cons
   return m;
 }
 
+namespace {
+
+// Options timm's config.json can only carry through the architecture's name: timm takes them as classes (or
+// partials) that JSON cannot hold.
+bool same_named_options(const ViTConfig& a, const ViTConfig& b) {
+  return a.mlp_layer == b.mlp_layer && a.block_fn == b.block_fn && a.dist_token == b.dist_token &&
+         a.embed_norm == b.embed_norm && a.norm_eps == b.norm_eps;
+}
+
+// The registered architecture whose name gives `c`'s named options and, among those, the one whose arguments
+// differ from `c`'s in the fewest places (none: model_args then change nothing but the class count).
+std::string timm_architecture_for(const ViTConfig& c) {
+  const TimmArchitecture* best = nullptr;
+  int best_differences = 0;
+  for (const auto& a : timm_architectures()) {
+    if (!a.unsupported.empty() || !same_named_options(a.config, c)) continue;
+    int differences = 0;
+    for_each_field([&](const FieldInfo& field, auto member) {
+      if (field.timm_arg && std::string(field.key) != "num_classes" && !(a.config.*member == c.*member)) ++differences;
+    });
+    if (!best || differences < best_differences) {
+      best = &a;
+      best_differences = differences;
+    }
+  }
+  if (!best) {
+    std::ostringstream message;
+    message << "timm's config.json cannot express this model: no timm architecture has mlp_layer '"
+            << to_string(c.mlp_layer) << "', block_fn '" << to_string(c.block_fn) << "', norm eps " << c.norm_eps
+            << (c.embed_norm ? ", a patch-embedding norm" : "")
+            << (c.dist_token != DistToken::None ? ", a distillation token '" + to_string(c.dist_token) + "'" : "");
+    throw std::invalid_argument(message.str());
+  }
+  return best->name;
+}
+
+}  // namespace
+
 json timm_config(const ModelMetadata& m) {
   const ViTConfig& c = m.config;
-  // A preset's name when the architecture is one; otherwise any ViT name, since model_args set every field.
-  std::string architecture = "vit_base_patch16_224";
-  for (const auto& name : preset_names()) {
-    if (name.rfind("vit_mini", 0) == 0) continue;  // vit's own small presets are not timm names
-    const ViTConfig p = find_preset(name)->config;
-    bool same = true;  // in every argument timm builds the architecture from; the class count is free
-    for_each_field([&](const FieldInfo& field, auto member) {
-      if (field.timm_arg && std::string(field.key) != "num_classes") same = same && p.*member == c.*member;
-    });
-    if (same) architecture = name;
-  }
+  if (c.global_pool == GlobalPool::TokenAvg)
+    throw std::invalid_argument(
+        "timm has no pool like 'token_avg' (Hugging Face's DINOv2 classifier): export this "
+        "model as vit weights, in Hugging Face's layout or as TorchScript instead");
+  const std::string architecture = timm_architecture_for(c);
   const std::string pool = to_string(c.global_pool);
   const std::vector<int64_t> input_size{c.in_chans, c.image_size, c.image_size};
   json model_args = json::object();  // every argument timm.create_model needs to build this architecture
   const ViTConfig defaults;
   for_each_field([&](const FieldInfo& field, auto member) {
-    // Newer options only when used, as in vit's own files (timm's defaults are the same).
+    // Newer options only when used, as in vit's own files (timm's defaults are the same). The named options
+    // travel in the architecture's name.
+    const std::string key = field.key;
+    if (key == "mlp_layer" || key == "block_fn") return;
     if (field.timm_arg && (!field.optional || c.*member != defaults.*member)) model_args[field.timm_arg] = c.*member;
   });
+  if (c.pos_embed == PosEmbed::Sincos) model_args["pos_embed"] = "learn";  // its values are in the weights
   return {{"architecture", architecture},
           {"num_classes", c.num_classes},
           {"num_features", c.embed_dim},

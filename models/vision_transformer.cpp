@@ -2,7 +2,10 @@
 
 #include <torch/nn/init.h>
 
+#include <cmath>
 #include <sstream>
+
+#include "models/pos_embed.h"
 
 namespace vit {
 namespace {
@@ -19,39 +22,48 @@ void init_normal(torch::Tensor& t, double std) {
 VisionTransformerImpl::VisionTransformerImpl(const ViTConfig& config, bool initialize) : config_(config) {
   config_.validate();
   const ViTConfig& c = config_;
-  // timm leaves the patch embedding's bias out when a norm follows it (pre_norm, as CLIP).
-  patch_embed_ = register_module("patch_embed", PatchEmbed(c.in_chans, c.embed_dim, c.patch_size, !c.pre_norm));
-  if (c.class_token) cls_token_ = register_parameter("cls_token", torch::zeros({1, 1, c.embed_dim}));
-  if (c.reg_tokens > 0) reg_token_ = register_parameter("reg_token", torch::zeros({1, c.reg_tokens, c.embed_dim}));
-  pos_embed_ = register_parameter("pos_embed", torch::zeros({1, c.pos_embed_length(), c.embed_dim}));
+  const int64_t d = c.embed_dim;
+  patch_embed_ = register_module("patch_embed", PatchEmbed(c));
+  if (c.class_token) cls_token_ = register_parameter("cls_token", torch::zeros({1, 1, d}));
+  if (c.reg_tokens > 0) reg_token_ = register_parameter("reg_token", torch::zeros({1, c.reg_tokens, d}));
+  if (c.dist_token != DistToken::None) dist_token_ = register_parameter("dist_token", torch::zeros({1, 1, d}));
+  switch (c.pos_embed) {
+    case PosEmbed::Learn:
+      pos_embed_ = register_parameter("pos_embed", torch::zeros({1, c.pos_embed_length(), d}));
+      break;
+    case PosEmbed::Sincos:  // fixed values: a buffer, saved with the model but never trained
+      pos_embed_ =
+          register_buffer("pos_embed", sincos_pos_embed(c.grid_size(), c.grid_size(), d, c.pos_embed_prefix_tokens()));
+      break;
+    case PosEmbed::None:
+      break;
+  }
   pos_drop_ = register_module("pos_drop", torch::nn::Dropout(c.pos_drop_rate));
-  auto layer_norm = [&] { return torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.embed_dim}).eps(c.norm_eps)); };
-  if (c.pre_norm) norm_pre_ = register_module("norm_pre", layer_norm());
+  auto norm = [&] { return Norm(d, c.norm_layer, c.norm_eps); };
+  if (c.pre_norm) norm_pre_ = register_module("norm_pre", norm());
 
   blocks_ = register_module("blocks", torch::nn::ModuleList());
-  for (int64_t i = 0; i < c.depth; ++i) {
-    // Stochastic depth rises linearly from 0 in the first block to drop_path_rate in the last.
-    const double drop_path = c.depth > 1 ? c.drop_path_rate * static_cast<double>(i) / (c.depth - 1) : 0.0;
-    blocks_->push_back(Block(BlockOptions{c.embed_dim, c.num_heads, c.mlp_hidden_dim(), c.norm_eps, c.proj_drop_rate,
-                                          c.attn_drop_rate, drop_path, c.qkv_bias, c.init_values, c.act_layer}));
-  }
-  if (c.fc_norm) {
-    fc_norm_ = register_module("fc_norm", layer_norm());
-  } else {
-    norm_ = register_module("norm", layer_norm());
-  }
+  for (int64_t i = 0; i < c.depth; ++i) blocks_->push_back(make_block(c, i));
+  if (c.has_norm()) norm_ = register_module("norm", norm());
+  if (c.global_pool == GlobalPool::Map) attn_pool_ = register_module("attn_pool", AttentionPool(c));
+  if (c.has_fc_norm()) fc_norm_ = register_module("fc_norm", Norm(c.num_features(), c.norm_layer, c.norm_eps));
   head_drop_ = register_module("head_drop", torch::nn::Dropout(c.drop_rate));
-  if (c.num_classes > 0) head_ = register_module("head", Linear(c.embed_dim, c.num_classes));
+  if (c.num_classes > 0) head_ = register_module("head", Linear(c.num_features(), c.num_classes));
+  if (c.num_classes > 0 && c.dist_token == DistToken::Heads)
+    head_dist_ = register_module("head_dist", Linear(d, c.num_classes));
   if (initialize) init_weights();
 }
 
 void VisionTransformerImpl::init_weights() {
-  // timm's default scheme: position embedding and every Linear ~ N(0, 0.02) with zero bias, class token
-  // ~ N(0, 1e-6), register tokens ~ N(0, 1e-6); the patch-embedding convolution and LayerNorms keep PyTorch's
-  // defaults, layer scales their init_values.
-  init_normal(pos_embed_, 0.02);
+  // timm's default scheme: position embedding and every Linear ~ N(0, 0.02) with zero bias, class and register
+  // tokens ~ N(0, 1e-6), DeiT's distillation token ~ N(0, 0.02), the attention pool's latent ~ N(0, D^-0.5);
+  // the patch-embedding convolution keeps PyTorch's default, norms start at 1 (0 bias), layer scales at
+  // init_values.
+  if (config_.pos_embed == PosEmbed::Learn) init_normal(pos_embed_, 0.02);
   if (cls_token_.defined()) init_normal(cls_token_, 1e-6);
   if (reg_token_.defined()) init_normal(reg_token_, 1e-6);
+  if (dist_token_.defined()) init_normal(dist_token_, 0.02);
+  if (attn_pool_) init_normal(attn_pool_->latent, 1.0 / std::sqrt(static_cast<double>(config_.embed_dim)));
   for (auto& module : modules(/*include_self=*/false)) {
     if (auto* linear = module->as<Linear>()) {
       init_normal(linear->weight, 0.02);
@@ -61,64 +73,86 @@ void VisionTransformerImpl::init_weights() {
   }
 }
 
-void VisionTransformerImpl::check_input(const torch::Tensor& images) const {
+torch::Tensor VisionTransformerImpl::pos_embed_for(const torch::Tensor& images) const {
   const ViTConfig& c = config_;
-  const bool ok = images.dim() == 4 && images.size(1) == c.in_chans && images.size(2) == c.image_size &&
-                  images.size(3) == c.image_size;
-  if (!ok) {
+  const int64_t p = c.patch_size;
+  if (images.dim() != 4 || images.size(1) != c.in_chans || images.size(2) < p || images.size(3) < p) {
     std::ostringstream message;
-    message << "model input: expected images of shape (B, " << c.in_chans << ", " << c.image_size << ", "
-            << c.image_size << "), got " << images.sizes();
+    message << "model input: expected images of shape (B, " << c.in_chans << ", H, W) with H and W at least the "
+            << "patch size " << p << " (the model's own size is " << c.image_size << "), got " << images.sizes();
     throw std::invalid_argument(message.str());
   }
+  // Pixels past the last whole patch are unused, as in timm's strided convolution.
+  const int64_t rows = images.size(2) / p;
+  const int64_t columns = images.size(3) / p;
+  if (!pos_embed_.defined() || (rows == c.grid_size() && columns == c.grid_size())) return pos_embed_;
+  if (c.pos_embed == PosEmbed::Sincos)  // a formula: evaluated on the new grid rather than resampled
+    return sincos_pos_embed(rows, columns, c.embed_dim, c.pos_embed_prefix_tokens()).to(pos_embed_.options());
+  return resample_pos_embed(pos_embed_, c.grid_size(), c.grid_size(), rows, columns, c.pos_embed_prefix_tokens());
 }
 
 torch::Tensor VisionTransformerImpl::forward_features(const torch::Tensor& images,
                                                       std::vector<torch::Tensor>* attention) {
-  check_input(images);
+  const auto pos_embed = pos_embed_for(images);
   auto x = patch_embed_->forward(images);  // (B, N, D)
-  // Prefix tokens in timm's order, class token then registers. Expanded as a slice of x with -1 for the batch,
-  // never x.size(0): a traced graph then keeps the batch dimension dynamic.
+  // Prefix tokens in timm's order: class, distillation, registers. Expanded as a slice of x with -1 for the
+  // batch, never x.size(0): a traced graph then keeps the batch dimension dynamic.
   std::vector<torch::Tensor> prefix;
   const auto batch_shaped = [&](int64_t count) { return x.narrow(1, 0, 1).expand({-1, count, -1}); };
   if (cls_token_.defined()) prefix.push_back(cls_token_.expand_as(batch_shaped(1)));
+  if (dist_token_.defined()) prefix.push_back(dist_token_.expand_as(batch_shaped(1)));
   if (reg_token_.defined()) prefix.push_back(reg_token_.expand_as(batch_shaped(config_.reg_tokens)));
-  if (config_.no_embed_class) x = x + pos_embed_;  // the patches only; prefix tokens join after
+  const bool add_before = pos_embed.defined() && config_.no_embed_class;
+  if (add_before) x = x + pos_embed;  // the patches only; prefix tokens join after
   if (!prefix.empty()) {
     prefix.push_back(x);
     x = torch::cat(prefix, 1);  // (B, T, D)
   }
-  if (!config_.no_embed_class) x = x + pos_embed_;
+  if (pos_embed.defined() && !add_before) x = x + pos_embed;
   x = pos_drop_->forward(x);
   x = patch_dropout(x, config_.patch_drop_rate, config_.num_prefix_tokens(), is_training());
   if (norm_pre_) x = norm_pre_->forward(x);
   for (const auto& block : *blocks_) {
     torch::Tensor probs;
-    x = block->as<Block>()->forward(x, attention ? &probs : nullptr);
+    x = block->as<EncoderBlock>()->forward(x, attention ? &probs : nullptr);
     if (attention) attention->push_back(probs);
   }
   return norm_ ? norm_->forward(x) : x;
 }
 
 torch::Tensor VisionTransformerImpl::forward_head(const torch::Tensor& tokens, bool pre_logits) {
+  const ViTConfig& c = config_;
+  if (c.dist_token == DistToken::Heads) {  // timm's VisionTransformerDistilled: the two tokens' heads, averaged
+    const auto cls = head_drop_->forward(tokens.select(1, 0));
+    const auto dist = head_drop_->forward(tokens.select(1, 1));
+    if (pre_logits || !head_) return (cls + dist) / 2;
+    return (head_->forward(cls) + head_dist_->forward(dist)) / 2;
+  }
+  // The tokens the pools reduce: the patches, or every token with pool_include_prefix.
+  const int64_t skip = c.pool_include_prefix ? 0 : c.num_prefix_tokens();
+  const auto pooled_tokens = [&] { return tokens.narrow(1, skip, tokens.size(1) - skip); };  // (B, N, D)
   torch::Tensor pooled;
-  const int64_t prefix = config_.num_prefix_tokens();
-  const auto patches = [&] { return tokens.narrow(1, prefix, tokens.size(1) - prefix); };  // (B, N, D)
-  switch (config_.global_pool) {
+  switch (c.global_pool) {
     case GlobalPool::Token:
       pooled = tokens.select(1, 0);  // (B, D): the class token
       break;
     case GlobalPool::Avg:
-      pooled = patches().mean(1);
+      pooled = pooled_tokens().mean(1);
       break;
     case GlobalPool::Max:
-      pooled = std::get<0>(patches().max(1));
+      pooled = std::get<0>(pooled_tokens().max(1));
       break;
     case GlobalPool::AvgMax: {
-      const auto p = patches();
+      const auto p = pooled_tokens();
       pooled = 0.5 * (p.mean(1) + std::get<0>(p.max(1)));
       break;
     }
+    case GlobalPool::Map:
+      pooled = attn_pool_->forward(pooled_tokens());
+      break;
+    case GlobalPool::TokenAvg:
+      pooled = torch::cat({tokens.select(1, 0), pooled_tokens().mean(1)}, -1);  // (B, 2 D)
+      break;
   }
   if (fc_norm_) pooled = fc_norm_->forward(pooled);
   pooled = head_drop_->forward(pooled);

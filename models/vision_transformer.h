@@ -1,12 +1,11 @@
 #pragma once
-// The Vision Transformer (Dosovitskiy et al. 2020) as timm builds it: patch embedding, class and register tokens,
-// learned position embedding, optional norm_pre, pre-norm encoder blocks (optionally layer-scaled), final norm,
-// pooling, linear head.
+// The Vision Transformer (Dosovitskiy et al. 2020) as timm builds it, with the options of timm's whole family
+// (vit_config.h): patch embedding, class / distillation / register tokens, position embedding, optional norm_pre,
+// encoder blocks, final norm, pooling (or attention pooling), linear head(s).
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/dropout.h>
-#include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
 
 #include <vector>
@@ -24,6 +23,8 @@ class VisionTransformerImpl : public torch::nn::Module {
   explicit VisionTransformerImpl(const ViTConfig& config, bool initialize = true);
 
   // (B, C, H, W) images, normalised -> (B, num_classes) logits (or (B, D) features when num_classes == 0).
+  // H and W are the config's image_size, or any other multiples of the patch size: the position embedding is
+  // then resampled to that grid on the fly (bicubic, prefix tokens kept), as timm's dynamic_img_size does.
   torch::Tensor forward(const torch::Tensor& images);
   // (B, C, H, W) -> (B, T, D) token features after the final norm; T = prefix tokens + patches. With
   // `attention`, each block's attention probabilities (B, H, T, T) are appended to it, computed explicitly
@@ -36,20 +37,24 @@ class VisionTransformerImpl : public torch::nn::Module {
 
  private:
   void init_weights();
-  void check_input(const torch::Tensor& images) const;
+  // Checks the input and returns the position embedding for its (H / P) x (W / P) grid.
+  torch::Tensor pos_embed_for(const torch::Tensor& images) const;
 
   ViTConfig config_;
   PatchEmbed patch_embed_{nullptr};
-  torch::Tensor cls_token_;  // (1, 1, D); undefined without a class token
-  torch::Tensor reg_token_;  // (1, R, D); undefined without register tokens
-  torch::Tensor pos_embed_;  // (1, T, D), or (1, N, D) with no_embed_class
+  torch::Tensor cls_token_;   // (1, 1, D); undefined without a class token
+  torch::Tensor dist_token_;  // (1, 1, D); DeiT's distillation token, after the class token
+  torch::Tensor reg_token_;   // (1, R, D); undefined without register tokens
+  torch::Tensor pos_embed_;   // (1, T, D), or (1, N, D) with no_embed_class; a buffer for sincos, none for none
   torch::nn::Dropout pos_drop_{nullptr};
-  torch::nn::LayerNorm norm_pre_{nullptr};  // with pre_norm
+  Norm norm_pre_{nullptr};  // with pre_norm
   torch::nn::ModuleList blocks_{nullptr};
-  torch::nn::LayerNorm norm_{nullptr};     // before pooling, unless config.fc_norm
-  torch::nn::LayerNorm fc_norm_{nullptr};  // after pooling, when config.fc_norm
+  Norm norm_{nullptr};                // before pooling (config.has_norm())
+  AttentionPool attn_pool_{nullptr};  // global_pool 'map'
+  Norm fc_norm_{nullptr};             // after pooling (config.has_fc_norm())
   torch::nn::Dropout head_drop_{nullptr};
-  Linear head_{nullptr};  // absent when num_classes == 0
+  Linear head_{nullptr};       // absent when num_classes == 0
+  Linear head_dist_{nullptr};  // dist_token 'heads': the distillation token's head, averaged with head
 };
 TORCH_MODULE(VisionTransformer);
 

@@ -3,6 +3,8 @@
 #include <set>
 #include <sstream>
 #include <stdexcept>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -44,70 +46,118 @@ void check_rate(const char* name, double value) {
 
 }  // namespace
 
-std::string to_string(GlobalPool pool) {
-  switch (pool) {
-    case GlobalPool::Token:
-      return "token";
-    case GlobalPool::Avg:
-      return "avg";
-    case GlobalPool::Max:
-      return "max";
-    case GlobalPool::AvgMax:
-      return "avgmax";
+namespace {
+
+// Each enum's values with their names, in declaration order.
+template <typename Enum>
+struct EnumTable;
+template <>
+struct EnumTable<GlobalPool> {
+  static constexpr const char* what = "global_pool";
+  static constexpr std::pair<GlobalPool, const char*> entries[] = {
+      {GlobalPool::Token, "token"},   {GlobalPool::Avg, "avg"}, {GlobalPool::Max, "max"},
+      {GlobalPool::AvgMax, "avgmax"}, {GlobalPool::Map, "map"}, {GlobalPool::TokenAvg, "token_avg"}};
+};
+template <>
+struct EnumTable<Activation> {
+  static constexpr const char* what = "act_layer";
+  static constexpr std::pair<Activation, const char*> entries[] = {{Activation::Gelu, "gelu"},
+                                                                   {Activation::GeluTanh, "gelu_tanh"},
+                                                                   {Activation::QuickGelu, "quick_gelu"},
+                                                                   {Activation::Silu, "silu"}};
+};
+template <>
+struct EnumTable<NormLayer> {
+  static constexpr const char* what = "norm_layer";
+  static constexpr std::pair<NormLayer, const char*> entries[] = {{NormLayer::LayerNorm, "layernorm"},
+                                                                  {NormLayer::RmsNorm, "rmsnorm"}};
+};
+template <>
+struct EnumTable<MlpLayer> {
+  static constexpr const char* what = "mlp_layer";
+  static constexpr std::pair<MlpLayer, const char*> entries[] = {
+      {MlpLayer::Mlp, "mlp"}, {MlpLayer::SwiGlu, "swiglu"}, {MlpLayer::SwiGluPacked, "swiglu_packed"}};
+};
+template <>
+struct EnumTable<BlockFn> {
+  static constexpr const char* what = "block_fn";
+  static constexpr std::pair<BlockFn, const char*> entries[] = {{BlockFn::Block, "block"},
+                                                                {BlockFn::ResPost, "res_post"},
+                                                                {BlockFn::ParallelThings, "parallel_things"},
+                                                                {BlockFn::ParallelScaling, "parallel_scaling"}};
+};
+template <>
+struct EnumTable<PosEmbed> {
+  static constexpr const char* what = "pos_embed";
+  static constexpr std::pair<PosEmbed, const char*> entries[] = {
+      {PosEmbed::Learn, "learn"}, {PosEmbed::Sincos, "sincos"}, {PosEmbed::None, "none"}};
+};
+template <>
+struct EnumTable<DistToken> {
+  static constexpr const char* what = "dist_token";
+  static constexpr std::pair<DistToken, const char*> entries[] = {
+      {DistToken::None, "none"}, {DistToken::Heads, "heads"}, {DistToken::Unused, "unused"}};
+};
+template <>
+struct EnumTable<Interpolation> {
+  static constexpr const char* what = "interpolation";
+  static constexpr std::pair<Interpolation, const char*> entries[] = {{Interpolation::Bilinear, "bilinear"},
+                                                                      {Interpolation::Bicubic, "bicubic"}};
+};
+
+template <typename Enum>
+std::string name_of(Enum value) {
+  for (const auto& [v, name] : EnumTable<Enum>::entries) {
+    if (v == value) return name;
   }
   return "unknown";
 }
 
-void to_json(nlohmann::json& j, const GlobalPool& pool) { j = to_string(pool); }
+}  // namespace
 
-void from_json(const nlohmann::json& j, GlobalPool& pool) { pool = parse_global_pool(j.get<std::string>()); }
-
-GlobalPool parse_global_pool(const std::string& text) {
-  for (GlobalPool pool : {GlobalPool::Token, GlobalPool::Avg, GlobalPool::Max, GlobalPool::AvgMax}) {
-    if (text == to_string(pool)) return pool;
+template <typename Enum>
+Enum parse_enum(const std::string& text) {
+  std::vector<std::string> names;
+  for (const auto& [value, name] : EnumTable<Enum>::entries) {
+    if (text == name) return value;
+    names.push_back("'" + std::string(name) + "'");
   }
-  fail("global_pool must be 'token', 'avg', 'max' or 'avgmax', got '" + text + "'");
+  std::string list;
+  for (size_t i = 0; i < names.size(); ++i) list += (i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + names[i];
+  fail(std::string(EnumTable<Enum>::what) + " must be " + list + ", got '" + text + "'");
 }
 
-std::string to_string(Activation activation) {
-  switch (activation) {
-    case Activation::Gelu:
-      return "gelu";
-    case Activation::GeluTanh:
-      return "gelu_tanh";
-    case Activation::QuickGelu:
-      return "quick_gelu";
-    case Activation::Silu:
-      return "silu";
-  }
-  return "unknown";
+template <typename Enum>
+std::vector<std::string> enum_names() {
+  std::vector<std::string> names;
+  for (const auto& entry : EnumTable<Enum>::entries) names.emplace_back(entry.second);
+  return names;
 }
 
-Activation parse_activation(const std::string& text) {
-  for (Activation a : {Activation::Gelu, Activation::GeluTanh, Activation::QuickGelu, Activation::Silu}) {
-    if (text == to_string(a)) return a;
-  }
-  fail("act_layer must be 'gelu', 'gelu_tanh', 'quick_gelu' or 'silu', got '" + text + "'");
-}
+// One definition per enum of the header's to_string / parse_enum / JSON forms.
+#define VIT_ENUM_NAMES(Enum)                                                 \
+  std::string to_string(Enum value) { return name_of(value); }               \
+  template Enum parse_enum<Enum>(const std::string& text);                   \
+  template std::vector<std::string> enum_names<Enum>();                      \
+  void to_json(nlohmann::json& j, const Enum& value) { j = name_of(value); } \
+  void from_json(const nlohmann::json& j, Enum& value) { value = parse_enum<Enum>(j.get<std::string>()); }
+VIT_ENUM_NAMES(GlobalPool)
+VIT_ENUM_NAMES(Activation)
+VIT_ENUM_NAMES(NormLayer)
+VIT_ENUM_NAMES(MlpLayer)
+VIT_ENUM_NAMES(BlockFn)
+VIT_ENUM_NAMES(PosEmbed)
+VIT_ENUM_NAMES(DistToken)
+#undef VIT_ENUM_NAMES
 
-void to_json(nlohmann::json& j, const Activation& activation) { j = to_string(activation); }
-
-void from_json(const nlohmann::json& j, Activation& activation) { activation = parse_activation(j.get<std::string>()); }
-
-std::string to_string(Interpolation interpolation) {
-  return interpolation == Interpolation::Bicubic ? "bicubic" : "bilinear";
-}
-
-Interpolation parse_interpolation(const std::string& text) {
-  if (text == "bicubic") return Interpolation::Bicubic;
-  if (text == "bilinear") return Interpolation::Bilinear;
-  fail("interpolation must be 'bilinear' or 'bicubic', got '" + text + "'");
-}
+std::string to_string(Interpolation value) { return name_of(value); }
+Interpolation parse_interpolation(const std::string& text) { return parse_enum<Interpolation>(text); }
 
 void ViTConfig::validate() const {
   if (patch_size <= 0) fail("patch_size must be positive, got " + str(patch_size));
-  if (image_size <= 0 || image_size % patch_size != 0)
-    fail("image_size must be a positive multiple of patch_size " + str(patch_size) + ", got " + str(image_size));
+  // Like timm's strided convolution, the grid is image_size / patch_size rounded down (SigLIP's 384 / 14 = 27).
+  if (image_size < patch_size)
+    fail("image_size must be at least patch_size " + str(patch_size) + ", got " + str(image_size));
   if (in_chans != 1 && in_chans != 3) fail("in_chans must be 1 or 3, got " + str(in_chans));
   if (num_classes < 0) fail("num_classes must be >= 0, got " + str(num_classes));
   if (embed_dim <= 0) fail("embed_dim must be positive, got " + str(embed_dim));
@@ -115,7 +165,8 @@ void ViTConfig::validate() const {
   if (num_heads <= 0 || embed_dim % num_heads != 0)
     fail("embed_dim " + str(embed_dim) + " must be divisible by num_heads " + str(num_heads));
   if (!(mlp_ratio > 0.0) || mlp_hidden_dim() <= 0) fail("mlp_ratio must be positive, got " + str(mlp_ratio));
-  if (global_pool == GlobalPool::Token && !class_token) fail("global_pool 'token' needs class_token = true");
+  if ((global_pool == GlobalPool::Token || global_pool == GlobalPool::TokenAvg) && !class_token)
+    fail("global_pool '" + to_string(global_pool) + "' needs class_token = true");
   if (!(norm_eps > 0.0)) fail("norm_eps must be positive, got " + str(norm_eps));
   check_rate("drop_rate", drop_rate);
   check_rate("pos_drop_rate", pos_drop_rate);
@@ -125,6 +176,14 @@ void ViTConfig::validate() const {
   check_rate("patch_drop_rate", patch_drop_rate);
   if (reg_tokens < 0) fail("reg_tokens must be >= 0, got " + str(reg_tokens));
   if (!(init_values >= 0.0)) fail("init_values must be >= 0 (0: no layer scale), got " + str(init_values));
+  if (mlp_layer == MlpLayer::SwiGluPacked && mlp_hidden_dim() % 2 != 0)
+    fail("mlp_layer 'swiglu_packed' needs an even MLP width, got " + str(mlp_hidden_dim()));
+  if (dist_token != DistToken::None && (!class_token || reg_tokens > 0 || global_pool != GlobalPool::Token))
+    fail("dist_token (DeiT's distillation token) needs class_token, global_pool 'token' and no register tokens");
+  if (block_fn == BlockFn::ParallelScaling && (scale_attn_norm || scale_mlp_norm || mlp_layer != MlpLayer::Mlp))
+    fail("block_fn 'parallel_scaling' has neither scale norms nor a gated MLP");
+  if (pos_embed == PosEmbed::Sincos && embed_dim % 4 != 0)
+    fail("pos_embed 'sincos' needs embed_dim divisible by 4, got " + str(embed_dim));
 }
 
 void PreprocessConfig::validate(int64_t in_chans) const {

@@ -155,7 +155,10 @@ LoadedModel build_model(ModelMetadata metadata, TensorMap tensors, std::optional
                                   "': " + e.what());
     }
     auto pos_embed = tensors.find("pos_embed");
-    if (pos_embed != tensors.end()) {
+    if (pos_embed != tensors.end() && config.pos_embed == PosEmbed::Sincos) {  // a formula: evaluated anew
+      pos_embed->second =
+          sincos_pos_embed(config.grid_size(), config.grid_size(), config.embed_dim, config.pos_embed_prefix_tokens());
+    } else if (pos_embed != tensors.end()) {
       pos_embed->second = resample_pos_embed(pos_embed->second, config.grid_size(), config.pos_embed_prefix_tokens());
     }
   }

@@ -195,7 +195,7 @@ done
 expect "info describes a timm folder" 0 "model .*timm \(timm checkpoint\)" -- "$vit" info "$work/ckpt/timm"
 expect "info describes a Hugging Face folder" 0 "classes +3: bright, dark, mid" -- "$vit" info "$work/ckpt/hf"
 rm "$work/ckpt/hf/config.json"
-expect "a Hugging Face folder without config.json" 2 "holds Hugging Face ViT tensors but has no config.json" \
+expect "a Hugging Face folder without config.json" 2 "holds Hugging Face Vision Transformer tensors but has no config.json" \
   -- "$vit" classify "$work/ckpt/hf" "$data"
 
 # Model and usage errors: exit 2 with a message naming the problem.

@@ -46,6 +46,7 @@ TEST_CASE("no weight decay on biases, norms, cls_token and pos_embed", "[optimiz
   CHECK_FALSE(AdamW::uses_weight_decay("cls_token", torch::zeros({1, 1, 6})));
   CHECK_FALSE(AdamW::uses_weight_decay("pos_embed", torch::zeros({1, 5, 6})));
   CHECK_FALSE(AdamW::uses_weight_decay("reg_token", torch::zeros({1, 4, 6})));
+  CHECK_FALSE(AdamW::uses_weight_decay("dist_token", torch::zeros({1, 1, 6})));
   CHECK_FALSE(AdamW::uses_weight_decay("blocks.0.ls1.gamma", torch::zeros({6})));
 
   // With a zero gradient only decay moves a weight: the matrix shrinks, the bias does not.

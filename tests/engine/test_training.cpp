@@ -335,7 +335,7 @@ TEST_CASE("training refuses unusable options and data with a clear message", "[t
   CHECK_THROWS_WITH(train(o, recorder), Contains("--batch-size: expected at least 1, got 0"));
   o = tiny_options(dir / "data", dir / "run");
   o.model = "vit_gigantic";
-  CHECK_THROWS_WITH(train(o, recorder), Contains("--model: unknown preset 'vit_gigantic'"));
+  CHECK_THROWS_WITH(train(o, recorder), Contains("--model: unknown model 'vit_gigantic'"));
   o = tiny_options(dir / "data", dir / "run");
   o.overrides.num_heads = 3;
   CHECK_THROWS_WITH(train(o, recorder), Contains("embed_dim 32 must be divisible by num_heads 3"));

@@ -9,7 +9,9 @@
 
 #include "models/checkpoint_layouts.h"
 #include "models/hf_checkpoint.h"
+#include "models/presets.h"
 #include "models/state_dict.h"
+#include "models/timm_architectures.h"
 #include "models/timm_checkpoint.h"
 #include "tests/catch.h"
 #include "tests/error_of.h"
@@ -121,27 +123,38 @@ TEST_CASE("timm: the family's options from tensor shapes and model_args; unsuppo
   CHECK(written["model_args"]["no_embed_class"] == true);
   CHECK(written["model_args"]["reg_tokens"] == 4);
 
-  config["architecture"] = "vit_base_patch16_qknorm";
-  config["model_args"]["qk_norm"] = false;  // off: as if absent
+  config["architecture"] = "vit_base_patch16_qknorm";  // not a registered name: model_args alone
+  config["model_args"]["qk_norm"] = false;             // as the tensors say: fine
   CHECK(timm_metadata(shapes, &config, "ckpt").config.reg_tokens == 4);
-  config["model_args"]["qk_norm"] = true;
+  config["model_args"]["qk_norm"] = true;  // but the tensors have no q_norm
   CHECK_THAT(error_of([&] { timm_metadata(shapes, &config, "ckpt"); }),
-             Contains("model_args qk_norm = true (architecture 'vit_base_patch16_qknorm') is not supported"));
+             Contains("architecture 'vit_base_patch16_qknorm': model_args qk_norm = true does not fit the "
+                      "checkpoint's tensors"));
   config["model_args"].erase("qk_norm");
   config["model_args"]["qkv_bais"] = false;
   CHECK_THAT(error_of([&] { timm_metadata(shapes, &config, "ckpt"); }), Contains("unknown key 'qkv_bais'"));
   config["model_args"].erase("qkv_bais");
+  config["model_args"]["attn_layer"] = "diff";
+  CHECK_THAT(error_of([&] { timm_metadata(shapes, &config, "ckpt"); }),
+             Contains("timm option attn_layer = \"diff\" is not supported by vit"));
+  config["model_args"].erase("attn_layer");
+  config["global_pool"] = "";
+  CHECK_THAT(error_of([&] { timm_metadata(shapes, &config, "ckpt"); }),
+             Contains("architecture 'vit_base_patch16_qknorm': timm option global_pool = \"\" is not supported"));
   config["global_pool"] = "map";
   CHECK_THAT(error_of([&] { timm_metadata(shapes, &config, "ckpt"); }),
-             Contains("got 'map' (architecture 'vit_base_patch16_qknorm')"));
+             Contains("global_pool 'map', but there is no attention pool"));
   config["global_pool"] = "token";
-  config["model_args"]["global_pool"] = "map";
-  CHECK_THAT(error_of([&] { timm_metadata(shapes, &config, "ckpt"); }), Contains("model_args global_pool must be"));
-  config["model_args"]["global_pool"] = "token";
   config["model_args"]["pos_embed"] = "learn";  // timm's default: fine
   CHECK(timm_metadata(shapes, &config, "ckpt").config.reg_tokens == 4);
   config["model_args"]["pos_embed"] = "none";
-  CHECK_THAT(error_of([&] { timm_metadata(shapes, &config, "ckpt"); }), Contains("model_args pos_embed = \"none\""));
+  CHECK_THAT(error_of([&] { timm_metadata(shapes, &config, "ckpt"); }),
+             Contains("pos_embed 'none' does not fit the checkpoint, which has tensor 'pos_embed'"));
+  // A registered architecture that vit does not build is named with its option.
+  config["model_args"].erase("pos_embed");
+  config["architecture"] = "vit_dwee_patch16_reg1_gap_256.untrained";
+  CHECK_THAT(error_of([&] { timm_metadata(shapes, &config, "ckpt"); }),
+             Contains("architecture 'vit_dwee_patch16_reg1_gap_256.untrained': timm option attn_layer = \"diff\""));
 }
 
 TEST_CASE("timm: model_args settle a position-embedding length that reads both ways; odd head counts by name",
@@ -176,7 +189,23 @@ TEST_CASE("timm: model_args settle a position-embedding length that reads both w
 TEST_CASE("timm: the config written for export names a timm architecture and every argument", "[checkpoint]") {
   ModelMetadata m = small_metadata();
   json config = timm_config(m);
-  CHECK(config["architecture"] == "vit_base_patch16_224");  // a ViT name; model_args carry the real sizes
+  // A registered plain ViT (the closest one); model_args carry the real sizes.
+  REQUIRE(find_timm_architecture(config["architecture"].get<std::string>()) != nullptr);
+  CHECK(find_preset(config["architecture"].get<std::string>())->config.mlp_layer == MlpLayer::Mlp);
+  // A fine-tuned registered architecture keeps its name; options JSON cannot carry pick a name that has them.
+  const ModelPreset deit3 = *find_preset("deit3_small_patch16_224");
+  ModelMetadata tuned{deit3.config, deit3.preprocess, {"a", "b", "c"}};
+  tuned.config.num_classes = 3;
+  CHECK(timm_config(tuned)["architecture"] == "deit3_small_patch16_224");
+  ModelMetadata swiglu = m;
+  swiglu.config.mlp_layer = MlpLayer::SwiGlu;
+  swiglu.config.norm_layer = NormLayer::RmsNorm;
+  swiglu.config.norm_eps = 1e-5;
+  swiglu.config.embed_norm = true;
+  CHECK(timm_config(swiglu)["architecture"].get<std::string>().rfind("aimv2_", 0) == 0);
+  swiglu.config.norm_eps = 1e-6;  // no registered architecture has SwiGLU with this eps
+  CHECK_THAT(error_of([&] { timm_config(swiglu); }),
+             Contains("timm's config.json cannot express this model: no timm architecture has mlp_layer 'swiglu'"));
   CHECK(config["model_args"]["embed_dim"] == 24);
   CHECK(config["pretrained_cfg"]["label_names"] == json(m.class_names));
   CHECK(config["pretrained_cfg"]["input_size"] == json({3, 16, 16}));
@@ -190,7 +219,7 @@ TEST_CASE("timm: the config written for export names a timm architecture and eve
 TEST_CASE("Hugging Face: names map to timm's and back bit for bit, q, k, v fused in order", "[checkpoint]") {
   const ModelMetadata m = small_metadata();
   const TensorMap timm = small_tensors(m.config);
-  const TensorMap hf = timm_to_hf(timm);
+  const TensorMap hf = timm_to_hf(timm, m.config);
   CHECK(hf.count("vit.encoder.layer.1.attention.attention.key.weight") == 1);
   CHECK(hf.count("classifier.bias") == 1);
   CHECK(torch::equal(hf.at("vit.encoder.layer.0.attention.attention.value.bias"),
@@ -210,7 +239,7 @@ TEST_CASE("Hugging Face: names map to timm's and back bit for bit, q, k, v fused
 
 TEST_CASE("Hugging Face: config.json and preprocessor_config.json", "[checkpoint]") {
   const ModelMetadata m = small_metadata();
-  const auto shapes = shapes_of(timm_to_hf(small_tensors(m.config)));
+  const auto shapes = shapes_of(timm_to_hf(small_tensors(m.config), m.config));
   json config = hf_config(m);
   config.erase("layer_norm_eps");  // HF's default then: 1e-12
   const json preprocessor{{"image_mean", {0.1, 0.2, 0.3}}, {"image_std", {1, 1, 1}}, {"resample", 3}};
@@ -243,7 +272,7 @@ TEST_CASE("model files: layouts told apart, with errors naming the file and tens
   const ModelMetadata m = small_metadata();
   const TensorMap timm = small_tensors(m.config);
   std::filesystem::create_directories(dir / "hf");
-  write_safetensors(dir / "hf" / "model.safetensors", timm_to_hf(timm));
+  write_safetensors(dir / "hf" / "model.safetensors", timm_to_hf(timm, m.config));
   CHECK_THAT(error_of([&] { load_checkpoint(dir / "hf"); }), Contains("has no config.json beside it"));
   std::ofstream(dir / "hf" / "config.json") << hf_config(m).dump();
   WeightsLayout layout;

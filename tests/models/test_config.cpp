@@ -1,5 +1,6 @@
 // Configs, presets and the analytic size/compute figures: no model is built here.
 
+#include <algorithm>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -7,6 +8,7 @@
 #include "models/describe_model.h"
 #include "models/model_cost.h"
 #include "models/presets.h"
+#include "models/timm_architectures.h"
 #include "tests/catch.h"
 
 using vit::test::Contains;
@@ -24,6 +26,71 @@ TEST_CASE("every preset is valid and findable by its name", "[config]") {
     REQUIRE_NOTHROW(preset->preprocess.validate(preset->config.in_chans));
   }
   REQUIRE_FALSE(find_preset("vit_huge_patch99_1").has_value());
+}
+
+TEST_CASE("timm's registered architectures: found by name (with or without a tag), with their options", "[config]") {
+  const auto& all = timm_architectures();
+  REQUIRE(all.size() == 173);
+  const auto supported = std::count_if(all.begin(), all.end(), [](const auto& a) { return a.unsupported.empty(); });
+  CHECK(supported == 170);
+  for (const auto& a : all) {
+    INFO(a.name);
+    if (a.unsupported.empty()) CHECK_NOTHROW(a.config.validate());
+  }
+
+  const auto deit3 = find_preset("deit3_small_patch16_224.fb_in1k");
+  REQUIRE(deit3.has_value());
+  CHECK(deit3->config.no_embed_class);
+  CHECK(deit3->config.init_values == 1e-6);
+  CHECK(deit3->config.num_heads == 6);
+  CHECK(deit3->preprocess.mean == std::vector<double>{0.485, 0.456, 0.406});  // its pretrained cfg's
+  const auto siglip = find_preset("vit_so400m_patch14_siglip_384")->config;
+  CHECK(siglip.global_pool == GlobalPool::Map);
+  CHECK(siglip.image_size == 384);
+  CHECK(siglip.grid_size() == 27);         // timm's strided convolution leaves the last 6 pixels out
+  CHECK(siglip.mlp_hidden_dim() == 4304);  // int(1152 * 3.7362), truncated as timm
+  const auto aimv2 = find_preset("aimv2_large_patch14_224")->config;
+  CHECK(aimv2.norm_layer == NormLayer::RmsNorm);
+  CHECK(aimv2.norm_eps == 1e-5);
+  CHECK(aimv2.embed_norm);
+  CHECK(aimv2.mlp_layer == MlpLayer::SwiGlu);
+  CHECK_FALSE(aimv2.proj_bias);
+  CHECK_FALSE(aimv2.fc_norm);                                          // timm's fc_norm=False beside global_pool 'avg'
+  CHECK(find_preset("vit_wee_patch16_reg1_gap_256")->config.fc_norm);  // timm's default pairing for 'avg'
+  CHECK(find_preset("deit_tiny_distilled_patch16_224")->config.dist_token == DistToken::Heads);
+  CHECK(find_preset("vit_base_patch16_rpn_224")->config.block_fn == BlockFn::ResPost);
+  CHECK(find_preset("vit_base_patch16_gap_224")->config.num_heads == 16);  // a base whose heads are not 12
+  REQUIRE_THROWS_WITH(find_preset("vit_dwee_patch16_reg1_gap_256"),
+                      Contains("architecture 'vit_dwee_patch16_reg1_gap_256': timm option attn_layer = \"diff\" "
+                               "is not supported by vit"));
+  CHECK(find_timm_architecture("vit_base_patch16_224.augreg2_in21k_ft_in1k")->pretrained_tag ==
+        "augreg2_in21k_ft_in1k");
+  CHECK(find_timm_architecture("vit_base_patch16_225") == nullptr);
+}
+
+TEST_CASE("timm's constructor arguments: applied, or refused naming the argument", "[config]") {
+  ViTConfig c;
+  apply_timm_args(nlohmann::json{{"global_pool", "max"}, {"norm_layer", "rmsnorm"}, {"img_size", {256, 256}}}, c,
+                  "arch", TimmArgs::All);
+  CHECK(c.global_pool == GlobalPool::Max);
+  CHECK(c.fc_norm);  // timm's None: on for the reducing pools
+  CHECK(c.norm_layer == NormLayer::RmsNorm);
+  CHECK(c.image_size == 256);
+  CHECK_THROWS_WITH(apply_timm_args(nlohmann::json{{"img_size", {256, 192}}}, c, "arch", TimmArgs::All),
+                    Contains("architecture 'arch': timm option img_size = [256,192] is not supported"));
+  CHECK_THROWS_WITH(apply_timm_args(nlohmann::json{{"block_fn", "diff_parallel_scaling"}}, c, "arch", TimmArgs::All),
+                    Contains("timm option block_fn = \"diff_parallel_scaling\" is not supported"));
+  CHECK_THROWS_WITH(apply_timm_args(nlohmann::json{{"embed_dimm", 3}}, c, "arch", TimmArgs::All),
+                    Contains("model_args has an unknown key 'embed_dimm' (architecture 'arch')"));
+  CHECK_THROWS_WITH(apply_timm_args(nlohmann::json{{"depth", "twelve"}}, c, "arch", TimmArgs::All),
+                    Contains("timm option depth = \"twelve\" has the wrong type"));
+  // Shapes already told the depth: a checkpoint's model_args must agree, a registry's is ignored.
+  c.depth = 4;
+  CHECK_THROWS_WITH(apply_timm_args(nlohmann::json{{"depth", 6}}, c, "arch", TimmArgs::CheckShapes),
+                    Contains("model_args depth = 6 does not fit the checkpoint's tensors"));
+  apply_timm_args(nlohmann::json{{"depth", 6}, {"act_layer", "silu"}}, c, "arch", TimmArgs::NotInShapes);
+  CHECK(c.depth == 4);
+  CHECK(c.act_layer == Activation::Silu);
 }
 
 TEST_CASE("parameter counts match timm's", "[config]") {
@@ -47,9 +114,12 @@ TEST_CASE("invalid configs are rejected with the field and value", "[config]") {
     c.embed_dim = 100;
     REQUIRE_THROWS_WITH(c.validate(), Contains("embed_dim 100 must be divisible by num_heads 3"));
   }
-  SECTION("image size must be a multiple of the patch") {
+  SECTION("image size must hold a patch (past the last whole patch, pixels are unused, as in timm)") {
     c.image_size = 225;
-    REQUIRE_THROWS_WITH(c.validate(), Contains("image_size must be a positive multiple of patch_size 16, got 225"));
+    CHECK(c.grid_size() == 14);
+    CHECK_NOTHROW(c.validate());
+    c.image_size = 8;
+    REQUIRE_THROWS_WITH(c.validate(), Contains("image_size must be at least patch_size 16, got 8"));
   }
   SECTION("channels are 1 or 3") {
     c.in_chans = 4;
@@ -113,9 +183,9 @@ TEST_CASE("configs round-trip through JSON and bad JSON names the key", "[config
   unknown["dpeth"] = 6;
   REQUIRE_THROWS_WITH(unknown.get<ViTConfig>(), Contains("unknown key 'dpeth'"));
   nlohmann::json bad_pool = j;
-  bad_pool["global_pool"] = "map";  // timm's attention pooling, not built by vit
+  bad_pool["global_pool"] = "prr";  // timm's parameter-free refinement pool, not built by vit
   REQUIRE_THROWS_WITH(bad_pool.get<ViTConfig>(),
-                      Contains("global_pool must be 'token', 'avg', 'max' or 'avgmax', got 'map'"));
+                      Contains("global_pool must be 'token', 'avg', 'max', 'avgmax', 'map' or 'token_avg', got 'prr'"));
   nlohmann::json bad_act = j;
   bad_act["act_layer"] = "relu";
   REQUIRE_THROWS_WITH(bad_act.get<ViTConfig>(),
@@ -137,7 +207,7 @@ TEST_CASE("a model argument is a preset or a file, and neither is a clear error"
   CHECK(preset.metadata.class_names.size() == 1000);
   CHECK(preset.metadata.class_names[999] == "999");
   REQUIRE_THROWS_WITH(describe_model("vit_bsae_patch16_224"),
-                      Contains("'vit_bsae_patch16_224' is neither a model preset nor an existing file") &&
+                      Contains("unknown model 'vit_bsae_patch16_224': neither one of vit's presets") &&
                           Contains("vit_base_patch16_224"));
 }
 

@@ -3,12 +3,16 @@
 // because it needs that data; ctest runs it as "reference_torchvision".
 
 #include <cstdlib>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
 
 #include "models/checkpoint_layouts.h"
 #include "models/model_cost.h"
 #include "models/open_classifier.h"
 #include "models/pos_embed.h"
 #include "models/safetensors.h"
+#include "models/timm_architectures.h"
 #include "models/torchscript_export.h"
 #include "models/vit_weights_file.h"
 #include "tests/catch.h"
@@ -75,27 +79,36 @@ TEST_CASE("position-embedding resampling matches torch's antialiased bicubic int
 }
 
 TEST_CASE(
-    "timm's family (registers, layer scale, no_embed_class, norm_pre, qkv bias, activations, pools) gives "
-    "the reference's logits, and keeps them through every file vit writes",
+    "timm's family (every option of its VisionTransformer, from registered architectures and model_args) and "
+    "Hugging Face's ViT, DeiT and DINOv2 classes give the reference's logits, and keep them through every file vit "
+    "writes",
     "[.][reference]") {
-  // tests/reference/make_timm_family_reference.py: one model per group of options, re-implemented in Python.
+  // tests/reference/make_timm_family_reference.py: one model per group of options, re-implemented in Python;
+  // cases.json lists them.
   const auto dir = reference_dir() / "timm_family";
-  const std::vector<std::string> cases{"gap_no_class_token",    "registers_layer_scale_no_embed_class",
-                                       "pre_norm_quick_gelu",   "max_pool_fc_norm_no_qkv_bias_gelu_tanh",
-                                       "avgmax_registers_silu", "hf_quick_gelu_no_qkv_bias"};
+  const auto cases = nlohmann::json::parse(std::ifstream(dir / "cases.json"));
+  REQUIRE(cases.size() >= 21);
   torch::NoGradGuard no_grad;
   test::TempDir out;
-  for (const auto& name : cases) {
+  for (const auto& entry : cases) {
+    const std::string name = entry.at("name").get<std::string>();
     INFO(name);
     const auto reference = read_safetensors(dir / name / "reference.safetensors").tensors;
     const auto& images = reference.at("images");
     const auto& expected = reference.at("logits");
     CHECK(expected.std().item<double>() > 0.5);  // logits that differ, so 1e-4 agreement means the same function
+    // Most cases are timm models (some also written in a Hugging Face class); a few exist only in a Hugging Face
+    // class (DeiT with its distillation token unused, DINOv2's classifier).
+    const bool in_timm = entry.value("timm", true);
     WeightsLayout layout;
-    auto loaded = load_checkpoint(dir / name, std::nullopt, &layout);
-    CHECK(layout == WeightsLayout::Timm);
+    auto loaded = load_checkpoint(in_timm ? dir / name : dir / (name + "_hf"), std::nullopt, &layout);
+    CHECK(layout == (in_timm ? WeightsLayout::Timm : WeightsLayout::HuggingFace));
     loaded.model->eval();
     CHECK(max_abs_diff(loaded.model->forward(images), expected) <= 1e-4);
+    // Another input size: the position embedding resampled on the fly, as timm's dynamic_img_size.
+    if (!entry.at("other_size").is_null()) {
+      CHECK(max_abs_diff(loaded.model->forward(reference.at("images_other")), reference.at("logits_other")) <= 1e-4);
+    }
     // timm's parameter count: the file's tensors, and the count from the config alone.
     const auto parameters = static_cast<int64_t>(reference.at("parameters").item<double>());
     CHECK(count_parameters(loaded.metadata.config) == parameters);
@@ -105,15 +118,21 @@ TEST_CASE(
     auto back = load_weights(out / (name + ".safetensors"));
     back.model->eval();
     CHECK(max_abs_diff(back.model->forward(images), expected) <= 1e-4);
-    save_checkpoint_folder(out / (name + "_timm"), WeightsLayout::Timm, loaded.model, loaded.metadata);
-    auto timm = load_checkpoint(out / (name + "_timm"));
-    timm.model->eval();
-    CHECK(max_abs_diff(timm.model->forward(images), expected) <= 1e-4);
+    if (in_timm) {
+      save_checkpoint_folder(out / (name + "_timm"), WeightsLayout::Timm, loaded.model, loaded.metadata);
+      auto timm = load_checkpoint(out / (name + "_timm"));
+      timm.model->eval();
+      CHECK(max_abs_diff(timm.model->forward(images), expected) <= 1e-4);
+    } else {  // timm has no such model: refused with the reason
+      CHECK_THROWS_AS(
+          save_checkpoint_folder(out / (name + "_timm"), WeightsLayout::Timm, loaded.model, loaded.metadata),
+          std::invalid_argument);
+    }
     export_torchscript(loaded.model, loaded.metadata, out / (name + ".pt"));
     auto scripted = open_classifier(out / (name + ".pt"), {}, c10::Device(c10::kCPU));
     CHECK(max_abs_diff(scripted->forward(images), expected) <= 1e-4);
-    if (name.rfind("hf_", 0) == 0) {
-      // Also as Hugging Face's ViTForImageClassification (hidden_act, qkv_bias), read and written by vit.
+    if (entry.at("hf").get<bool>()) {
+      // Also in its Hugging Face class (ViT: hidden_act, qkv_bias; DeiT; DINOv2), read and written by vit.
       WeightsLayout hf_layout;
       auto hf = load_checkpoint(dir / (name + "_hf"), std::nullopt, &hf_layout);
       CHECK(hf_layout == WeightsLayout::HuggingFace);
@@ -130,6 +149,25 @@ TEST_CASE(
           std::invalid_argument);
     }
   }
+}
+
+TEST_CASE("every timm architecture vit builds has timm's parameter count", "[.][reference]") {
+  // parameter_counts.json: the Python reference's count for each of timm's registered names, from its own
+  // re-implementation of timm's modules (tests/reference/make_timm_family_reference.py).
+  const auto expected = nlohmann::json::parse(std::ifstream(reference_dir() / "timm_family" / "parameter_counts.json"));
+  int64_t supported = 0;
+  for (const auto& a : timm_architectures()) {
+    INFO(a.name);
+    if (!a.unsupported.empty()) {
+      CHECK_FALSE(expected.contains(a.name));  // only the differential-attention models are left out
+      continue;
+    }
+    ++supported;
+    REQUIRE(expected.contains(a.name));
+    CHECK(count_parameters(a.config) == expected.at(a.name).get<int64_t>());
+  }
+  CHECK(supported == 170);
+  CHECK(timm_architectures().size() == 173);
 }
 
 }  // namespace vit

@@ -4,10 +4,12 @@
 #include <torch/nn/module.h>
 #include <torch/optim/adamw.h>
 
+#include <cmath>
 #include <set>
 #include <string>
 
 #include "models/model_cost.h"
+#include "models/pos_embed.h"
 #include "models/presets.h"
 #include "models/state_dict.h"
 #include "models/vision_transformer.h"
@@ -172,11 +174,104 @@ TEST_CASE("drop_path drops whole samples and keeps the expectation", "[model]") 
   CHECK(per_sample.max().item<double>() == Approx(1.0 / 0.75));
 }
 
-TEST_CASE("a wrongly shaped input is an error naming the expected shape", "[model]") {
-  VisionTransformer model(tiny_config());
+TEST_CASE("other input sizes, square or not, run with the position embedding resampled; too small is an error",
+          "[model]") {
+  VisionTransformer model(tiny_config());  // 16x16, patch 4: a 4x4 grid
+  model->eval();
+  torch::NoGradGuard no_grad;
+  CHECK(model->forward(torch::randn({2, 3, 32, 24})).sizes() == torch::IntArrayRef({2, 5}));
+  // The same as resampling the embedding once and building the model at that size (what --image-size does).
+  ViTConfig wide = tiny_config();
+  wide.image_size = 24;
+  VisionTransformer resized(wide, /*initialize=*/false);
+  auto tensors = state_dict(*model);
+  tensors.at("pos_embed") = resample_pos_embed(tensors.at("pos_embed"), 6, 1);
+  load_state_dict(*resized, tensors, "test");
+  resized->eval();
+  const auto images = torch::randn({2, 3, 24, 24});
+  CHECK(torch::allclose(model->forward(images), resized->forward(images), 1e-5, 1e-5));
+  // Pixels past the last whole patch are unused, as in timm: 18 rows give the same logits as the first 16.
+  const auto tall = torch::randn({2, 3, 18, 16});
+  CHECK(torch::allclose(model->forward(tall), model->forward(tall.narrow(2, 0, 16)), 1e-6, 1e-6));
   REQUIRE_THROWS_WITH(model->forward(torch::randn({2, 1, 16, 16})),
-                      Contains("expected images of shape (B, 3, 16, 16), got [2, 1, 16, 16]"));
-  REQUIRE_THROWS_WITH(model->forward(torch::randn({2, 3, 32, 32})), Contains("got [2, 3, 32, 32]"));
+                      Contains("expected images of shape (B, 3, H, W) with H and W at least the patch size 4") &&
+                          Contains("got [2, 1, 16, 16]"));
+  REQUIRE_THROWS_WITH(model->forward(torch::randn({2, 3, 3, 16})), Contains("got [2, 3, 3, 16]"));
+}
+
+TEST_CASE("the sine-cosine position embedding is a fixed buffer with the documented values", "[model]") {
+  ViTConfig c = tiny_config();
+  c.pos_embed = PosEmbed::Sincos;
+  VisionTransformer model(c);
+  for (const auto& p : model->named_parameters()) CHECK(p.key() != "pos_embed");  // not trained
+  const auto table = state_dict(*model).at("pos_embed");                          // a buffer: saved with the weights
+  REQUIRE(table.sizes() == torch::IntArrayRef({1, 17, 32}));
+  CHECK(table[0][0].abs().max().item<double>() == 0.0);  // the class token's row
+  // Patch (row 2, column 3) is token 1 + 2 * 4 + 3; channel i < 8 is sin(column * 10000^(-i/8)), 8 + i its cos,
+  // and the second half the same for the row.
+  const auto patch = table[0][1 + 2 * 4 + 3];
+  for (int i = 0; i < 8; ++i) {
+    const double w = std::pow(10000.0, -i / 8.0);
+    CHECK(patch[i].item<double>() == Approx(std::sin(3 * w)).margin(1e-6));
+    CHECK(patch[8 + i].item<double>() == Approx(std::cos(3 * w)).margin(1e-6));
+    CHECK(patch[16 + i].item<double>() == Approx(std::sin(2 * w)).margin(1e-6));
+    CHECK(patch[24 + i].item<double>() == Approx(std::cos(2 * w)).margin(1e-6));
+  }
+  CHECK(module_parameter_count(*model) == count_parameters(c));
+  // At another size it is evaluated on the new grid, not resampled.
+  model->eval();
+  torch::NoGradGuard no_grad;
+  CHECK(torch::isfinite(model->forward(torch::randn({1, 3, 24, 24}))).all().item<bool>());
+  c.pos_embed = PosEmbed::None;
+  VisionTransformer none(c);
+  CHECK(state_dict(*none).count("pos_embed") == 0);
+  CHECK(module_parameter_count(*none) == count_parameters(c));
+}
+
+TEST_CASE("every block kind, MLP, norm and pool builds with timm's names and the analytic count", "[model]") {
+  torch::NoGradGuard no_grad;
+  const auto images = torch::randn({2, 3, 16, 16});
+  struct Variant {
+    const char* name;
+    void (*change)(ViTConfig&);
+    const char* expected_tensor;
+  };
+  const Variant variants[] = {
+      {"res_post", [](ViTConfig& c) { c.block_fn = BlockFn::ResPost, c.init_values = 1e-5; }, "blocks.0.norm1.weight"},
+      {"parallel_things", [](ViTConfig& c) { c.block_fn = BlockFn::ParallelThings, c.init_values = 1e-5; },
+       "blocks.1.ffns.1.ls.gamma"},
+      {"parallel_scaling",
+       [](ViTConfig& c) { c.block_fn = BlockFn::ParallelScaling, c.qkv_bias = false, c.qk_norm = true; },
+       "blocks.0.mlp_bias"},
+      {"swiglu", [](ViTConfig& c) { c.mlp_layer = MlpLayer::SwiGlu, c.proj_bias = false; },
+       "blocks.0.mlp.fc1_g.weight"},
+      {"swiglu_packed", [](ViTConfig& c) { c.mlp_layer = MlpLayer::SwiGluPacked, c.scale_mlp_norm = true; },
+       "blocks.0.mlp.norm.weight"},
+      {"rmsnorm", [](ViTConfig& c) { c.norm_layer = NormLayer::RmsNorm, c.embed_norm = true; },
+       "patch_embed.norm.weight"},
+      {"qk_norm", [](ViTConfig& c) { c.qk_norm = true, c.scale_attn_norm = true; }, "blocks.1.attn.k_norm.bias"},
+      {"map", [](ViTConfig& c) { c.global_pool = GlobalPool::Map, c.class_token = false; }, "attn_pool.latent"},
+      {"distilled", [](ViTConfig& c) { c.dist_token = DistToken::Heads; }, "head_dist.weight"},
+      {"dist token unused", [](ViTConfig& c) { c.dist_token = DistToken::Unused; }, "dist_token"},
+      {"no final norm", [](ViTConfig& c) { c.final_norm = false, c.pool_include_prefix = true; }, "head.weight"},
+  };
+  for (const auto& v : variants) {
+    INFO(v.name);
+    ViTConfig c = tiny_config();
+    v.change(c);
+    VisionTransformer model(c);
+    const auto tensors = state_dict(*model);
+    CHECK(tensors.count(v.expected_tensor) == 1);
+    CHECK(module_parameter_count(*model) == count_parameters(c));
+    model->eval();
+    const auto logits = model->forward(images);
+    CHECK(logits.sizes() == torch::IntArrayRef({2, 5}));
+    CHECK(torch::isfinite(logits).all().item<bool>());
+    CHECK(torch::allclose(model->forward(images.narrow(0, 1, 1)), logits.narrow(0, 1, 1), 1e-5, 1e-5));
+  }
+  ViTConfig rms = tiny_config();
+  rms.norm_layer = NormLayer::RmsNorm;
+  CHECK(state_dict(*VisionTransformer(rms)).count("norm.bias") == 0);  // RMSNorm has no bias
 }
 
 TEST_CASE("the model over-fits a small batch: the loss falls and gradients reach every parameter", "[model]") {

@@ -1,5 +1,6 @@
 """Writing vit's files from Python, independently of vit's own writer: safetensors, torchvision -> timm key
-names, and the weights file's metadata. Shared by the reference checks and the benchmarks."""
+names, timm <-> Hugging Face transformers names (ViT, DeiT, DINOv2), and the weights file's metadata. Shared by the
+reference checks and the benchmarks."""
 import json
 import struct
 
@@ -127,28 +128,79 @@ TORCHVISION_PREPROCESS = dict(interpolation="bilinear", crop_pct=0.875, mean=[0.
                               std=[0.229, 0.224, 0.225])
 
 
-def to_hf_keys(timm_state_dict):
-    """timm's key layout -> Hugging Face ViTForImageClassification's (qkv split into query, key, value)."""
+# timm's names inside one block -> Hugging Face's ViT / DeiT names inside one encoder layer (qkv handled apart).
+_HF_VIT_LAYER = {"norm1": "layernorm_before", "attn.proj": "attention.output.dense", "norm2": "layernorm_after",
+                 "mlp.fc1": "intermediate.dense", "mlp.fc2": "output.dense"}
+
+
+def _timm_to_hf(timm_state_dict, model, top):
+    """timm's names -> transformers' for a ViT-style model whose backbone is `model` ("vit", "deit"); `top` maps the
+    names outside the blocks."""
     out = {}
-    top = {"cls_token": "vit.embeddings.cls_token", "pos_embed": "vit.embeddings.position_embeddings",
-           "patch_embed.proj.weight": "vit.embeddings.patch_embeddings.projection.weight",
-           "patch_embed.proj.bias": "vit.embeddings.patch_embeddings.projection.bias",
-           "norm.weight": "vit.layernorm.weight", "norm.bias": "vit.layernorm.bias",
-           "head.weight": "classifier.weight", "head.bias": "classifier.bias"}
-    layer = {"norm1": "layernorm_before", "attn.proj": "attention.output.dense", "norm2": "layernorm_after",
-             "mlp.fc1": "intermediate.dense", "mlp.fc2": "output.dense"}
     for key, value in timm_state_dict.items():
         if key in top:
             out[top[key]] = value
             continue
         _, index, rest = key.split(".", 2)
         part, kind = rest.rsplit(".", 1)
-        prefix = f"vit.encoder.layer.{index}."
+        prefix = f"{model}.encoder.layer.{index}."
         if part == "attn.qkv":
             for name, piece in zip(("query", "key", "value"), value.chunk(3, 0)):
                 out[f"{prefix}attention.attention.{name}.{kind}"] = piece
         else:
-            out[f"{prefix}{layer[part]}.{kind}"] = value
+            out[f"{prefix}{_HF_VIT_LAYER[part]}.{kind}"] = value
+    return out
+
+
+def _hf_backbone_top(model):
+    return {"cls_token": f"{model}.embeddings.cls_token", "pos_embed": f"{model}.embeddings.position_embeddings",
+            "patch_embed.proj.weight": f"{model}.embeddings.patch_embeddings.projection.weight",
+            "patch_embed.proj.bias": f"{model}.embeddings.patch_embeddings.projection.bias",
+            "norm.weight": f"{model}.layernorm.weight", "norm.bias": f"{model}.layernorm.bias"}
+
+
+def to_hf_keys(timm_state_dict):
+    """timm's key layout -> Hugging Face ViTForImageClassification's (qkv split into query, key, value)."""
+    top = dict(_hf_backbone_top("vit"), **{"head.weight": "classifier.weight", "head.bias": "classifier.bias"})
+    return _timm_to_hf(timm_state_dict, "vit", top)
+
+
+def to_hf_deit_keys(timm_state_dict):
+    """timm's distilled DeiT (VisionTransformerDistilled) -> Hugging Face DeiTForImageClassificationWithTeacher:
+    dist_token -> distillation_token, head -> cls_classifier, head_dist -> distillation_classifier."""
+    top = dict(_hf_backbone_top("deit"), **{
+        "dist_token": "deit.embeddings.distillation_token",
+        "head.weight": "cls_classifier.weight", "head.bias": "cls_classifier.bias",
+        "head_dist.weight": "distillation_classifier.weight", "head_dist.bias": "distillation_classifier.bias"})
+    return _timm_to_hf(timm_state_dict, "deit", top)
+
+
+def from_hf_dinov2_keys(hf_state_dict):
+    """Hugging Face Dinov2Model's backbone names -> timm's (vit_*_patch14_dinov2): query, key, value fused into qkv,
+    layer_scale{1,2}.lambda1 -> ls{1,2}.gamma, a SwiGLU MLP's weights_in / weights_out -> GluMlp's fc1 / fc2 (the
+    same halves: the first is the SiLU-gated one). mask_token and the classifier (no timm counterpart) are left
+    out."""
+    top = {"dinov2.embeddings.cls_token": "cls_token", "dinov2.embeddings.position_embeddings": "pos_embed",
+           "dinov2.embeddings.patch_embeddings.projection.weight": "patch_embed.proj.weight",
+           "dinov2.embeddings.patch_embeddings.projection.bias": "patch_embed.proj.bias",
+           "dinov2.layernorm.weight": "norm.weight", "dinov2.layernorm.bias": "norm.bias"}
+    layer = {"norm1": "norm1", "attention.output.dense": "attn.proj", "norm2": "norm2", "mlp.fc1": "mlp.fc1",
+             "mlp.fc2": "mlp.fc2", "mlp.weights_in": "mlp.fc1", "mlp.weights_out": "mlp.fc2"}
+    out, qkv = {}, {}
+    for key, value in hf_state_dict.items():
+        if key in top:
+            out[top[key]] = value
+        elif key.startswith("dinov2.encoder.layer."):
+            index, rest = key[len("dinov2.encoder.layer."):].split(".", 1)
+            part, kind = rest.rsplit(".", 1)
+            if part.startswith("attention.attention."):
+                qkv.setdefault(f"blocks.{index}.attn.qkv.{kind}", {})[part.rsplit(".", 1)[1]] = value
+            elif kind == "lambda1":
+                out[f"blocks.{index}.ls{part[-1]}.gamma"] = value
+            else:
+                out[f"blocks.{index}.{layer[part]}.{kind}"] = value
+    for key, parts in qkv.items():
+        out[key] = torch.cat([parts["query"], parts["key"], parts["value"]], 0)
     return out
 
 
