@@ -1,9 +1,21 @@
 #include "app/architecture_options.h"
 
+#include <algorithm>
 #include <optional>
 #include <type_traits>
 
 namespace vit::app {
+namespace {
+
+// An enum's names as command-line choices: timm's '' (no pooling) is no choice for a model that classifies.
+template <typename Enum>
+std::vector<std::string> choices() {
+  auto names = enum_names<Enum>();
+  names.erase(std::remove(names.begin(), names.end(), std::string()), names.end());
+  return names;
+}
+
+}  // namespace
 
 void add_architecture_options(CLI::App* cli, std::string& model, engine::ArchitectureOverrides& v,
                               const std::string& group) {
@@ -17,7 +29,7 @@ void add_architecture_options(CLI::App* cli, std::string& model, engine::Archite
     if constexpr (std::is_enum_v<T>) {
       cli->add_option_function<std::string>(
              info.option, [&target](const std::string& name) { target = parse_enum<T>(name); }, info.help)
-          ->check(CLI::IsMember(enum_names<T>()))
+          ->check(CLI::IsMember(choices<T>()))
           ->group(group);
     } else {
       cli->add_option_function<T>(

@@ -77,8 +77,9 @@ void print_text(const ModelDescription& d) {
   if (c.dynamic_img_size) options.push_back("dynamic_img_size");
   if (!options.empty()) fmt::print("options       {}\n", join(options));
   fmt::print("pooling       {}{}\n",
-             c.dist_token == DistToken::Heads ? "class and distillation tokens, their heads averaged"
-                                              : to_string(c.global_pool),
+             c.dist_token == DistToken::Heads    ? "class and distillation tokens, their heads averaged"
+             : c.global_pool == GlobalPool::None ? "none (one output per token)"
+                                                 : to_string(c.global_pool),
              c.has_fc_norm() ? " (norm after pooling: fc_norm)" : "");
   fmt::print("parameters    {} ({:.1f} M)\n", with_thousands(params), static_cast<double>(params) / 1e6);
   if (macs >= 1e9) {

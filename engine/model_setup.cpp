@@ -51,6 +51,10 @@ ModelMetadata training_metadata(const TrainOptions& options, const std::vector<s
   // pooling, as timm's reset_classifier does.
   if (options.init) m.config.fc_norm = file_fc_norm;
   m.config.num_classes = static_cast<int64_t>(class_names.size());
+  if (m.config.global_pool == GlobalPool::None)
+    throw std::invalid_argument(
+        "model options: global_pool '' (no pooling) gives one output per token, not per "
+        "image; choose a pool with --global-pool");
   m.class_names = class_names;
   m.preprocess.mean = fit_channels(m.preprocess.mean, m.config.in_chans);
   m.preprocess.std = fit_channels(m.preprocess.std, m.config.in_chans);

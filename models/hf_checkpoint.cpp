@@ -10,6 +10,7 @@
 #include <ATen/ops/zeros.h>
 #include <nlohmann/json.hpp>
 
+#include "models/imagenet_classes.h"
 #include "util/text.h"
 
 namespace vit {
@@ -229,7 +230,7 @@ ModelMetadata hf_metadata(const json& config, const json* preprocessor, const Te
   // DINOv2's classifier reads the class token and the patches' mean side by side.
   if (hf_class == HfClass::Dinov2 && c.num_classes > 0) c.global_pool = GlobalPool::TokenAvg;
 
-  m.class_names = default_class_names(c.num_classes);
+  m.class_names = fallback_class_names(c.num_classes);
   if (c.num_classes > 0 && config.contains("id2label")) {
     const json& id2label = config.at("id2label");
     if (static_cast<int64_t>(id2label.size()) != c.num_classes)

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "models/imagenet_classes.h"
 #include "models/timm_architectures.h"
 
 namespace vit {
@@ -140,6 +141,29 @@ int64_t family_heads(const std::string& architecture, int64_t width) {
   return 0;
 }
 
+// The pretrained config: under "pretrained_cfg", or in timm's older flat configs the top level itself.
+const json& pretrained_of(const json& config) {
+  return config.contains("pretrained_cfg") ? config.at("pretrained_cfg") : config;
+}
+
+// timm's label_names: a list in class order, or an object from class index ("0", "1", ...) to name.
+std::vector<std::string> label_names(const json& labels) {
+  if (!labels.is_object()) return labels.get<std::vector<std::string>>();
+  std::vector<std::string> names(labels.size());
+  for (const auto& [key, value] : labels.items()) {
+    size_t index = names.size();
+    try {
+      index = std::stoul(key);
+    } catch (const std::exception&) {
+    }
+    if (index >= names.size())
+      throw std::invalid_argument("label_names: key '" + key + "' is not a class index below " +
+                                  std::to_string(names.size()));
+    names[index] = value.get<std::string>();
+  }
+  return names;
+}
+
 void read_config_json(const json& j, ModelMetadata& m) {
   ViTConfig& c = m.config;
   const std::string architecture = j.contains("architecture") ? j.at("architecture").get<std::string>() : "unnamed";
@@ -166,22 +190,30 @@ void read_config_json(const json& j, ModelMetadata& m) {
   if (c.pos_embed == PosEmbed::None) {  // no position embedding to tell the image size: the config's
     if (j.contains("model_args") && j.at("model_args").contains("img_size")) {
       apply_timm_args({{"img_size", j.at("model_args").at("img_size")}}, c, architecture, TimmArgs::All);
-    } else if (j.contains("pretrained_cfg") && j.at("pretrained_cfg").contains("input_size")) {
-      c.image_size = j.at("pretrained_cfg").at("input_size").at(2).get<int64_t>();
+    } else if (pretrained_of(j).contains("input_size")) {
+      c.image_size = pretrained_of(j).at("input_size").at(2).get<int64_t>();
     }
   }
-  const json* pretrained = j.contains("pretrained_cfg") ? &j.at("pretrained_cfg") : nullptr;
-  if (pretrained) {
-    const json& p = *pretrained;
-    if (p.contains("interpolation"))
-      m.preprocess.interpolation = parse_interpolation(p.at("interpolation").get<std::string>());
-    if (p.contains("crop_pct")) m.preprocess.crop_pct = p.at("crop_pct").get<double>();
-    if (p.contains("mean")) m.preprocess.mean = p.at("mean").get<std::vector<double>>();
-    if (p.contains("std")) m.preprocess.std = p.at("std").get<std::vector<double>>();
-    if (p.contains("label_names")) m.class_names = p.at("label_names").get<std::vector<std::string>>();
+  const json& p = pretrained_of(j);
+  if (p.contains("interpolation"))
+    m.preprocess.interpolation = parse_interpolation(p.at("interpolation").get<std::string>());
+  if (p.contains("crop_pct")) m.preprocess.crop_pct = p.at("crop_pct").get<double>();
+  if (p.contains("mean")) m.preprocess.mean = p.at("mean").get<std::vector<double>>();
+  if (p.contains("std")) m.preprocess.std = p.at("std").get<std::vector<double>>();
+  // timm reads label names from the top level too, and prefers them; descriptions ("tench, Tinca tinca" for
+  // the label "n01440764") read better than the labels they describe.
+  const json* labels = j.contains("label_names")   ? &j.at("label_names")
+                       : p.contains("label_names") ? &p.at("label_names")
+                                                   : nullptr;
+  if (labels) m.class_names = label_names(*labels);
+  const json* descriptions = j.contains("label_descriptions")   ? &j.at("label_descriptions")
+                             : p.contains("label_descriptions") ? &p.at("label_descriptions")
+                                                                : nullptr;
+  if (descriptions && descriptions->is_object()) {
+    for (auto& name : m.class_names) {
+      if (descriptions->contains(name)) name = descriptions->at(name).get<std::string>();
+    }
   }
-  // timm reads label names from the top level too, and prefers them.
-  if (j.contains("label_names")) m.class_names = j.at("label_names").get<std::vector<std::string>>();
 }
 
 }  // namespace
@@ -229,7 +261,7 @@ ModelMetadata timm_metadata(const TensorShapes& shapes, const json* config, cons
                        (c.no_embed_class ? " (no_embed_class)" : ""));
     c.image_size = grid * c.patch_size;
     // A stated input size with the same grid wins: timm's SigLIP at 384 px uses 27 patches of 14 (378 px).
-    const json* stated = config && config->contains("pretrained_cfg") ? &config->at("pretrained_cfg") : nullptr;
+    const json* stated = config ? &pretrained_of(*config) : nullptr;
     if (stated && stated->contains("input_size") && stated->at("input_size").size() == 3) {
       const auto side = stated->at("input_size").at(2).get<int64_t>();
       if (side / c.patch_size == grid) c.image_size = side;
@@ -241,7 +273,7 @@ ModelMetadata timm_metadata(const TensorShapes& shapes, const json* config, cons
   if (c.num_heads == 0)
     fail(source, "cannot tell the number of attention heads of a " + std::to_string(c.embed_dim) +
                      "-wide model: add \"model_args\": {\"num_heads\": N} to its config.json");
-  if (m.class_names.empty()) m.class_names = default_class_names(c.num_classes);
+  if (m.class_names.empty()) m.class_names = fallback_class_names(c.num_classes);
   try {
     m.validate();
   } catch (const std::invalid_argument& e) {

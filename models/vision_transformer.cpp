@@ -153,6 +153,9 @@ torch::Tensor VisionTransformerImpl::forward_head(const torch::Tensor& tokens, b
     case GlobalPool::TokenAvg:
       pooled = torch::cat({tokens.select(1, 0), pooled_tokens().mean(1)}, -1);  // (B, 2 D)
       break;
+    case GlobalPool::None:  // every token, as timm's global_pool '': (B, T, D), and (B, T, classes) after the head
+      pooled = tokens;
+      break;
   }
   if (fc_norm_) pooled = fc_norm_->forward(pooled);
   pooled = head_drop_->forward(pooled);

@@ -56,7 +56,8 @@ struct EnumTable<GlobalPool> {
   static constexpr const char* what = "global_pool";
   static constexpr std::pair<GlobalPool, const char*> entries[] = {
       {GlobalPool::Token, "token"},   {GlobalPool::Avg, "avg"}, {GlobalPool::Max, "max"},
-      {GlobalPool::AvgMax, "avgmax"}, {GlobalPool::Map, "map"}, {GlobalPool::TokenAvg, "token_avg"}};
+      {GlobalPool::AvgMax, "avgmax"}, {GlobalPool::Map, "map"}, {GlobalPool::TokenAvg, "token_avg"},
+      {GlobalPool::None, ""}};
 };
 template <>
 struct EnumTable<Activation> {

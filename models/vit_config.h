@@ -25,6 +25,7 @@ enum class GlobalPool {
   // The class token's output concatenated with the patches' mean, a 2 * embed_dim input to the head: Hugging
   // Face's Dinov2ForImageClassification ("token_avg"; not a timm pool)
   TokenAvg,
+  None,  // no pooling: every token's output, (B, T, D) features or (B, T, classes) ("", timm's '')
 };
 
 // The MLP's activation (timm's `act_layer`).

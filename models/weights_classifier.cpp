@@ -41,6 +41,9 @@ std::unique_ptr<ImageClassifier> open_weights_classifier(const std::filesystem::
   if (loaded.metadata.config.num_classes == 0)
     throw std::invalid_argument("model '" + path.string() +
                                 "' has no classification head (num_classes 0): it gives features, not classes");
+  if (loaded.metadata.config.global_pool == GlobalPool::None)
+    throw std::invalid_argument("model '" + path.string() +
+                                "' has no pooling (global_pool ''): it gives one output per token, not per image");
   ClassifierInfo info;
   info.kind = to_string(layout);
   info.config = loaded.metadata.config;

@@ -9,6 +9,7 @@
 
 #include "models/checkpoint_layouts.h"
 #include "models/hf_checkpoint.h"
+#include "models/imagenet_classes.h"
 #include "models/presets.h"
 #include "models/state_dict.h"
 #include "models/timm_architectures.h"
@@ -69,6 +70,35 @@ TEST_CASE("timm: the architecture from tensor shapes, the rest from timm's defau
   TensorShapes no_pos = shapes_of(small_tensors(small_metadata().config));
   no_pos.erase("pos_embed");
   CHECK_THAT(error_of([&] { timm_metadata(no_pos, nullptr, "ckpt"); }), Contains("no tensor 'pos_embed'"));
+}
+
+TEST_CASE("timm: label names as a list or by index, their descriptions, flat configs, ImageNet's names",
+          "[checkpoint]") {
+  ViTConfig c = small_metadata().config;
+  const auto shapes = shapes_of(small_tensors(c));  // 3 classes
+  json config{{"architecture", "vit_tiny_patch16_224"},
+              {"model_args", {{"num_heads", 2}}},
+              {"mean", {0.1, 0.2, 0.3}},  // timm's older flat config: the pretrained config at the top level
+              {"std", {0.4, 0.5, 0.6}},
+              {"crop_pct", 0.8},
+              {"label_names", {{"2", "n3"}, {"0", "n1"}, {"1", "n2"}}},
+              {"label_descriptions", {{"n1", "tench, Tinca tinca"}, {"n3", "goldfish"}}}};
+  const auto m = timm_metadata(shapes, &config, "ckpt");
+  CHECK(m.class_names == std::vector<std::string>{"tench, Tinca tinca", "n2", "goldfish"});
+  CHECK(m.preprocess.mean == std::vector<double>{0.1, 0.2, 0.3});
+  CHECK(m.preprocess.crop_pct == 0.8);
+  config["label_names"] = {{"0", "a"}, {"1", "b"}, {"7", "c"}};
+  CHECK_THAT(error_of([&] { timm_metadata(shapes, &config, "ckpt"); }),
+             Contains("label_names: key '7' is not a class index below 3"));
+
+  // A 1000-class checkpoint that names none: ImageNet-1k's names.
+  c.num_classes = 1000;
+  c.embed_dim = 192;  // tiny's width: its heads need no config
+  c.num_heads = 3;
+  const auto imagenet = timm_metadata(shapes_of(small_tensors(c)), nullptr, "ckpt");
+  CHECK(imagenet.class_names.at(207) == "golden retriever");
+  CHECK(imagenet.class_names.at(281) == "tabby");
+  CHECK(imagenet_class_names().size() == 1000);
 }
 
 TEST_CASE("timm: config.json gives heads, pooling, preprocessing and label names", "[checkpoint]") {
@@ -138,9 +168,11 @@ TEST_CASE("timm: the family's options from tensor shapes and model_args; unsuppo
   CHECK_THAT(error_of([&] { timm_metadata(shapes, &config, "ckpt"); }),
              Contains("timm option attn_layer = \"diff\" is not supported by vit"));
   config["model_args"].erase("attn_layer");
-  config["global_pool"] = "";
+  config["global_pool"] = "";  // timm's no pooling: every token's output
+  CHECK(timm_metadata(shapes, &config, "ckpt").config.global_pool == GlobalPool::None);
+  config["global_pool"] = "prr";
   CHECK_THAT(error_of([&] { timm_metadata(shapes, &config, "ckpt"); }),
-             Contains("architecture 'vit_base_patch16_qknorm': timm option global_pool = \"\" is not supported"));
+             Contains("architecture 'vit_base_patch16_qknorm': timm option global_pool = \"prr\" is not supported"));
   config["global_pool"] = "map";
   CHECK_THAT(error_of([&] { timm_metadata(shapes, &config, "ckpt"); }),
              Contains("global_pool 'map', but there is no attention pool"));

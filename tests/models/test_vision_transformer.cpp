@@ -269,6 +269,13 @@ TEST_CASE("every block kind, MLP, norm and pool builds with timm's names and the
     CHECK(torch::isfinite(logits).all().item<bool>());
     CHECK(torch::allclose(model->forward(images.narrow(0, 1, 1)), logits.narrow(0, 1, 1), 1e-5, 1e-5));
   }
+  ViTConfig unpooled = tiny_config();  // timm's global_pool '': every token's output
+  unpooled.global_pool = GlobalPool::None;
+  VisionTransformer tokens(unpooled);
+  tokens->eval();
+  CHECK(tokens->forward(images).sizes() == torch::IntArrayRef({2, 17, 5}));
+  CHECK(torch::allclose(tokens->forward_head(tokens->forward_features(images), /*pre_logits=*/true),
+                        tokens->forward_features(images)));
   ViTConfig rms = tiny_config();
   rms.norm_layer = NormLayer::RmsNorm;
   CHECK(state_dict(*VisionTransformer(rms)).count("norm.bias") == 0);  // RMSNorm has no bias
