@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "app/exit_codes.h"
+#include "hub/model_argument.h"
 #include "models/checkpoint_layouts.h"
 #include "models/torchscript_export.h"
 
@@ -50,7 +51,7 @@ int run_export(const ExportOptions& o) {
   }
 
   WeightsLayout layout;
-  LoadedModel loaded = load_checkpoint(o.model, o.image_size, &layout);
+  LoadedModel loaded = load_checkpoint(hub::resolve_model_argument(o.model), o.image_size, &layout);
   spdlog::info("read '{}' ({}): {}x{} input, {} classes", o.model, to_string(layout), loaded.metadata.config.image_size,
                loaded.metadata.config.image_size, loaded.metadata.config.num_classes);
   if (o.format == "hf" && loaded.metadata.preprocess.crop_pct != 1.0)
@@ -73,7 +74,9 @@ Command setup_export(CLI::App& app) {
   auto options = std::make_shared<ExportOptions>();
   CLI::App* cli =
       app.add_subcommand("export", "Export a model: TorchScript, or timm / Hugging Face checkpoint folders");
-  cli->add_option("MODEL", options->model, "vit weights file, or timm / Hugging Face checkpoint (file or folder)")
+  cli->add_option("MODEL", options->model,
+                  "vit weights file, timm / Hugging Face checkpoint (file or folder), or Hugging Face Hub id in the "
+                  "local Hugging Face cache")
       ->required();
   cli->add_option("-o,--out", options->out, "TorchScript: the file to write; timm, hf: the folder to write into")
       ->required();

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/runtime.h"
+#include "hub/model_argument.h"
 #include "models/open_classifier.h"
 
 namespace vit::app {
@@ -21,8 +22,9 @@ std::vector<double> channel_values(const std::string& option, const std::vector<
 
 void add_inference_options(CLI::App* cli, InferenceOptions& o) {
   cli->add_option("MODEL", o.model,
-                  "Weights file from `vit train` (.safetensors) or TorchScript file (`vit export`, or "
-                  "torch.jit.trace/script in Python)")
+                  "Weights file from `vit train` (.safetensors), timm / Hugging Face checkpoint (file or folder), "
+                  "TorchScript file (`vit export`, or torch.jit.trace/script in Python), or Hugging Face Hub id "
+                  "(org/name[@revision]) in the local Hugging Face cache")
       ->required();
 
   const std::string files =
@@ -97,7 +99,8 @@ void add_cache_option(CLI::App* cli, int64_t& cache_images_mib, const std::strin
 
 std::unique_ptr<ImageClassifier> open_inference_model(const InferenceOptions& options) {
   engine::set_threads(options.threads);
-  auto model = open_classifier(options.model, options.overrides, engine::select_device(options.device));
+  auto model = open_classifier(hub::resolve_model_argument(options.model), options.overrides,
+                               engine::select_device(options.device));
   const ClassifierInfo& info = model->info();
   const PreprocessConfig& p = info.preprocess;
   spdlog::debug(

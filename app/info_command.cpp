@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/exit_codes.h"
+#include "hub/model_argument.h"
 #include "models/describe_model.h"
 #include "models/model_cost.h"
 #include "models/presets.h"
@@ -160,7 +161,8 @@ Command setup_info(CLI::App& app) {
               print_list(options->format);
               return kExitOk;
             }
-            const ModelDescription description = describe_model(options->model);
+            ModelDescription description = describe_model(hub::resolve_model_argument(options->model));
+            description.source = options->model;  // as the user named it, a Hub id included
             if (options->format == "json") {
               print_json(description);
             } else {

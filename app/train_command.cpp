@@ -13,6 +13,7 @@
 #include "app/progress.h"
 #include "app/stop_signal.h"
 #include "engine/trainer.h"
+#include "hub/model_argument.h"
 #include "models/presets.h"
 
 namespace vit::app {
@@ -24,9 +25,8 @@ void add_starting_model_options(CLI::App* cli, engine::TrainOptions& o) {
   add_architecture_options(cli, o.model, o.overrides, group);
   cli->add_option_function<std::string>(
          "--init", [&o](const std::string& path) { o.init = path; },
-         "Start from this weights file or timm / Hugging Face checkpoint (architecture from the file; head "
-         "re-initialised if the classes differ)")
-      ->check(CLI::ExistingPath)
+         "Start from this weights file, timm / Hugging Face checkpoint, or Hugging Face Hub id in the local Hugging "
+         "Face cache (architecture from the file; head re-initialised if the classes differ)")
       ->group(group);
 }
 
@@ -115,7 +115,8 @@ void add_run_options(CLI::App* cli, engine::TrainOptions& o) {
       ->group(group);
 }
 
-int run_train(const engine::TrainOptions& options, bool quiet) {
+int run_train(engine::TrainOptions options, bool quiet) {
+  if (options.init) options.init = hub::resolve_model_argument(options.init->string());
   TrainProgress progress(quiet);
   const auto& stop = install_stop_handlers();
   const engine::TrainSummary s = engine::train(options, progress, &stop);

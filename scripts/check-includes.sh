@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks the include structure: no cycle between the units of a library (a unit is NAME.h + NAME.cpp), and each
 # library includes only the libraries below it:
-#   util  <-  models, data, plots  <-  engine  <-  app
+#   util  <-  models, data, plots, hub  <-  engine  <-  app   (hub: app only)
 # Prints what it finds wrong and exits 1; run it from anywhere (CI runs it as the ctest test `include_structure`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,11 +13,12 @@ declare -A allowed=(
   [models]="util"
   [data]="util"
   [plots]="util"
+  [hub]="util"
   [engine]="util models data plots"
-  [app]="util models data plots engine"
+  [app]="util models data plots hub engine"
 )
 
-for lib in util models data plots engine app; do
+for lib in util models data plots hub engine app; do
   # Edges "unit included-unit" inside the library, from #include "lib/name.h" lines.
   edges=$(grep -H -o "^#include \"$lib/[a-z_0-9]*\.h\"" "$lib"/*.h "$lib"/*.cpp 2>/dev/null |
           sed -E "s#^$lib/([a-z_0-9]+)\.(h|cpp):\#include \"$lib/([a-z_0-9]+)\.h\"#\1 \3#" |

@@ -24,12 +24,15 @@ build_packages=(
   libspdlog-dev           # logging
   nlohmann-json3-dev      # safetensors headers, config files
   zlib1g-dev              # reading gzipped IDX files (Fashion-MNIST)
+  libcurl4-openssl-dev    # downloading models from the Hugging Face Hub (hub/)
+  libssl-dev              # SHA-256 of downloaded weights (OpenSSL's libcrypto)
 )
 # What the built `vit` needs to run (the Dockerfile's runtime stage installs only these).
 runtime_packages=(
   libtorch1.13 libopencv-core406 libopencv-imgproc406 libopencv-imgcodecs406 libspdlog1.10 libfmt9
   libopenblas0-openmp     # without it LibTorch falls back to the reference BLAS (~30x slower matmul)
   libdnnl2                # oneDNN, for the model's float32 CPU products
+  libcurl4 libssl3 ca-certificates   # Hugging Face Hub downloads over verified TLS
 )
 # The main job's data set: Fashion-MNIST as gzipped IDX files under /usr/share/datasets/fashion-mnist.
 data_packages=(

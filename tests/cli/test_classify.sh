@@ -193,6 +193,30 @@ for a, b in zip(lines, ours):
 " <"$work/$layout.jsonl"
 done
 expect "info describes a timm folder" 0 "model .*timm \(timm checkpoint\)" -- "$vit" info "$work/ckpt/timm"
+
+# The timm folder in a Hugging Face cache laid out as huggingface_hub leaves it (blobs, relative symlinks in
+# snapshots/<commit>, refs/main without a newline): named by its Hub id, it gives the same answers, offline.
+commit=0123456789abcdef0123456789abcdef01234567
+repo="$work/hf-cache/models--someone--tiny-vit"
+mkdir -p "$repo/blobs" "$repo/refs" "$repo/snapshots/$commit"
+printf '%s' "$commit" >"$repo/refs/main"
+for file in config.json model.safetensors; do
+  cp "$work/ckpt/timm/$file" "$repo/blobs/blob-$file"
+  ln -s "../../blobs/blob-$file" "$repo/snapshots/$commit/$file"
+done
+HF_HUB_CACHE="$work/hf-cache" HF_HUB_OFFLINE=1 "$vit" classify someone/tiny-vit "$data" --format json -k 3 --logits \
+  >"$work/hub.jsonl"
+check "Hub id from the cache: exit 0" $?
+compare_json "Hub id from the cache: the same labels and logits as the timm folder" "
+ours = [json.loads(l) for l in open('$work/timm.jsonl')]
+assert len(lines) == len(ours) == 10
+for a, b in zip(lines, ours):
+    assert a['path'] == b['path'] and a['predictions'] == b['predictions'] and a['logits'] == b['logits'], (a, b)
+" <"$work/hub.jsonl"
+expect "info names the Hub id" 0 "model +hf-hub:someone/tiny-vit@main \(timm checkpoint\)" \
+  -- env HF_HUB_CACHE="$work/hf-cache" HF_HUB_OFFLINE=1 "$vit" info hf-hub:someone/tiny-vit@main
+expect "a Hub id not in the cache" 2 "'someone/other' is neither an existing file or folder nor a model in the Hugging Face cache" \
+  -- env HF_HUB_CACHE="$work/hf-cache" HF_HUB_OFFLINE=1 "$vit" classify someone/other "$data"
 expect "info describes a Hugging Face folder" 0 "classes +3: bright, dark, mid" -- "$vit" info "$work/ckpt/hf"
 rm "$work/ckpt/hf/config.json"
 expect "a Hugging Face folder without config.json" 2 "holds Hugging Face Vision Transformer tensors but has no config.json" \
