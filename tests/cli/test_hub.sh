@@ -286,6 +286,8 @@ assert not os.path.lexists(os.path.join(repo, 'blobs', sha)), 'the blob was kept
 assert not [f for f in files(repo) if os.path.basename(f) == 'model.safetensors'], 'a snapshot link was made'
 assert not [f for f in files(cache) if f.endswith('.incomplete')], 'an .incomplete file was left'
 "
+# The cdn cuts each file once: the rerun downloads it whole.
+expect "a download cut short: a rerun succeeds" 0 "bright|dark|mid" -- "$vit" classify someone/tiny-cut "$data"
 
 # --- j. Corrupted bytes: on disk, downloaded again; from the cdn, refused -----------------------------------------
 

@@ -14,8 +14,8 @@ Repos are folders, REPOS_DIR/<org>/<name>/<file>; a repo's commit is sha1("<org>
 the server runs.
 
 Special repos: org "gated" answers 401 GatedRepo without `Authorization: Bearer hf_good_token`; org "error"
-answers 500 to everything; the cdn cuts the body of LFS files of repos whose name contains "cut" (full
-Content-Length, half the bytes, then the connection closes) and flips the last byte of those of repos whose name
+answers 500 to everything; the cdn cuts the body of LFS files of repos whose name contains "cut" the first time
+each is asked for (full Content-Length, half the bytes, then the connection closes; later requests get it whole) and flips the last byte of those of repos whose name
 contains "corrupt".
 """
 import argparse
@@ -55,6 +55,7 @@ class Hub:
         self.log_file = log_file
         self.log_lock = threading.Lock()
         self.cdn_url = None  # set once the cdn is listening
+        self.cut_once = set()  # sha256 of the "cut" files already cut once
 
     def log(self, server, method, path, authorization):
         line = json.dumps({"server": server, "method": method, "path": path, "authorization": authorization})
@@ -214,8 +215,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.error(404, None, "Not found", head)
         data, name = found
         headers = [("Content-Type", "application/octet-stream")]
-        if "cut" in name:
-            # The full length announced, half the bytes sent, then the connection closes.
+        if "cut" in name and not head and parts[1] not in self.hub.cut_once:
+            # The full length announced, half the bytes sent, then the connection closes; once per file, so that
+            # a rerun can succeed.
+            self.hub.cut_once.add(parts[1])
             return self.respond(200, headers, data[:len(data) // 2], head, length=len(data))
         if "corrupt" in name and data:
             data = data[:-1] + bytes([data[-1] ^ 0xFF])
