@@ -4,10 +4,11 @@
 #include <sched.h>
 
 #include <algorithm>
-#include <numeric>
 #include <stdexcept>
 
 #include <opencv2/core/utility.hpp>
+
+#include "data/epoch_order.h"
 
 namespace vit::data {
 void LoaderOptions::validate() const {
@@ -56,12 +57,10 @@ int64_t Loader::failed_files() const {
 }
 
 void Loader::start_epoch(int64_t epoch, int64_t first_batch) {
-  auto order = std::make_shared<std::vector<size_t>>(samples_.size());
-  std::iota(order->begin(), order->end(), size_t{0});
-  if (options_.shuffle) {
-    std::mt19937_64 rng(options_.seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(epoch));
-    std::shuffle(order->begin(), order->end(), rng);
-  }
+  EpochOrderOptions dealing;
+  dealing.seed = options_.seed;
+  dealing.shuffle = options_.shuffle;
+  auto order = std::make_shared<std::vector<size_t>>(epoch_order(samples_.size(), epoch, dealing));
   {
     std::lock_guard<std::mutex> lock(mutex_);
     ++generation_;

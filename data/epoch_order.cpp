@@ -1,0 +1,36 @@
+#include "data/epoch_order.h"
+
+#include <algorithm>
+#include <numeric>
+#include <random>
+#include <stdexcept>
+#include <string>
+
+namespace vit::data {
+
+std::vector<size_t> epoch_order(size_t n, int64_t epoch, const EpochOrderOptions& o) {
+  if (o.world_size < 1 || o.rank < 0 || o.rank >= o.world_size)
+    throw std::invalid_argument("epoch order: rank " + std::to_string(o.rank) + " is outside a world of " +
+                                std::to_string(o.world_size) + " processes");
+  std::vector<size_t> order(n);
+  std::iota(order.begin(), order.end(), size_t{0});
+  if (o.shuffle) {
+    // Seeded by (seed, epoch) only, never by rank: every process draws the same permutation.
+    std::mt19937_64 rng(o.seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(epoch));
+    std::shuffle(order.begin(), order.end(), rng);
+  }
+  if (o.world_size == 1) return order;
+  const auto world = static_cast<size_t>(o.world_size);
+  size_t total = o.drop_last ? n / world * world : (n + world - 1) / world * world;
+  if (total > n) {  // padded by repeating the start, as DistributedSampler does (again and again if n < world)
+    order.reserve(total);
+    for (size_t i = 0; order.size() < total; ++i) order.push_back(order[i % n]);
+  }
+  order.resize(total);
+  std::vector<size_t> mine;
+  mine.reserve(total / world);
+  for (size_t i = static_cast<size_t>(o.rank); i < total; i += world) mine.push_back(order[i]);
+  return mine;
+}
+
+}  // namespace vit::data
