@@ -11,7 +11,11 @@
 #include "app/architecture_options.h"
 #include "app/exit_codes.h"
 #include "app/inference_options.h"
+#include "engine/all_reduce_bench.h"
 #include "engine/benchmark.h"
+#include "engine/distributed_env.h"
+#include "engine/model_setup.h"
+#include "engine/runtime.h"
 #ifdef VIT_HAVE_IMAGES
 #include "engine/folder_bench.h"
 #endif
@@ -98,8 +102,44 @@ void print_text(const engine::BenchOptions& o, const engine::BenchReport& r) {
   }
 }
 
+// Launched by torchrun or srun: the gradient averaging of one data-parallel step, between the processes.
+int run_all_reduce_bench(const engine::BenchOptions& o, const std::string& format) {
+  const engine::DistributedEnv env = engine::read_distributed_env();
+  if (env.launcher == "none")
+    throw std::invalid_argument(
+        "--phases all-reduce times the processes of a launch: run it as torchrun --nproc_per_node 2 --no_python "
+        "vit bench --phases all-reduce ... (or with RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT set)");
+  engine::set_threads(o.threads > 0 ? o.threads : engine::threads_per_process(env.local_world_size));
+  engine::CollectivesOptions collectives;
+  collectives.cuda = o.device == "cuda";
+  c10::Device device = engine::select_device(o.device);
+  if (device.is_cuda()) device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
+  const auto group = engine::Collectives::connect(env, collectives);
+  const ViTConfig config = engine::preset_config(o.model, o.overrides);
+  const engine::AllReduceTiming t = engine::time_gradient_all_reduce(*group, config, o.windows, device);
+  if (env.rank != 0) return kExitOk;
+  const double megabytes = static_cast<double>(t.floats) * 4.0 / 1e6;
+  if (format == "json") {
+    fmt::print("{}\n", nlohmann::json{{"model", o.model},
+                                      {"backend", t.backend},
+                                      {"processes", t.world_size},
+                                      {"gradient_floats", t.floats},
+                                      {"seconds", t.seconds},
+                                      {"median_seconds", t.median()}}
+                           .dump(2));
+    return kExitOk;
+  }
+  const auto [low, high] = std::minmax_element(t.seconds.begin(), t.seconds.end());
+  fmt::print("all-reduce   {}: {:.2f} M gradients ({:.1f} MB float32) averaged over {} between {} processes: "
+             "{:.1f} ms per step (median of {}, range {:.1f}-{:.1f}), {:.2f} GB/s\n",
+             o.model, static_cast<double>(t.floats) / 1e6, megabytes, t.backend, t.world_size, 1e3 * t.median(),
+             t.seconds.size(), 1e3 * *low, 1e3 * *high, megabytes / 1e3 / t.median());
+  return kExitOk;
+}
+
 int run_bench(BenchCommandOptions& options) {
   engine::BenchOptions& o = options.bench;
+  if (options.phases == "all-reduce") return run_all_reduce_bench(o, options.format);
   o.train = options.phases != "inference";
   o.inference = options.phases != "train";
   engine::ExtraPhases extra;
@@ -136,8 +176,9 @@ Command setup_bench(CLI::App& app) {
 
   const std::string measure = "Measuring";
   cli->add_option("--phases", options->phases,
-                  "What to time: training steps (forward, backward, AdamW), inference, or both")
-      ->check(CLI::IsMember({"train", "inference", "both"}))
+                  "What to time: training steps (forward, backward, AdamW), inference, both, or (under torchrun / "
+                  "srun) the gradient all-reduce of a data-parallel step, --windows times")
+      ->check(CLI::IsMember({"train", "inference", "both", "all-reduce"}))
       ->capture_default_str()
       ->group(measure);
   cli->add_option("--warmup", o.warmup_steps, "Untimed steps first (the last one sizes the windows)")

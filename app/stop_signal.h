@@ -1,6 +1,7 @@
 #pragma once
 // Ctrl-C (SIGINT) and SIGTERM as a request to stop cleanly: the first sets a flag that long-running work polls;
-// the handler then steps aside, so a second signal ends the process at once.
+// a second one, two seconds or more later, ends the process at once (sooner, it is the same request arriving
+// twice, as under torchrun).
 
 #include <atomic>
 

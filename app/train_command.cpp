@@ -12,6 +12,7 @@
 #include "app/inference_options.h"
 #include "app/progress.h"
 #include "app/stop_signal.h"
+#include "engine/collectives.h"
 #include "engine/trainer.h"
 #include "hub/model_argument.h"
 #include "models/presets.h"
@@ -109,25 +110,61 @@ void add_run_options(CLI::App* cli, engine::TrainOptions& o) {
                   "and saved in time (0 = none)")
       ->capture_default_str()
       ->group(group);
-  cli->add_flag("--resume", o.resume, "Continue the run saved in --out")->group(group);
+  cli->add_flag("--resume", o.resume,
+                "Continue the run saved in --out (also on another number of processes)")
+      ->group(group);
   cli->add_option("--max-pixels", o.max_pixels, "Reject images with more pixels than this")
       ->capture_default_str()
       ->group(group);
 }
 
+void add_distributed_options(CLI::App* cli, engine::TrainOptions& o) {
+  const std::string group = "Several processes (launched by torchrun or srun)";
+  cli->add_option("--dist-backend", o.dist_backend,
+                  "c10d backend: gloo (CPU), nccl (--device cuda), or auto (nccl on CUDA where built, else gloo)")
+      ->check(CLI::IsMember({"auto", "gloo", "nccl"}))
+      ->capture_default_str()
+      ->group(group);
+  cli->add_option("--dist-timeout", o.dist_timeout,
+                  "Seconds a process waits for the others (to start, or in a step) before it gives up on them")
+      ->capture_default_str()
+      ->group(group);
+}
+
 int run_train(engine::TrainOptions options, bool quiet) {
+  const engine::DistributedEnv env = engine::read_distributed_env();
+  if (env.distributed()) {
+    // Every rank logs, its lines marked; rank 0 alone draws the progress and sums up.
+    spdlog::set_pattern(fmt::format("%^%l%$: [rank {}] %v", env.rank));
+    quiet = quiet || env.rank != 0;
+  }
   if (options.init) options.init = hub::resolve_model_argument(options.init->string());
   TrainProgress progress(quiet);
   const auto& stop = install_stop_handlers();
-  const engine::TrainSummary s = engine::train(options, progress, &stop);
+  engine::TrainSummary s;
+  try {
+    s = engine::train(options, progress, &stop, env);
+  } catch (const engine::LostPeerError& e) {
+    spdlog::error("{}", e.what());
+    spdlog::error("'{}' holds the last complete checkpoint: continue with the same launch and --resume",
+                  options.out_dir.string());
+    return kExitLostPeer;
+  }
+  if (env.rank != 0) return s.outcome == engine::TrainOutcome::Interrupted ? 130 : kExitOk;
   const auto dir = s.run_dir.string();
   if (s.bad_files > 0)
     spdlog::warn("{} file{} could not be read and {} skipped", s.bad_files, s.bad_files == 1 ? "" : "s",
                  s.bad_files == 1 ? "was" : "were");
   if (s.outcome == engine::TrainOutcome::Interrupted) {
-    spdlog::warn(
-        "interrupted after {} of {} epochs; the state is saved. Continue with:\n  vit train {} --out {} --resume",
-        s.epochs_done, s.epochs_target, options.data_dir.string(), dir);
+    if (env.distributed()) {
+      spdlog::warn("interrupted after {} of {} epochs; the state is saved. Continue with the same launch and "
+                   "--resume (on any number of processes)",
+                   s.epochs_done, s.epochs_target);
+    } else {
+      spdlog::warn(
+          "interrupted after {} of {} epochs; the state is saved. Continue with:\n  vit train {} --out {} --resume",
+          s.epochs_done, s.epochs_target, options.data_dir.string(), dir);
+    }
     return 130;  // 128 + SIGINT, the shell convention for a run stopped by Ctrl-C
   }
   if (s.outcome == engine::TrainOutcome::TimeLimit) {
@@ -165,9 +202,12 @@ Command setup_train(CLI::App& app) {
   add_optimization_options(cli, *options);
   add_augmentation_options(cli, *options);
   add_run_options(cli, *options);
+  add_distributed_options(cli, *options);
   cli->footer(
       "Writes RUN_DIR/{best,last}.safetensors, metrics.csv, curves.png, config.json and resume.safetensors. "
-      "Ctrl-C stops after the current step and saves; --resume continues.");
+      "Ctrl-C stops after the current step and saves; --resume continues. Under torchrun or srun (RANK / "
+      "WORLD_SIZE, or SLURM_PROCID / SLURM_NTASKS) the processes train one model data-parallel; --batch-size is "
+      "per process.");
   return {cli, [options, &app] { return run_train(*options, app.get_option("--quiet")->count() > 0); }};
 }
 

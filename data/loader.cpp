@@ -21,6 +21,9 @@ void LoaderOptions::validate() const {
     throw std::invalid_argument("image cache must be >= 0 bytes, got " + std::to_string(cache_bytes));
   if (decode.channels != 1 && decode.channels != 3)
     throw std::invalid_argument("channels must be 1 or 3, got " + std::to_string(decode.channels));
+  if (world_size < 1 || rank < 0 || rank >= world_size)
+    throw std::invalid_argument("loader: rank " + std::to_string(rank) + " is outside a world of " +
+                                std::to_string(world_size) + " processes");
 }
 
 Loader::Loader(std::vector<Sample> samples, LoaderOptions options, SampleTransform transform)
@@ -46,8 +49,26 @@ Loader::~Loader() {
   for (auto& worker : workers_) worker.join();
 }
 
+namespace {
+
+EpochOrderOptions dealing_of(const LoaderOptions& options) {
+  EpochOrderOptions dealing;
+  dealing.seed = options.seed;
+  dealing.shuffle = options.shuffle;
+  dealing.world_size = options.world_size;
+  dealing.rank = options.rank;
+  dealing.even = options.even_shares;
+  return dealing;
+}
+
+}  // namespace
+
+int64_t Loader::samples_per_epoch() const {
+  return static_cast<int64_t>(epoch_order_size(samples_.size(), dealing_of(options_)));
+}
+
 int64_t Loader::batches_per_epoch() const {
-  const auto n = num_samples();
+  const auto n = samples_per_epoch();
   return options_.drop_last ? n / options_.batch_size : (n + options_.batch_size - 1) / options_.batch_size;
 }
 
@@ -57,10 +78,7 @@ int64_t Loader::failed_files() const {
 }
 
 void Loader::start_epoch(int64_t epoch, int64_t first_batch) {
-  EpochOrderOptions dealing;
-  dealing.seed = options_.seed;
-  dealing.shuffle = options_.shuffle;
-  auto order = std::make_shared<std::vector<size_t>>(epoch_order(samples_.size(), epoch, dealing));
+  auto order = std::make_shared<std::vector<size_t>>(epoch_order(samples_.size(), epoch, dealing_of(options_)));
   {
     std::lock_guard<std::mutex> lock(mutex_);
     ++generation_;
@@ -122,7 +140,7 @@ cv::Mat Loader::image_of(size_t index) {
 
 Batch Loader::build_batch(const Job& job) {
   const auto begin = static_cast<size_t>(job.batch * options_.batch_size);
-  const size_t end = std::min(begin + static_cast<size_t>(options_.batch_size), samples_.size());
+  const size_t end = std::min(begin + static_cast<size_t>(options_.batch_size), job.order->size());
   const size_t sample_floats =
       static_cast<size_t>(options_.decode.channels) * static_cast<size_t>(options_.image_size * options_.image_size);
   Batch batch;

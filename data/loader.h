@@ -45,6 +45,11 @@ struct LoaderOptions {
   bool idle_priority = true;
   int64_t cache_bytes = 0;  // decoded images kept between epochs, up to this many bytes (image_cache.h); 0 = none
   uint64_t seed = 0;
+  // This process's share of every epoch when several train together (epoch_order.h): equal shares for training
+  // (padded as DistributedSampler pads), uneven ones for evaluation (`even_shares` false: every image once).
+  int world_size = 1;
+  int rank = 0;
+  bool even_shares = true;
   DecodeOptions decode;
   void validate() const;  // std::invalid_argument naming the field
 };
@@ -79,6 +84,7 @@ class Loader {
 
   int64_t batches_per_epoch() const;
   int64_t num_samples() const { return static_cast<int64_t>(samples_.size()); }
+  int64_t samples_per_epoch() const;  // this process's share of the samples
   int64_t failed_files() const;  // distinct files that failed so far
   const ImageCache& cache() const { return cache_; }
   int channels() const { return options_.decode.channels; }

@@ -1,5 +1,6 @@
 #include "engine/evaluate.h"
 
+#include <ATen/ops/tensor.h>
 #include <c10/core/InferenceMode.h>
 #include <torch/nn/functional/loss.h>
 
@@ -19,7 +20,32 @@ int64_t count_top_k(const at::Tensor& logits, const at::Tensor& labels, int64_t 
   return top.eq(labels.unsqueeze(1)).any(1).sum().item<int64_t>();
 }
 
-EvalResult evaluate(const ForwardFn& forward, data::Loader& loader, const c10::Device& device, bool bf16) {
+namespace {
+
+// Adds the sums of every rank's share: [loss, top-1, top-5, count] in double, and the confusion matrix, which a
+// rank without images creates from the class count the others report.
+void sum_over_ranks(Collectives& group, double& loss_sum, int64_t& top1, int64_t& top5, EvalResult& result,
+                    at::Tensor& confusion) {
+  at::Tensor classes = at::tensor({static_cast<double>(result.num_classes)}, at::kDouble);
+  group.all_reduce_max(classes);
+  result.num_classes = static_cast<int64_t>(classes.item<double>());
+  if (!confusion.defined()) confusion = torch::zeros({result.num_classes * result.num_classes}, torch::kLong);
+  std::vector<at::Tensor> sums{at::tensor({loss_sum, static_cast<double>(top1), static_cast<double>(top5),
+                                           static_cast<double>(result.count)},
+                                          at::kDouble),
+                               confusion};
+  group.all_reduce_sum(sums);
+  loss_sum = sums[0][0].item<double>();
+  top1 = static_cast<int64_t>(sums[0][1].item<double>());
+  top5 = static_cast<int64_t>(sums[0][2].item<double>());
+  result.count = static_cast<int64_t>(sums[0][3].item<double>());
+  confusion = sums[1];
+}
+
+}  // namespace
+
+EvalResult evaluate(const ForwardFn& forward, data::Loader& loader, const c10::Device& device, bool bf16,
+                    Collectives* group) {
   torch::NoGradGuard no_grad;
   EvalResult result;
   double loss_sum = 0.0;
@@ -55,6 +81,7 @@ EvalResult evaluate(const ForwardFn& forward, data::Loader& loader, const c10::D
     confusion += (labels * classes + logits.argmax(1)).bincount({}, classes * classes);
     result.count += labels.size(0);
   }
+  if (group != nullptr) sum_over_ranks(*group, loss_sum, top1, top5, result, confusion);
   if (result.count > 0) {
     const auto n = static_cast<double>(result.count);
     result.loss = loss_sum / n;
@@ -66,10 +93,12 @@ EvalResult evaluate(const ForwardFn& forward, data::Loader& loader, const c10::D
   return result;
 }
 
-EvalResult evaluate(VisionTransformer& model, data::Loader& loader, const c10::Device& device, bool bf16) {
+EvalResult evaluate(VisionTransformer& model, data::Loader& loader, const c10::Device& device, bool bf16,
+                    Collectives* group) {
   const bool was_training = model->is_training();
   model->eval();
-  EvalResult result = evaluate([&](const at::Tensor& images) { return model->forward(images); }, loader, device, bf16);
+  EvalResult result =
+      evaluate([&](const at::Tensor& images) { return model->forward(images); }, loader, device, bf16, group);
   model->train(was_training);
   return result;
 }

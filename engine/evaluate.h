@@ -12,6 +12,7 @@
 #include "data/image_folder.h"
 #include "data/loader.h"
 #include "engine/classification_report.h"
+#include "engine/collectives.h"
 #include "engine/predict.h"
 #include "models/image_classifier.h"
 #include "models/vision_transformer.h"
@@ -32,11 +33,15 @@ struct EvalResult {
 using ForwardFn = std::function<at::Tensor(const at::Tensor& images)>;
 
 // Runs `forward` over the loader's epoch without gradients, optionally under bf16 autocast. Labels must be
-// class indices of the model's output.
-EvalResult evaluate(const ForwardFn& forward, data::Loader& loader, const c10::Device& device, bool bf16);
+// class indices of the model's output. With `group`, each rank evaluates its share (the loader's) and the sums
+// (in double) and the confusion matrix are added up over the ranks: every rank returns the whole set's figures,
+// the failures excepted (each rank's own).
+EvalResult evaluate(const ForwardFn& forward, data::Loader& loader, const c10::Device& device, bool bf16,
+                    Collectives* group = nullptr);
 
 // The same for a model being trained: in eval mode, restoring its previous mode after.
-EvalResult evaluate(VisionTransformer& model, data::Loader& loader, const c10::Device& device, bool bf16);
+EvalResult evaluate(VisionTransformer& model, data::Loader& loader, const c10::Device& device, bool bf16,
+                    Collectives* group = nullptr);
 
 struct FolderEvaluation {
   data::ImageFolder folder;  // the images evaluated; classes in the model's order

@@ -80,7 +80,8 @@ void from_json(const json& j, MetricsRow& r) {
 // Fields missing from a state saved by an earlier version take their defaults.
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RunProgress, epoch, next_batch, step, epochs_target, total_steps, lr,
                                                 warmup_end_s, decay_time, longest_epoch_end_s, last_epoch_train_s,
-                                                best_top1, best_top5, best_epoch, elapsed_s, current, history)
+                                                best_top1, best_top5, best_epoch, elapsed_s, world_size, current,
+                                                history)
 
 fs::path resume_path(const fs::path& run_dir) { return run_dir / "resume.safetensors"; }
 

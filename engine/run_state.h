@@ -66,7 +66,8 @@ struct RunProgress {
   double best_top5 = -1.0;
   int64_t best_epoch = 0;
   double elapsed_s = 0.0;  // training wall time so far, across resumes
-  EpochTotals current;
+  int64_t world_size = 1;  // processes the run trained on when saved (next_batch counts that many shares)
+  EpochTotals current;     // summed over the processes
   std::vector<MetricsRow> history;
 };
 

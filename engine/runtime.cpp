@@ -32,6 +32,11 @@ void set_threads(int threads) {
   at::set_num_threads(threads > 0 ? threads : cores());
 }
 
+int threads_per_process(int local_processes) {
+  if (const char* omp = std::getenv("OMP_NUM_THREADS"); omp != nullptr && std::atoi(omp) > 0) return std::atoi(omp);
+  return std::max(1, cores() / std::max(1, local_processes));
+}
+
 int default_workers() { return cores() <= 2 ? 1 : std::min(4, cores() / 2); }
 
 std::string configure_memory_reuse() {

@@ -13,6 +13,10 @@ c10::Device select_device(const std::string& name);
 // LibTorch's intra-op threads: `threads`, or one per core when 0.
 void set_threads(int threads);
 
+// The threads each of `local_processes` processes on this machine should use when the user did not choose:
+// OMP_NUM_THREADS when set (torchrun sets 1 for several processes), else the cores shared out evenly.
+int threads_per_process(int local_processes);
+
 // Decode threads when the user did not choose: few, because on small machines the cores belong to the model.
 int default_workers();
 

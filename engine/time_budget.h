@@ -27,6 +27,7 @@ class TimeBudget {
   // Keeps back the time an epoch's end takes (validation, saving): reserve_after_timing once an epoch's end has
   // been timed, estimate_epoch_end before.
   void reserve(double seconds) { reserve_s_ = seconds; }
+  double reserved_s() const { return reserve_s_; }
   // The longest epoch end timed so far, half again: the last may take longer (a bigger best.safetensors to write,
   // a busy disk).
   static double reserve_after_timing(double longest_epoch_end_s) { return 1.5 * longest_epoch_end_s; }

@@ -43,6 +43,11 @@ void TrainOptions::validate() const {
   require(cache_images_mib >= 0 && cache_images_mib <= kMaxCacheImagesMiB, "--cache-images",
           "MiB from 0 (none) to " + str(kMaxCacheImagesMiB), str(cache_images_mib));
   require(time_limit >= 0.0, "--time-limit", "seconds >= 0 (0 = none)", str(time_limit));
+  require(dist_backend == "auto" || dist_backend == "gloo" || dist_backend == "nccl", "--dist-backend",
+          "auto, gloo or nccl", "'" + dist_backend + "'");
+  require(dist_timeout > 0.0, "--dist-timeout", "seconds > 0", str(dist_timeout));
+  if (dist_backend == "nccl" && device != "cuda")
+    throw std::invalid_argument("--dist-backend nccl needs --device cuda (NCCL joins GPUs; Gloo joins CPUs)");
   mixup.validate();
 }
 

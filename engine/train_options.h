@@ -130,6 +130,10 @@ struct TrainOptions {
   double time_limit = 0.0;  // seconds for the whole run; 0 = none. The schedule runs on time (time_budget.h).
   bool resume = false;
 
+  // Several processes (torchrun, Slurm): read from the launcher's environment, see engine/distributed_env.h.
+  std::string dist_backend = "auto";  // "auto" (NCCL with --device cuda where built, else Gloo) | "gloo" | "nccl"
+  double dist_timeout = 600.0;        // seconds a rank waits for the others before it gives up on them
+
   // Throws std::invalid_argument naming the option (as its command-line flag) and the value.
   void validate() const;
 };
@@ -142,6 +146,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainOptions, data_dir, out_dir,
                                                 warmup_epochs, label_smoothing, clip_grad, grad_accum, scale_min,
                                                 scale_max, ratio_min, ratio_max, hflip, auto_augment, ra_num_ops,
                                                 ra_magnitude, random_erasing, mixup, ema, ema_decay, amp, device,
-                                                threads, workers, cache_images_mib, seed, time_limit, resume)
+                                                threads, workers, cache_images_mib, seed, time_limit, resume,
+                                                dist_backend, dist_timeout)
 
 }  // namespace vit::engine

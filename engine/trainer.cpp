@@ -2,6 +2,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/ops/full.h>
+#include <ATen/ops/tensor.h>
 #include <torch/nn/utils/clip_grad.h>
 
 #include <algorithm>
@@ -16,6 +17,8 @@
 #include "data/batch_tensor.h"
 #include "data/image_folder.h"
 #include "data/transforms.h"
+#include "engine/collectives.h"
+#include "engine/data_parallel.h"
 #include "engine/ema.h"
 #include "engine/evaluate.h"
 #include "engine/mixup.h"
@@ -45,21 +48,29 @@ at::Generator& cpu_generator() {
 
 class TrainingRun {
  public:
-  TrainingRun(const TrainOptions& options, TrainObserver& observer, const std::atomic<bool>* stop)
-      : options_(options), observer_(observer), stop_(stop) {}
+  TrainingRun(const TrainOptions& options, TrainObserver& observer, const std::atomic<bool>* stop,
+              const DistributedEnv& env)
+      : options_(options), observer_(observer), stop_(stop), env_(env) {}
 
   TrainSummary run();
 
  private:
   enum class EpochEnd { Done, TimeSpent, Interrupted };
 
+  void join_processes();
+  void open_and_prepare();
   void prepare(std::optional<RunState> resumed);
+  void continue_on_world_size(int64_t saved_world_size);
   void make_loaders();
   EpochEnd train_epoch();
   void train_batch(data::Batch&& batch);
   void collect_totals();
   void optimizer_step();
   void end_epoch();
+  bool any_rank(bool flag);
+  double agreed_elapsed();
+  EpochTotals summed(const EpochTotals& local);
+  bool lead() const { return env_.rank == 0; }  // the process that writes RUN_DIR
   void update_time_reserve();
   int64_t epochs_expected() const;
   StepReport step_report(int64_t batches, int64_t first_batch) const;
@@ -72,6 +83,10 @@ class TrainingRun {
   TrainOptions options_;
   TrainObserver& observer_;
   const std::atomic<bool>* stop_;
+  DistributedEnv env_;
+  std::unique_ptr<Collectives> group_;         // with several processes
+  std::unique_ptr<GradientAverager> averager_;  // with several processes
+  int64_t window_samples_ = 0;                 // samples in the gradients since the last optimizer step
   c10::Device device_{c10::kCPU};
   bool bf16_ = false;
   data::DatasetSplit split_;
@@ -98,8 +113,9 @@ class TrainingRun {
 };
 
 void TrainingRun::prepare(std::optional<RunState> resumed) {
-  set_threads(options_.threads);
+  set_threads(options_.threads > 0 || !group_ ? options_.threads : threads_per_process(env_.local_world_size));
   device_ = select_device(options_.device);
+  if (device_.is_cuda() && group_) device_ = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(env_.local_rank));
   bf16_ = options_.amp == "bf16";
   torch::manual_seed(options_.seed);
 
@@ -128,12 +144,19 @@ void TrainingRun::prepare(std::optional<RunState> resumed) {
   }
   model_->to(device_);
   model_->train();
+  if (group_) broadcast_module(*group_, *model_);  // every replica starts from rank 0's weights
   if (options_.ema) {
     ema_ = std::make_unique<ModelEma>(model_, options_.ema_decay);
     if (resumed) load_state_dict(*ema_->model(), resumed->ema, "EMA weights in the resume state");
   }
   optimizer_ =
       std::make_unique<AdamW>(named_parameters(*model_), AdamWOptions{0.9, 0.999, 1e-8, options_.weight_decay});
+  if (group_) {
+    std::vector<at::Tensor> trainable;
+    for (const auto& p : model_->parameters())
+      if (p.requires_grad()) trainable.push_back(p);
+    averager_ = std::make_unique<GradientAverager>(std::move(trainable));
+  }
 
   make_loaders();
   steps_per_epoch_ = (train_loader_->batches_per_epoch() + options_.grad_accum - 1) / options_.grad_accum;
@@ -149,6 +172,17 @@ void TrainingRun::prepare(std::optional<RunState> resumed) {
   } else {
     progress_.epochs_target = options_.epochs;
     progress_.total_steps = options_.epochs * steps_per_epoch_;
+  }
+  if (resumed) continue_on_world_size(resumed->progress.world_size);
+  progress_.world_size = env_.world_size;
+  if (group_ && !lead()) {
+    // Dropout and drop-path draw differently on every rank (rank 0 keeps the run's stream); and the epoch's totals
+    // so far, saved summed, are counted once, by rank 0.
+    torch::manual_seed(options_.seed + 0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(env_.rank) +
+                       static_cast<uint64_t>(progress_.step));
+    progress_.current.loss_sum = 0.0;
+    progress_.current.correct = 0;
+    progress_.current.seen = 0;
   }
   schedule_.total_steps = progress_.total_steps;
   budget_ = TimeBudget(options_.time_limit);
@@ -167,7 +201,27 @@ void TrainingRun::prepare(std::optional<RunState> resumed) {
       {"options", options_},
       {"model",
        {{"config", metadata_.config}, {"preprocess", metadata_.preprocess}, {"class_names", metadata_.class_names}}}};
-  write_file_atomically(options_.out_dir / "config.json", [&](std::ostream& out) { out << config.dump(2) << '\n'; });
+  if (lead())
+    write_file_atomically(options_.out_dir / "config.json", [&](std::ostream& out) { out << config.dump(2) << '\n'; });
+}
+
+// A run saved by another number of processes: the epoch's position is carried over by images trained (the rest
+// of that epoch is dealt anew, so a few images may be seen twice or not at all in it), and the schedule's
+// remaining steps are recounted at the new global batch.
+void TrainingRun::continue_on_world_size(int64_t saved_world_size) {
+  if (saved_world_size == env_.world_size) return;
+  const int64_t batches = train_loader_->batches_per_epoch();
+  const int64_t images_done = progress_.next_batch * options_.batch_size * saved_world_size;
+  const int64_t global_batch = options_.batch_size * env_.world_size;
+  progress_.next_batch = std::min(batches, (images_done + global_batch - 1) / global_batch);
+  const int64_t steps_left_in_epoch =
+      steps_per_epoch_ - (progress_.next_batch + options_.grad_accum - 1) / options_.grad_accum;
+  progress_.total_steps =
+      progress_.step + steps_left_in_epoch + (progress_.epochs_target - progress_.epoch - 1) * steps_per_epoch_;
+  schedule_.total_steps = progress_.total_steps;
+  spdlog::info("resuming a run of {} process{} on {}: epoch {} continues at batch {} of {}, {} steps left", saved_world_size,
+               saved_world_size == 1 ? "" : "es", env_.world_size, progress_.epoch + 1, progress_.next_batch, batches,
+               progress_.total_steps - progress_.step);
 }
 
 void TrainingRun::make_loaders() {
@@ -178,10 +232,14 @@ void TrainingRun::make_loaders() {
   loader.workers = options_.workers > 0 ? options_.workers : default_workers();
   loader.seed = options_.seed;
   loader.decode = {static_cast<int>(c.in_chans), options_.max_pixels};
-  // The cache budget is shared between the two sets in proportion to their sizes.
+  loader.world_size = env_.world_size;
+  loader.rank = env_.rank;
+  // The cache budget is shared between the two sets in proportion to their sizes, and between the processes of
+  // this machine.
   const auto train_images = static_cast<double>(split_.train.samples.size());
   const double val_images = split_.val ? static_cast<double>(split_.val->samples.size()) : 0.0;
-  const double budget = static_cast<double>(options_.cache_images_mib) * (1 << 20);
+  const double budget =
+      static_cast<double>(options_.cache_images_mib) * (1 << 20) / static_cast<double>(env_.local_world_size);
   loader.cache_bytes = static_cast<int64_t>(budget * train_images / (train_images + val_images));
 
   data::TrainTransformOptions train;
@@ -203,6 +261,7 @@ void TrainingRun::make_loaders() {
 
   if (split_.val) {
     loader.shuffle = false;
+    loader.even_shares = false;  // every validation image once, summed over the processes
     loader.cache_bytes = static_cast<int64_t>(budget) - loader.cache_bytes;
     val_loader_ = std::make_unique<data::Loader>(
         split_.val->samples, loader,
@@ -220,8 +279,10 @@ void TrainingRun::train_batch(data::Batch&& batch) {
   const auto images = tensors.images.to(device_);
   const auto labels = tensors.labels.to(device_);
   // Mixing depends only on (seed, epoch, batch): the same after a resume.
-  std::seed_seq seed{static_cast<uint32_t>(options_.seed), static_cast<uint32_t>(progress_.epoch),
-                     static_cast<uint32_t>(batch_index)};
+  std::vector<uint32_t> keys{static_cast<uint32_t>(options_.seed), static_cast<uint32_t>(progress_.epoch),
+                             static_cast<uint32_t>(batch_index)};
+  if (group_) keys.push_back(static_cast<uint32_t>(env_.rank));  // each rank mixes its own batch its own way
+  std::seed_seq seed(keys.begin(), keys.end());
   std::mt19937_64 rng(seed);
   const MixedBatch mixed =
       mix_batch(images, labels, metadata_.config.num_classes, options_.label_smoothing, options_.mixup, rng);
@@ -236,6 +297,7 @@ void TrainingRun::train_batch(data::Batch&& batch) {
   epoch_loss_.add_(step.loss.to(at::kDouble), static_cast<double>(n));
   epoch_correct_.add_(step.logits.argmax(1).eq(labels).sum());
   progress_.current.seen += n;
+  window_samples_ += n;
 }
 
 void TrainingRun::collect_totals() {
@@ -245,19 +307,51 @@ void TrainingRun::collect_totals() {
 }
 
 void TrainingRun::optimizer_step() {
+  if (averager_) averager_->average(*group_, window_samples_);
+  window_samples_ = 0;
   if (options_.clip_grad > 0.0) torch::nn::utils::clip_grad_norm_(model_->parameters(), options_.clip_grad);
-  const double warmup_time = progress_.warmup_end_s >= 0.0 ? 1.0 : budget_.warmup_progress(elapsed());
+  const double now = agreed_elapsed();
+  const double warmup_time = progress_.warmup_end_s >= 0.0 ? 1.0 : budget_.warmup_progress(now);
   if (progress_.warmup_end_s < 0.0 && !schedule_.warming_up(progress_.step, warmup_time)) {
-    progress_.warmup_end_s = elapsed();
+    progress_.warmup_end_s = now;
   }
   // The decay never goes back, even when the time kept for the last epoch's end is revised down.
-  progress_.decay_time = std::max(progress_.decay_time, budget_.decay_progress(elapsed(), progress_.warmup_end_s));
+  progress_.decay_time = std::max(progress_.decay_time, budget_.decay_progress(now, progress_.warmup_end_s));
   progress_.lr = schedule_.at(progress_.step, warmup_time, progress_.decay_time);
   optimizer_->step(progress_.lr);
   optimizer_->zero_grad();
   if (ema_) ema_->update(model_);
   ++progress_.step;
   micro_batches_ = 0;
+}
+
+// Whether `flag` holds on any rank: decisions that change the loop are taken by all ranks together.
+bool TrainingRun::any_rank(bool flag) {
+  if (!group_) return flag;
+  return !all_ranks_ok(*group_, !flag);
+}
+
+// The time the learning rate follows: with several processes the latest clock and the largest time kept back
+// of all ranks, so that every rank computes the same learning rate.
+double TrainingRun::agreed_elapsed() {
+  if (!group_ || !budget_.limited()) return elapsed();
+  at::Tensor times = at::tensor({elapsed(), budget_.reserved_s()}, at::kDouble);
+  group_->all_reduce_max(times);
+  budget_.reserve(times[1].item<double>());
+  return times[0].item<double>();
+}
+
+// This rank's epoch totals added up over the ranks (in double: exact for the counts).
+EpochTotals TrainingRun::summed(const EpochTotals& local) {
+  if (!group_) return local;
+  std::vector<at::Tensor> sums{at::tensor(
+      {local.loss_sum, static_cast<double>(local.correct), static_cast<double>(local.seen)}, at::kDouble)};
+  group_->all_reduce_sum(sums);
+  EpochTotals total = local;
+  total.loss_sum = sums[0][0].item<double>();
+  total.correct = static_cast<int64_t>(sums[0][1].item<double>());
+  total.seen = static_cast<int64_t>(sums[0][2].item<double>());
+  return total;
 }
 
 void TrainingRun::update_time_reserve() {
@@ -327,35 +421,45 @@ TrainingRun::EpochEnd TrainingRun::train_epoch() {
       observer_.on_step(step_report(batches, first_batch));
     }
 
-    if (stop_ != nullptr && stop_->load()) return EpochEnd::Interrupted;
-    if (budget_.training_done(elapsed())) return EpochEnd::TimeSpent;
+    const bool stop = stop_ != nullptr && stop_->load();
+    const bool spent = budget_.training_done(elapsed());
+    if (!group_) {
+      if (stop) return EpochEnd::Interrupted;
+      if (spent) return EpochEnd::TimeSpent;
+      continue;
+    }
+    at::Tensor flags = at::tensor({stop ? 1.0f : 0.0f, spent ? 1.0f : 0.0f});
+    group_->all_reduce_max(flags);
+    if (flags[0].item<float>() > 0.0f) return EpochEnd::Interrupted;
+    if (flags[1].item<float>() > 0.0f) return EpochEnd::TimeSpent;
   }
   return EpochEnd::Done;
 }
 
 void TrainingRun::save_weights_as(const std::string& name, VisionTransformer& model) {
-  vit::save_weights(options_.out_dir / name, model, metadata_);
+  if (lead()) vit::save_weights(options_.out_dir / name, model, metadata_);
 }
 
 void TrainingRun::end_epoch() {
   const auto end_start = Clock::now();
   collect_totals();
+  const EpochTotals totals = summed(progress_.current);
   MetricsRow row;
   row.epoch = progress_.epoch + 1;
-  const auto seen = static_cast<double>(std::max<int64_t>(1, progress_.current.seen));
-  row.train_loss = progress_.current.loss_sum / seen;
-  row.train_acc = static_cast<double>(progress_.current.correct) / seen;
+  const auto seen = static_cast<double>(std::max<int64_t>(1, totals.seen));
+  row.train_loss = totals.loss_sum / seen;
+  row.train_acc = static_cast<double>(totals.correct) / seen;
   row.lr = progress_.lr;
-  row.images_per_s = static_cast<double>(progress_.current.seen) / std::max(1e-9, progress_.current.seconds);
-  row.seconds = progress_.current.seconds;
+  row.images_per_s = static_cast<double>(totals.seen) / std::max(1e-9, totals.seconds);
+  row.seconds = totals.seconds;
   if (val_loader_) {
-    EvalResult result = evaluate(model_, *val_loader_, device_, bf16_);
+    EvalResult result = evaluate(model_, *val_loader_, device_, bf16_, group_.get());
     report_failures(result.failures);
     row.val_loss = result.loss;
     row.val_top1 = result.top1;
     row.val_top5 = result.top5;
     if (ema_) {
-      EvalResult ema_result = evaluate(ema_->model(), *val_loader_, device_, bf16_);
+      EvalResult ema_result = evaluate(ema_->model(), *val_loader_, device_, bf16_, group_.get());
       row.ema_val_top1 = ema_result.top1;
       row.ema_val_top5 = ema_result.top5;
     }
@@ -371,12 +475,14 @@ void TrainingRun::end_epoch() {
     save_weights_as("best.safetensors", model_);
   }
   progress_.history.push_back(row);
-  write_metrics_csv(options_.out_dir / "metrics.csv", progress_.history);
-  try {  // a picture is not worth stopping a run for
-    write_training_curves(options_.out_dir / "curves.png", progress_.history,
-                          "vit train: " + options_.out_dir.filename().string());
-  } catch (const std::exception& e) {
-    spdlog::warn("curves.png not written: {}", e.what());
+  if (lead()) {
+    write_metrics_csv(options_.out_dir / "metrics.csv", progress_.history);
+    try {  // a picture is not worth stopping a run for
+      write_training_curves(options_.out_dir / "curves.png", progress_.history,
+                            "vit train: " + options_.out_dir.filename().string());
+    } catch (const std::exception& e) {
+      spdlog::warn("curves.png not written: {}", e.what());
+    }
   }
   observer_.on_epoch_end(row);
   if (progress_.epoch == 0 && progress_.next_batch == train_loader_->batches_per_epoch()) {
@@ -397,12 +503,19 @@ void TrainingRun::end_epoch() {
   update_time_reserve();
 }
 
+// Called by every rank (the totals are summed); rank 0 writes, and the others wait until the file is complete.
 void TrainingRun::save_state() {
   collect_totals();
+  const EpochTotals totals = summed(progress_.current);
+  if (!lead()) {
+    group_->barrier();
+    return;
+  }
   RunState state;
   state.options = options_;
   state.metadata = metadata_;
   state.progress = progress_;
+  state.progress.current = totals;
   state.progress.elapsed_s = elapsed();
   state.model = state_dict(*model_);
   if (ema_) state.ema = state_dict(*ema_->model());
@@ -412,6 +525,7 @@ void TrainingRun::save_state() {
     state.rng_state = cpu_generator().get_state();
   }
   save_run_state(resume_path(options_.out_dir), state);
+  if (group_) group_->barrier();
 }
 
 // The run folder to train in: a fresh one, or with --resume the saved state, whose options then replace the
@@ -419,17 +533,25 @@ void TrainingRun::save_state() {
 std::optional<RunState> TrainingRun::open_run_folder() {
   std::optional<RunState> resumed;
   std::error_code error;
+  // torchrun --max_restarts: a restarted worker group continues from the state its predecessor saved.
+  if (!options_.resume && env_.restart_count > 0 && fs::exists(resume_path(options_.out_dir), error)) {
+    spdlog::info("torchrun restart {}: resuming the run saved in '{}'", env_.restart_count, options_.out_dir.string());
+    options_.resume = true;
+  }
   if (options_.resume) {
     const fs::path state_path = resume_path(options_.out_dir);
     if (!fs::exists(state_path, error))
       throw std::invalid_argument("--resume: '" + options_.out_dir.string() + "' holds no run to resume (no " +
                                   state_path.filename().string() + ")");
     resumed = load_run_state(state_path);
-    const fs::path data_dir = options_.data_dir;
-    const fs::path out_dir = options_.out_dir;
+    const TrainOptions given = options_;
     options_ = resumed->options;
-    options_.data_dir = data_dir;
-    options_.out_dir = out_dir;
+    options_.data_dir = given.data_dir;
+    options_.out_dir = given.out_dir;
+    // How the processes meet is a property of this launch, not of the run.
+    options_.dist_backend = given.dist_backend;
+    options_.dist_timeout = given.dist_timeout;
+    const fs::path& out_dir = options_.out_dir;
     options_.resume = true;
     if (resumed->progress.epoch >= resumed->progress.epochs_target) {
       throw std::invalid_argument("--resume: the run in '" + out_dir.string() + "' already finished its " +
@@ -448,10 +570,41 @@ std::optional<RunState> TrainingRun::open_run_folder() {
   return resumed;
 }
 
+// Joins the other processes before anything else, so that a failure on one rank reaches all of them.
+void TrainingRun::join_processes() {
+  if (!env_.distributed()) return;
+  CollectivesOptions collectives;
+  collectives.backend = options_.dist_backend;
+  collectives.cuda = options_.device == "cuda";
+  collectives.timeout = std::chrono::milliseconds(static_cast<int64_t>(options_.dist_timeout * 1000.0));
+  group_ = Collectives::connect(env_, collectives);
+  spdlog::info("rank {} of {} (local {} of {}, {}): joined over {} through {}:{}", env_.rank, env_.world_size,
+               env_.local_rank, env_.local_world_size, env_.launcher, group_->backend(), env_.master_addr,
+               env_.master_port);
+}
+
+// Every rank checks and reads the run folder and prepares; if one fails, all stop, the others saying which.
+void TrainingRun::open_and_prepare() {
+  std::exception_ptr failure;
+  try {
+    prepare(open_run_folder());
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  if (group_ && !all_ranks_ok(*group_, failure == nullptr) && !failure)
+    throw std::runtime_error("rank " + std::to_string(env_.rank) +
+                             ": another rank could not start the run (its error says why)");
+  if (failure) std::rethrow_exception(failure);
+  if (group_ && lead())
+    spdlog::info("{} processes x {} images per batch = {} images per step{}", env_.world_size, options_.batch_size,
+                 env_.world_size * options_.batch_size * options_.grad_accum,
+                 options_.grad_accum > 1 ? fmt::format(" ({} accumulated batches)", options_.grad_accum) : "");
+}
+
 TrainSummary TrainingRun::run() {
   options_.validate();
-  std::optional<RunState> resumed = open_run_folder();
-  prepare(std::move(resumed));
+  join_processes();
+  open_and_prepare();
   if (progress_.epoch > 0 || progress_.next_batch > 0)
     spdlog::info("resuming at epoch {}, batch {} (step {})", progress_.epoch + 1, progress_.next_batch, progress_.step);
 
@@ -464,9 +617,10 @@ TrainSummary TrainingRun::run() {
       break;
     }
     end_epoch();  // after the time is spent too: the last, partial epoch is validated and saved like any other
-    const bool time_spent = end == EpochEnd::TimeSpent ||
-                            (budget_.stop_after_epoch(elapsed(), progress_.decay_time, progress_.last_epoch_train_s) &&
-                             progress_.epoch < progress_.epochs_target);
+    const bool time_spent =
+        end == EpochEnd::TimeSpent ||
+        (any_rank(budget_.stop_after_epoch(elapsed(), progress_.decay_time, progress_.last_epoch_train_s)) &&
+         progress_.epoch < progress_.epochs_target);
     if (time_spent) {
       outcome_ = TrainOutcome::TimeLimit;
       if (progress_.epochs_target != progress_.epoch) {  // the run's final length, in the state too (for --resume)
@@ -475,11 +629,12 @@ TrainSummary TrainingRun::run() {
       }
       break;
     }
-    if (stop_ != nullptr && stop_->load()) {
+    if (any_rank(stop_ != nullptr && stop_->load())) {
       outcome_ = TrainOutcome::Interrupted;
       break;
     }
   }
+  if (group_) group_->barrier();  // no rank leaves while another may still need it
 
   TrainSummary summary;
   summary.outcome = outcome_;
@@ -496,8 +651,9 @@ TrainSummary TrainingRun::run() {
 
 }  // namespace
 
-TrainSummary train(const TrainOptions& options, TrainObserver& observer, const std::atomic<bool>* stop) {
-  return TrainingRun(options, observer, stop).run();
+TrainSummary train(const TrainOptions& options, TrainObserver& observer, const std::atomic<bool>* stop,
+                   const DistributedEnv& env) {
+  return TrainingRun(options, observer, stop, env).run();
 }
 
 }  // namespace vit::engine

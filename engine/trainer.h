@@ -8,6 +8,7 @@
 #include <string>
 
 #include "data/loader.h"
+#include "engine/distributed_env.h"
 #include "engine/run_state.h"
 #include "engine/train_options.h"
 
@@ -56,6 +57,14 @@ struct TrainSummary {
 // saved in RUN_DIR (its saved options win over the given ones, except data_dir). `stop` is polled after every
 // step; when it becomes true the step finishes, the state is saved, and the run returns Interrupted.
 // Throws std::invalid_argument / std::runtime_error with a clear message for unusable options, data or files.
-TrainSummary train(const TrainOptions& options, TrainObserver& observer, const std::atomic<bool>* stop = nullptr);
+//
+// With `env` naming several processes (torchrun, Slurm), every process calls this and they train one model
+// data-parallel over c10d (engine/collectives.h): rank 0's initial weights broadcast; each process takes its
+// share of every epoch (DistributedSampler's dealing; options.batch_size is per process) and the gradients are
+// averaged, weighted by samples, before every optimizer step, so the replicas stay identical; validation is
+// sharded and summed, equal to one process's. Rank 0 alone writes RUN_DIR. Stopping (a signal on any rank, the
+// time limit) is agreed, so all stop after the same step. A lost peer ends every rank with LostPeerError.
+TrainSummary train(const TrainOptions& options, TrainObserver& observer, const std::atomic<bool>* stop = nullptr,
+                   const DistributedEnv& env = {});
 
 }  // namespace vit::engine

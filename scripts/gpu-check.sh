@@ -2,7 +2,8 @@
 # For the lent GPU machine (pip PyTorch with CUDA, no OpenCV C++): builds the models library, vit without its
 # image commands, and the tests against that PyTorch's LibTorch and runs them, the torchvision reference, the
 # CUDA check and the export check (python_reads_exports: torch.jit.load in PyTorch 2.x, timm.create_model,
-# transformers where installed) included; then `vit bench --device cuda --amp bf16` beside timm (bench/compare.py).
+# transformers where installed) included; then `vit bench --device cuda --amp bf16` beside timm (bench/compare.py),
+# and the gradient all-reduce over NCCL through torchrun (one GPU).
 # The log goes to $OUT/gpu-check.log when $OUT is set (the device tool), else to build-gpu/.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,10 @@ mkdir -p "$log_dir"
   timeout 420 python3 bench/compare.py --vit build-gpu/app/vit --python python3 --impl "$impl" --rounds 2 --sides vit,torch \
     --case "vit_base_patch16_224, batch 256, bf16, cuda|--model vit_base_patch16_224 --batch-size 256 --device cuda --amp bf16" \
     --case "vit_tiny_patch16_224, batch 256, bf16, cuda|--model vit_tiny_patch16_224 --batch-size 256 --device cuda --amp bf16"
+  # c10d with NCCL (issue 16): the gradient all-reduce of a data-parallel step on one GPU through torchrun.
+  grep -q "VIT_HAVE_NCCL:INTERNAL=ON\|VIT_NCCL_INCLUDE:PATH=/" build-gpu/CMakeCache.txt && echo "NCCL: built" || echo "NCCL: not found"
+  timeout 120 torchrun --nnodes 1 --nproc_per_node 1 --master_addr 127.0.0.1 --master_port 29531 --no_python \
+    build-gpu/app/vit bench --phases all-reduce --device cuda --model vit_base_patch16_224 --windows 5
   echo "std::filesystem symbols exported by libtorch_cpu: $(nm -D --defined-only "$prefix/../../lib/libtorch_cpu.so" \
     | c++filt | grep -c 'std::filesystem' || true)"
 } 2>&1 | tee "$log_dir/gpu-check.log"

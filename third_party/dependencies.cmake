@@ -56,6 +56,34 @@ else()
   message(WARNING "libcurl or OpenSSL not found (Debian packages 'libcurl4-openssl-dev', 'libssl-dev'): vit reads "
                   "Hugging Face Hub models from the local cache but does not download them")
 endif()
+# c10d's Gloo process group, for training on several processes (engine/collectives.h): LibTorch's c10d headers
+# and Gloo's (Debian: libgloo-dev; a pip PyTorch ships both). Required for the full build; elsewhere optional,
+# and vit then trains on one process only, saying so when launched on several.
+find_path(VIT_C10D_INCLUDE torch/csrc/distributed/c10d/ProcessGroupGloo.hpp HINTS ${TORCH_INCLUDE_DIRS})
+find_path(VIT_GLOO_INCLUDE gloo/config.h HINTS ${TORCH_INCLUDE_DIRS})
+if(VIT_C10D_INCLUDE AND VIT_GLOO_INCLUDE)
+  set(VIT_HAVE_C10D ON)
+  # Debian's LibTorch links Gloo as a shared library; a pip PyTorch has it inside libtorch_cpu.
+  find_library(VIT_GLOO_LIBRARY gloo)
+  # NCCL's header comes with a CUDA PyTorch's nvidia-nccl wheel or the CUDA toolkit: give its folder as
+  # -DVIT_NCCL_INCLUDE=... when it is not found.
+  if(VIT_WITH_CUDA)
+    find_path(VIT_NCCL_INCLUDE nccl.h HINTS ${TORCH_INCLUDE_DIRS} ENV NCCL_INCLUDE_DIR)
+  endif()
+  if(VIT_NCCL_INCLUDE)
+    set(VIT_HAVE_NCCL ON)
+  endif()
+  if(VIT_HAVE_NCCL)
+    message(STATUS "c10d: training on several processes over Gloo and NCCL")
+  else()
+    message(STATUS "c10d: training on several processes over Gloo")
+  endif()
+elseif(VIT_REQUIRE_OPENCV)
+  vit_require(VIT_GLOO_INCLUDE "Gloo's headers (gloo/config.h)" "libgloo-dev")
+else()
+  set(VIT_HAVE_C10D OFF)
+  message(WARNING "c10d's Gloo headers not found (Debian package 'libgloo-dev'): vit trains on one process only")
+endif()
 if(VIT_HAVE_OPENCV)
   find_package(ZLIB QUIET)
   vit_require(ZLIB_FOUND "zlib" "zlib1g-dev")

@@ -26,6 +26,7 @@ build_packages=(
   zlib1g-dev              # reading gzipped IDX files (Fashion-MNIST)
   libcurl4-openssl-dev    # downloading models from the Hugging Face Hub (hub/)
   libssl-dev              # SHA-256 of downloaded weights (OpenSSL's libcrypto)
+  libgloo-dev             # Gloo's headers, for c10d's process group (training on several processes)
 )
 # What the built `vit` needs to run (the Dockerfile's runtime stage installs only these).
 runtime_packages=(

@@ -9,20 +9,7 @@ python=$2
 source "$(dirname "$0")/lib.sh"
 
 # Ten classes, 8 training and 3 test images each, 28x28, brighter for higher labels.
-"$python" - "$work/idx" <<'PY'
-import gzip, os, random, struct, sys
-out = sys.argv[1]
-os.makedirs(out)
-random.seed(0)
-def write(name, magic, dims, payload):
-    with gzip.open(os.path.join(out, name + ".gz"), "wb") as f:
-        f.write(struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in dims) + payload)
-for prefix, per_class in (("train", 8), ("t10k", 3)):
-    labels = [c for c in range(10) for _ in range(per_class)]
-    pixels = bytes(min(255, 20 * l + random.randint(0, 40)) for l in labels for _ in range(28 * 28))
-    write(prefix + "-images-idx3-ubyte", 0x803, (len(labels), 28, 28), pixels)
-    write(prefix + "-labels-idx1-ubyte", 0x801, (len(labels),), bytes(labels))
-PY
+"$python" "$(dirname "$0")/make_idx_dataset.py" "$work/idx"
 
 expect "dataset conversion" 0 "80 training images .* 30 validation" \
   -- "$vit" dataset fashion-mnist --source "$work/idx" --out "$work/data"

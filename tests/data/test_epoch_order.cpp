@@ -67,6 +67,35 @@ TEST_CASE("several processes: every sample once per epoch between them, padded o
   }
   o.rank = 4;
   CHECK_THROWS_WITH(epoch_order(10, 0, o), Contains("rank 4 is outside a world of 4 processes"));
+  CHECK_THROWS_WITH(epoch_order_size(10, o), Contains("rank 4 is outside a world of 4 processes"));
+}
+
+TEST_CASE("uneven shares for evaluation: every sample exactly once, shares differ by at most one", "[epoch_order]") {
+  EpochOrderOptions o;
+  o.shuffle = false;
+  o.world_size = 3;
+  o.even = false;
+  for (size_t n : {size_t{0}, size_t{2}, size_t{10}, size_t{12}}) {
+    INFO(n);
+    std::vector<size_t> all;
+    for (int rank = 0; rank < 3; ++rank) {
+      o.rank = rank;
+      const auto mine = epoch_order(n, 0, o);
+      CHECK(mine.size() == epoch_order_size(n, o));
+      CHECK(mine.size() == n / 3 + (static_cast<size_t>(rank) < n % 3 ? 1 : 0));
+      all.insert(all.end(), mine.begin(), mine.end());
+    }
+    std::sort(all.begin(), all.end());
+    std::vector<size_t> expected(n);
+    std::iota(expected.begin(), expected.end(), size_t{0});
+    CHECK(all == expected);
+  }
+  o.even = true;  // the sizes the padded shares have
+  for (int rank = 0; rank < 3; ++rank) {
+    o.rank = rank;
+    CHECK(epoch_order_size(10, o) == 4);
+    CHECK(epoch_order(10, 0, o).size() == 4);
+  }
 }
 
 }  // namespace vit::data

@@ -2,6 +2,7 @@
 // bounded memory.
 
 #include <atomic>
+#include <cmath>
 #include <chrono>
 #include <set>
 #include <thread>
@@ -155,6 +156,35 @@ TEST_CASE("restarting an epoch drops the batches of the old one", "[loader]") {
   CHECK(batch->index == 0);
   CHECK(batch->pixels.front() == 0.0f);
   CHECK_THROWS_WITH(LoaderOptions{0}.validate(), Contains("batch size must be positive, got 0"));
+}
+
+TEST_CASE("processes of a distributed run: equal padded shares for training, every image once for evaluation",
+          "[loader]") {
+  TempDir dir;
+  const auto samples = numbered_images(dir, 21);
+  for (const bool even : {true, false}) {
+    INFO((even ? "training shares" : "evaluation shares"));
+    std::multiset<float> seen;
+    for (int rank = 0; rank < 2; ++rank) {
+      LoaderOptions o = options(1, true);
+      o.world_size = 2;
+      o.rank = rank;
+      o.even_shares = even;
+      Loader loader(samples, o, index_and_draw);
+      // 21 images: 11 each when padded (one image twice), 11 and 10 when not.
+      CHECK(loader.samples_per_epoch() == (even || rank == 0 ? 11 : 10));
+      CHECK(loader.batches_per_epoch() == 2);
+      for (const auto& batch : epoch_values(loader, 3))
+        for (const float value : batch) seen.insert(std::fmod(value, 1000.0f));  // the image's index
+    }
+    std::set<float> distinct(seen.begin(), seen.end());
+    CHECK(distinct.size() == 21);
+    CHECK(seen.size() == (even ? 22u : 21u));
+  }
+  LoaderOptions outside = options(1, true);
+  outside.world_size = 2;
+  outside.rank = 2;
+  CHECK_THROWS_WITH(Loader(samples, outside, index_and_draw), Contains("loader: rank 2 is outside a world of 2"));
 }
 
 }  // namespace vit::data

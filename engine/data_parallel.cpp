@@ -1,0 +1,96 @@
+#include "engine/data_parallel.h"
+
+#include <ATen/ops/empty.h>
+#include <ATen/ops/from_blob.h>
+#include <ATen/ops/zeros_like.h>
+#include <c10/core/GradMode.h>
+
+#include <stdexcept>
+
+namespace vit::engine {
+
+void broadcast_module(Collectives& group, torch::nn::Module& module) {
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> tensors = module.parameters();
+  for (auto& buffer : module.buffers()) tensors.push_back(buffer);
+  group.broadcast(tensors);
+}
+
+GradientAverager::GradientAverager(std::vector<at::Tensor> parameters, int64_t bucket_bytes)
+    : parameters_(std::move(parameters)), bucket_bytes_(bucket_bytes) {
+  for (const auto& p : parameters_) {
+    if (p.scalar_type() != parameters_.front().scalar_type() || p.device() != parameters_.front().device())
+      throw std::invalid_argument("gradient averaging needs parameters of one dtype on one device");
+  }
+}
+
+void GradientAverager::make_buckets() {
+  const auto element_bytes = static_cast<int64_t>(parameters_.front().element_size());
+  std::vector<std::vector<Slot>> groups(1);
+  std::vector<int64_t> sizes(1, 0);
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    if (sizes.back() > 0 && (sizes.back() + parameters_[i].numel()) * element_bytes > bucket_bytes_) {
+      groups.emplace_back();
+      sizes.push_back(0);
+    }
+    groups.back().push_back({i, sizes.back()});
+    sizes.back() += parameters_[i].numel();
+  }
+  // The last bucket also carries this rank's sample count and, per parameter, whether it has a gradient.
+  sizes.back() += 1 + static_cast<int64_t>(parameters_.size());
+  for (size_t b = 0; b < groups.size(); ++b)
+    buckets_.push_back({at::empty({sizes[b]}, parameters_.front().options()), std::move(groups[b])});
+}
+
+int64_t GradientAverager::average(Collectives& group, int64_t samples) {
+  if (parameters_.empty()) return samples;
+  if (buckets_.empty()) make_buckets();
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> flats;
+  for (auto& bucket : buckets_) {
+    for (const auto& slot : bucket.slots) {
+      const auto& grad = parameters_[slot.parameter].grad();
+      auto part = bucket.flat.narrow(0, slot.offset, parameters_[slot.parameter].numel());
+      if (grad.defined()) {
+        part.copy_(grad.reshape(-1));
+      } else {
+        part.zero_();
+      }
+    }
+    bucket.flat.mul_(static_cast<double>(samples));
+    flats.push_back(bucket.flat);
+  }
+  // Counts are exact as floats up to 2^24 samples a step.
+  const auto count_at = buckets_.back().flat.numel() - 1 - static_cast<int64_t>(parameters_.size());
+  auto counts = buckets_.back().flat.narrow(0, count_at, 1 + static_cast<int64_t>(parameters_.size()));
+  std::vector<float> local(counts.numel());
+  local[0] = static_cast<float>(samples);
+  for (size_t i = 0; i < parameters_.size(); ++i) local[i + 1] = parameters_[i].grad().defined() ? 1.0f : 0.0f;
+  counts.copy_(at::from_blob(local.data(), {counts.numel()}, at::kFloat));
+  group.all_reduce_sum(flats);
+
+  const auto reduced_tensor = counts.cpu().clone();  // a copy: the division below must not touch it
+  const float* reduced = reduced_tensor.data_ptr<float>();
+  const auto total = static_cast<int64_t>(reduced[0]);
+  for (auto& bucket : buckets_) {
+    if (total > 0) bucket.flat.div_(static_cast<double>(total));
+    for (const auto& slot : bucket.slots) {
+      auto& parameter = parameters_[slot.parameter];
+      // A parameter no rank has a gradient for stays without one (the optimizer skips it, as with one process).
+      if (reduced[slot.parameter + 1] == 0.0f) {
+        parameter.mutable_grad() = at::Tensor();
+        continue;
+      }
+      if (!parameter.grad().defined()) parameter.mutable_grad() = at::zeros_like(parameter);
+      auto part = bucket.flat.narrow(0, slot.offset, parameter.numel());
+      if (total > 0) {
+        parameter.mutable_grad().copy_(part.view_as(parameter));
+      } else {
+        parameter.mutable_grad().zero_();
+      }
+    }
+  }
+  return total;
+}
+
+}  // namespace vit::engine

@@ -1,0 +1,47 @@
+#pragma once
+// Data parallelism over Collectives: the part of PyTorch's DistributedDataParallel a training loop needs, done
+// explicitly because LibTorch has c10d but no C++ DDP. Every rank holds a full replica; they start equal (rank 0's
+// weights broadcast) and stay equal because every rank applies the same averaged gradient.
+
+#include <cstdint>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+#include <torch/nn/module.h>
+
+#include "engine/collectives.h"
+
+namespace vit::engine {
+
+// Rank 0's parameters and buffers into every rank's `module`.
+void broadcast_module(Collectives& group, torch::nn::Module& module);
+
+// Averages the gradients of `parameters` over the ranks, in flat buckets of about `bucket_bytes` (all sent before
+// any is waited on, as DDP's buckets). Each rank's gradient is weighted by the samples it came from, so the
+// result is the gradient of the mean loss over every rank's samples even when ranks hold different batch sizes:
+// sum_r n_r g_r / sum_r n_r.
+class GradientAverager {
+ public:
+  explicit GradientAverager(std::vector<at::Tensor> parameters, int64_t bucket_bytes = int64_t{25} << 20);
+
+  // Replaces every gradient by the weighted mean (a parameter without a gradient counts as zero) and returns the
+  // samples of all ranks together; with none anywhere the gradients are zeroed.
+  int64_t average(Collectives& group, int64_t samples);
+
+ private:
+  struct Slot {
+    size_t parameter;
+    int64_t offset;
+  };
+  struct Bucket {
+    at::Tensor flat;
+    std::vector<Slot> slots;
+  };
+  void make_buckets();
+
+  std::vector<at::Tensor> parameters_;
+  int64_t bucket_bytes_;
+  std::vector<Bucket> buckets_;
+};
+
+}  // namespace vit::engine
