@@ -93,8 +93,9 @@ class GroupOf final : public Group {
 
 class C10dCollectives final : public Collectives {
  public:
+  // `loopback`: every rank is on this machine and meets on 127.0.0.1.
   C10dCollectives(c10::intrusive_ptr<c10d::Store> store, std::string store_where, int rank, int world_size,
-                  int local_rank, const CollectivesOptions& options)
+                  int local_rank, bool loopback, const CollectivesOptions& options)
       : store_(std::move(store)), store_where_(std::move(store_where)), rank_(rank), world_size_(world_size),
         timeout_(options.timeout),
         device_(options.cuda ? c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(local_rank)) : c10::kCPU) {
@@ -104,7 +105,7 @@ class C10dCollectives final : public Collectives {
     try {
       if (backend_ == "gloo") {
         auto gloo = c10d::ProcessGroupGloo::Options::create(timeout_);
-        gloo->devices = gloo_devices();
+        gloo->devices = gloo_devices(loopback);
         group_ = std::make_unique<GroupOf<c10d::ProcessGroupGloo>>(
             c10::make_intrusive<c10d::ProcessGroupGloo>(group_store, rank_, world_size_, gloo));
       } else {
@@ -158,13 +159,16 @@ class C10dCollectives final : public Collectives {
     return "nccl";
   }
 
-  // GLOO_SOCKET_IFNAME's interfaces (comma-separated), else the one the host name resolves to, as PyTorch does.
-  static std::vector<std::shared_ptr<::gloo::transport::Device>> gloo_devices() {
+  // GLOO_SOCKET_IFNAME's interfaces (comma-separated); else, for ranks that all meet on 127.0.0.1, the loopback
+  // interface; else the one the host name resolves to, as PyTorch does (which on a machine whose name does not
+  // resolve falls back to loopback with a warning).
+  static std::vector<std::shared_ptr<::gloo::transport::Device>> gloo_devices(bool loopback) {
     std::vector<std::shared_ptr<::gloo::transport::Device>> devices;
     const char* names = std::getenv("GLOO_SOCKET_IFNAME");
     std::stringstream list(names ? names : "");
     for (std::string name; std::getline(list, name, ',');)
       if (!name.empty()) devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(name));
+    if (devices.empty() && loopback) devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
     if (devices.empty()) devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
     return devices;
   }
@@ -235,6 +239,14 @@ class C10dCollectives final : public Collectives {
 
 }  // namespace
 
+namespace {
+
+bool is_loopback(const std::string& address) {
+  return address.rfind("127.", 0) == 0 || address == "localhost" || address == "::1";
+}
+
+}  // namespace
+
 std::unique_ptr<Collectives> Collectives::connect(const DistributedEnv& env, const CollectivesOptions& options) {
   const std::string where = "the store at " + env.master_addr + ":" + std::to_string(env.master_port) +
                             (env.agent_store ? " (torchrun's agent)" : " (hosted by rank 0)");
@@ -258,7 +270,8 @@ std::unique_ptr<Collectives> Collectives::connect(const DistributedEnv& env, con
     throw std::runtime_error("rank " + std::to_string(env.rank) + " could not reach " + where + ": " +
                              e.what() + (env.rank == 0 && !env.agent_store ? " (is MASTER_PORT free?)" : ""));
   }
-  return std::make_unique<C10dCollectives>(store, where, env.rank, env.world_size, env.local_rank, options);
+  return std::make_unique<C10dCollectives>(store, where, env.rank, env.world_size, env.local_rank,
+                                           is_loopback(env.master_addr), options);
 }
 
 std::unique_ptr<Collectives> Collectives::connect_file(const std::filesystem::path& path, int rank, int world_size,
@@ -266,7 +279,7 @@ std::unique_ptr<Collectives> Collectives::connect_file(const std::filesystem::pa
   auto store = c10::make_intrusive<c10d::FileStore>(path.string(), world_size);
   store->setTimeout(options.timeout);
   return std::make_unique<C10dCollectives>(store, "the file store '" + path.string() + "'", rank, world_size,
-                                           rank, options);
+                                           rank, /*loopback=*/true, options);
 }
 
 #endif  // VIT_HAVE_C10D

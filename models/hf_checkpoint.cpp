@@ -16,26 +16,27 @@
 namespace vit {
 namespace {
 
-// transformers' ACT2FN names for the activations vit's MLP has (gelu_new is the tanh approximation too).
+// transformers' ACT2FN names for the activations vit's MLP has, both ways: each activation's first name is the
+// one written (gelu_new is the tanh approximation too, swish another name of silu).
+struct HfActivation {
+  const char* name;
+  Activation activation;
+};
+constexpr HfActivation kHfActivations[] = {
+    {"gelu", Activation::Gelu},         {"gelu_pytorch_tanh", Activation::GeluTanh},
+    {"gelu_new", Activation::GeluTanh}, {"quick_gelu", Activation::QuickGelu},
+    {"silu", Activation::Silu},         {"swish", Activation::Silu},
+};
+
 std::optional<Activation> hf_activation(const std::string& name) {
-  if (name == "gelu") return Activation::Gelu;
-  if (name == "gelu_pytorch_tanh" || name == "gelu_new") return Activation::GeluTanh;
-  if (name == "quick_gelu") return Activation::QuickGelu;
-  if (name == "silu" || name == "swish") return Activation::Silu;
+  for (const auto& a : kHfActivations)
+    if (name == a.name) return a.activation;
   return std::nullopt;
 }
 
 std::string hf_activation_name(Activation activation) {
-  switch (activation) {
-    case Activation::Gelu:
-      return "gelu";
-    case Activation::GeluTanh:
-      return "gelu_pytorch_tanh";
-    case Activation::QuickGelu:
-      return "quick_gelu";
-    case Activation::Silu:
-      return "silu";
-  }
+  for (const auto& a : kHfActivations)
+    if (a.activation == activation) return a.name;
   return "gelu";
 }
 
@@ -48,33 +49,26 @@ using nlohmann::json;
 // The transformers classes vit reads and writes (hf_checkpoint.h).
 enum class HfClass { Vit, DeiT, DeiTWithTeacher, Dinov2 };
 
-// Each class's model_type, which is also the prefix of its encoder's tensors ("deit.encoder...").
-std::string model_type(HfClass c) {
-  switch (c) {
-    case HfClass::Vit:
-      return "vit";
-    case HfClass::DeiT:
-    case HfClass::DeiTWithTeacher:
-      return "deit";
-    case HfClass::Dinov2:
-      return "dinov2";
-  }
-  return "vit";
-}
+// Each class's name and model_type, which is also the prefix of its encoder's tensors ("deit.encoder...").
+struct HfClassNames {
+  HfClass hf_class;
+  const char* class_name;
+  const char* model_type;
+};
+constexpr HfClassNames kHfClasses[] = {
+    {HfClass::Vit, "ViTForImageClassification", "vit"},
+    {HfClass::DeiT, "DeiTForImageClassification", "deit"},
+    {HfClass::DeiTWithTeacher, "DeiTForImageClassificationWithTeacher", "deit"},
+    {HfClass::Dinov2, "Dinov2ForImageClassification", "dinov2"},
+};
 
-std::string class_name(HfClass c) {
-  switch (c) {
-    case HfClass::Vit:
-      return "ViTForImageClassification";
-    case HfClass::DeiT:
-      return "DeiTForImageClassification";
-    case HfClass::DeiTWithTeacher:
-      return "DeiTForImageClassificationWithTeacher";
-    case HfClass::Dinov2:
-      return "Dinov2ForImageClassification";
-  }
-  return "";
+const HfClassNames& names_of(HfClass c) {
+  for (const auto& names : kHfClasses)
+    if (names.hf_class == c) return names;
+  return kHfClasses[0];
 }
+std::string model_type(HfClass c) { return names_of(c).model_type; }
+std::string class_name(HfClass c) { return names_of(c).class_name; }
 
 // Names inside one encoder layer: HF's suffix -> timm's, for the tensors that map one to one. ViT and DeiT name
 // them alike; DINOv2 has its own names (and the packed SwiGLU's weights_in / weights_out).
@@ -328,20 +322,26 @@ TensorMap hf_to_timm(const TensorMap& tensors, const std::string& source) {
   return out;
 }
 
-void check_hf_expressible(const ViTConfig& config) {
+namespace {
+
+// The class `config` is written as; throws when none can express it.
+HfClass expressible_class(const ViTConfig& config) {
   std::vector<std::string> unsupported;
-  hf_class_for(config, unsupported);
+  const HfClass hf_class = hf_class_for(config, unsupported);
   if (!unsupported.empty())
     throw std::invalid_argument(
         "Hugging Face's ViT, DeiT and DINOv2 classes classify from the class token after the final norm (DeiT also "
         "from its distillation token, DINOv2 with the patches' mean), with plain blocks; this model (" +
         join(unsupported) + ") cannot be written so: export it in timm's layout or as TorchScript instead");
+  return hf_class;
 }
 
+}  // namespace
+
+void check_hf_expressible(const ViTConfig& config) { expressible_class(config); }
+
 TensorMap timm_to_hf(const TensorMap& tensors, const ViTConfig& config) {
-  check_hf_expressible(config);
-  std::vector<std::string> ignored;
-  const HfClass hf_class = hf_class_for(config, ignored);
+  const HfClass hf_class = expressible_class(config);
   const std::string prefix = model_type(hf_class) + ".";
   const auto& layer_names = hf_class == HfClass::Dinov2 ? kDinov2LayerNames : kLayerNames;
   static const std::regex block_pattern(R"(blocks\.(\d+)\.(.+)\.(weight|bias|gamma))");
@@ -401,8 +401,7 @@ TensorMap timm_to_hf(const TensorMap& tensors, const ViTConfig& config) {
 
 json hf_config(const ModelMetadata& m) {
   const ViTConfig& c = m.config;
-  std::vector<std::string> unsupported;
-  const HfClass hf_class = hf_class_for(c, unsupported);
+  const HfClass hf_class = expressible_class(c);
   json id2label = json::object();
   json label2id = json::object();
   for (size_t i = 0; i < m.class_names.size(); ++i) {

@@ -37,7 +37,8 @@ TensorMap hf_to_timm(const TensorMap& tensors, const std::string& source);
 // Throws std::invalid_argument listing what no class above can express of `config` (e.g. average pooling,
 // register tokens); otherwise returns.
 void check_hf_expressible(const ViTConfig& config);
-// The reverse of hf_to_timm, for export, in the names of the class `config` maps to.
+// The reverse of hf_to_timm, for export, in the names of the class `config` maps to. Like hf_config, throws as
+// check_hf_expressible does for a config no class can express.
 TensorMap timm_to_hf(const TensorMap& tensors, const ViTConfig& config);
 
 // config.json for that class.

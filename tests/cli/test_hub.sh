@@ -278,14 +278,19 @@ for file in ('config.json', 'model.safetensors', 'preprocessor_config.json'):
 
 # --- i. A download cut short leaves nothing behind -----------------------------------------------------------------
 
-expect "a download cut short: exit 2" 2 "incomplete" -- "$vit" classify someone/tiny-cut "$data"
-check_cache "a download cut short: no blob, no snapshot link, no .incomplete" "
-repo = os.path.join(cache, 'models--someone--tiny-cut')
-sha = sha256(os.path.join(repos, 'someone', 'tiny-cut', 'model.safetensors'))
+# nothing_left NAME REPO: a failed download of REPO's weights left no blob, no snapshot link, no .incomplete file.
+nothing_left() {
+  check_cache "$1: no blob, no snapshot link, no .incomplete" "
+repo = os.path.join(cache, 'models--someone--$2')
+sha = sha256(os.path.join(repos, 'someone', '$2', 'model.safetensors'))
 assert not os.path.lexists(os.path.join(repo, 'blobs', sha)), 'the blob was kept'
 assert not [f for f in files(repo) if os.path.basename(f) == 'model.safetensors'], 'a snapshot link was made'
 assert not [f for f in files(cache) if f.endswith('.incomplete')], 'an .incomplete file was left'
 "
+}
+
+expect "a download cut short: exit 2" 2 "incomplete" -- "$vit" classify someone/tiny-cut "$data"
+nothing_left "a download cut short" tiny-cut
 # The cdn cuts each file once: the rerun downloads it whole.
 expect "a download cut short: a rerun succeeds" 0 "bright|dark|mid" -- "$vit" classify someone/tiny-cut "$data"
 
@@ -307,13 +312,7 @@ assert any(r['server'] == 'cdn' and r['method'] == 'GET' and r['path'] == '/lfs/
 check "a corrupted blob: its sha256 is right again" $?
 
 expect "wrong bytes from the cdn: exit 2" 2 "sha256" -- "$vit" classify someone/tiny-corrupt "$data"
-check_cache "wrong bytes from the cdn: no blob, no snapshot link, no .incomplete" "
-repo = os.path.join(cache, 'models--someone--tiny-corrupt')
-sha = sha256(os.path.join(repos, 'someone', 'tiny-corrupt', 'model.safetensors'))
-assert not os.path.lexists(os.path.join(repo, 'blobs', sha)), 'the blob was kept'
-assert not [f for f in files(repo) if os.path.basename(f) == 'model.safetensors'], 'a snapshot link was made'
-assert not [f for f in files(cache) if f.endswith('.incomplete')], 'an .incomplete file was left'
-"
+nothing_left "wrong bytes from the cdn" tiny-corrupt
 
 # --- k. The Hub's errors -------------------------------------------------------------------------------------------
 
