@@ -4,7 +4,7 @@
 
 namespace vit::app {
 
-// `vit export MODEL --out PATH [--format torchscript|safetensors|hf]`: TorchScript for deployment, timm or
+// `vit export MODEL --out PATH [--format torchscript|onnx|timm|hf]`: TorchScript and ONNX for deployment, timm or
 // Hugging Face folders for the Python ecosystem.
 Command setup_export(CLI::App& app);
 

@@ -6,7 +6,7 @@
 # and classifies a few of them with their attention maps (RUN/attention/); RUN/curves.png shows the training.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash third_party/install-deps.sh
+bash third_party/install-deps.sh --no-test-tools
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DVIT_REQUIRE_OPENCV=ON -DVIT_BUILD_TESTS=OFF
 cmake --build build -j"$(nproc)" --target vit
 vit=build/app/vit

@@ -84,6 +84,22 @@ else()
   set(VIT_HAVE_C10D OFF)
   message(WARNING "c10d's Gloo headers not found (Debian package 'libgloo-dev'): vit trains on one process only")
 endif()
+# ONNX's library and protobuf, for `vit export --format onnx` (models/onnx_export.h): Debian's libonnx-dev (ONNX 1.12;
+# its libonnx1 and protobuf already come with libtorch1.13). Required for the full build; elsewhere optional (a pip
+# PyTorch bundles its own copies, which must not meet Debian's in one process), and vit then says it cannot.
+# ONNX's CMake config does not look for protobuf itself, and only its ONNX_ML flavour of headers ships.
+find_package(Protobuf QUIET)
+find_package(ONNX 1.12 CONFIG QUIET)
+if(ONNX_FOUND AND Protobuf_FOUND)
+  set(VIT_HAVE_ONNX ON)
+  message(STATUS "ONNX ${ONNX_VERSION}: vit export --format onnx")
+elseif(VIT_REQUIRE_OPENCV)
+  vit_require(Protobuf_FOUND "protobuf" "libprotobuf-dev")
+  vit_require(ONNX_FOUND "ONNX (find_package(ONNX))" "libonnx-dev")
+else()
+  set(VIT_HAVE_ONNX OFF)
+  message(WARNING "ONNX not found (Debian package 'libonnx-dev'): vit export --format onnx is unavailable")
+endif()
 if(VIT_HAVE_OPENCV)
   find_package(ZLIB QUIET)
   vit_require(ZLIB_FOUND "zlib" "zlib1g-dev")

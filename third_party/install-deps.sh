@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package the vit toolkit needs to build, test and run.
 # Idempotent: packages already present are left alone. Uses sudo only when not root.
-# usage: third_party/install-deps.sh [--build-only | --runtime-only]
-#   (none)          everything: build, run, the data set and the test tools (what the README's commands need)
-#   --build-only    what building and running `vit` needs, without the data set and the test tools (about 1 GB
-#                   the Dockerfile's build stage never uses)
-#   --runtime-only  what the built `vit` needs to run (the Dockerfile's runtime stage)
+# usage: third_party/install-deps.sh [--no-test-tools | --build-only | --runtime-only]
+#   (none)           everything: build, run, the data set and the test tools, with ONNX Runtime for the tests
+#                    (what the README's test command needs)
+#   --no-test-tools  build, run and the data set (what the main job needs)
+#   --build-only     what building and running `vit` needs, without the data set and the test tools (about 1 GB
+#                    the Dockerfile's build stage never uses)
+#   --runtime-only   what the built `vit` needs to run (the Dockerfile's runtime stage)
 set -euo pipefail
 
 mode=${1:-}
+usage="usage: $0 [--no-test-tools | --build-only | --runtime-only]"
 case $mode in
-  "" | --build-only | --runtime-only) ;;
+  "" | --no-test-tools | --build-only | --runtime-only) ;;
   # Refused rather than read as "everything": a mistyped option would otherwise install the whole set.
-  *) echo "usage: $0 [--build-only | --runtime-only]" >&2; exit 2 ;;
+  *) echo "$usage" >&2; exit 2 ;;
 esac
 
 build_packages=(
@@ -27,12 +30,14 @@ build_packages=(
   libcurl4-openssl-dev    # downloading models from the Hugging Face Hub (hub/)
   libssl-dev              # SHA-256 of downloaded weights (OpenSSL's libcrypto)
   libgloo-dev             # Gloo's headers, for c10d's process group (training on several processes)
+  libonnx-dev             # ONNX's library, for vit export --format onnx (its libonnx1 comes with libtorch1.13)
 )
 # What the built `vit` needs to run (the Dockerfile's runtime stage installs only these).
 runtime_packages=(
   libtorch1.13 libopencv-core406 libopencv-imgproc406 libopencv-imgcodecs406 libspdlog1.10 libfmt9
   libopenblas0-openmp     # without it LibTorch falls back to the reference BLAS (~30x slower matmul)
   libdnnl2                # oneDNN, for the model's float32 CPU products
+  libonnx1 libprotobuf32  # ONNX export (libtorch1.13 depends on them too)
   libcurl4 libssl3 ca-certificates   # Hugging Face Hub downloads over verified TLS
 )
 # The main job's data set: Fashion-MNIST as gzipped IDX files under /usr/share/datasets/fashion-mnist.
@@ -46,14 +51,38 @@ test_packages=(
   python3-numpy
   python3-pil                         # benchmark images (bench/make_jpeg_folder.py)
 )
+# Node.js and npm run ONNX Runtime on the ONNX exports (tests/onnx). Asked for only when the commands are missing:
+# a Node.js from elsewhere (NodeSource's package conflicts with Debian's npm) serves as well.
+command -v node >/dev/null || test_packages+=(nodejs)
+command -v npm >/dev/null || test_packages+=(npm)
 
 packages=("${runtime_packages[@]}")
 if [[ $mode != --runtime-only ]]; then
   packages+=("${build_packages[@]}")
 fi
-if [[ -z $mode ]]; then
-  packages+=("${data_packages[@]}" "${test_packages[@]}")
+if [[ -z $mode || $mode == --no-test-tools ]]; then
+  packages+=("${data_packages[@]}")
 fi
+if [[ -z $mode ]]; then
+  packages+=("${test_packages[@]}")
+fi
+
+# ONNX Runtime for the tests: npm's onnxruntime-node at the version tests/onnx/package-lock.json pins, in
+# tests/onnx/node_modules (no Debian package has it). Installed again only when that version is not there.
+install_onnx_runtime() {
+  local dir
+  dir="$(cd "$(dirname "$0")/.." && pwd)/tests/onnx"
+  local want have
+  want=$(node -p "require('$dir/package.json').dependencies['onnxruntime-node']")
+  have=$(node -p "try { require('$dir/node_modules/onnxruntime-node/package.json').version } catch (e) { '' }")
+  if [[ $have == "$want" ]]; then
+    echo "install-deps: onnxruntime-node $have already installed"
+    return
+  fi
+  echo "install-deps: installing onnxruntime-node $want into $dir (npm ci)"
+  # --ignore-scripts: its install script only fetches a CUDA provider (tests/onnx/.npmrc says the same).
+  (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund)
+}
 
 missing=()
 for p in "${packages[@]}"; do
@@ -61,6 +90,7 @@ for p in "${packages[@]}"; do
 done
 if ((${#missing[@]} == 0)); then
   echo "install-deps: all ${#packages[@]} packages already installed"
+  if [[ -z $mode ]]; then install_onnx_runtime; fi
   exit 0
 fi
 
@@ -73,3 +103,4 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 "${as_root[@]}" apt-get update -qq
 "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [[ -z $mode ]]; then install_onnx_runtime; fi
