@@ -143,8 +143,8 @@ Command setup_info(CLI::App& app) {
   CLI::App* cli = app.add_subcommand("info", "Describe a model preset, weights file or checkpoint");
   auto* model = cli->add_option("MODEL", options->model,
                                 "Preset or timm architecture name (e.g. vit_base_patch16_224, "
-                                "deit3_small_patch16_224), vit weights file, or timm / Hugging Face checkpoint "
-                                "(file or folder)")
+                                "deit3_small_patch16_224), vit weights file, timm / Hugging Face checkpoint "
+                                "(file or folder), or an ONNX file vit exported")
                     ->type_name("NAME|FILE");
   auto* list = cli->add_flag("--list", options->list,
                              "List vit's presets and timm's Vision Transformer architectures, with which vit builds");

@@ -7,8 +7,8 @@ usage: make_random_weights.py INFO_JSON OUT_FILE [KEY=JSON ...]
   KEY=JSON   config overrides, e.g. global_pool='"avg"' fc_norm=true
 """
 import json
-import sys
 import os
+import sys
 
 import torch
 
@@ -47,9 +47,11 @@ def main(info_path, out, overrides):
     for key, value in plain.items():
         if config.get(key, value) != value:
             sys.exit(f"make_random_weights.py: only plain ViTs: {key} is {config[key]}")
+    names = info["class_names"]
+    if len(names) != config["num_classes"]:  # num_classes overridden
+        names = [str(i) for i in range(config["num_classes"])]
     metadata = {"format": "vit-toolkit", "format_version": "1", "config": json.dumps(config),
-                "preprocess": json.dumps(info["preprocess"]),
-                "class_names": json.dumps(info["class_names"][:config["num_classes"]])}
+                "preprocess": json.dumps(info["preprocess"]), "class_names": json.dumps(names)}
     write_safetensors(out, tensors_for(config), metadata)
 
 

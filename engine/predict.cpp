@@ -83,11 +83,19 @@ class ChunkClassifier {
     const auto top_p_cpu = top_p.contiguous();
     const auto top_i_cpu = top_i.contiguous();
     const int64_t k = top_i_cpu.size(1);
+    const auto finite = torch::isfinite(logits).all(1).contiguous();  // (B)
     for (size_t row = 0; row < samples.size(); ++row) {
       const size_t position = position_of_sample[samples[row]];
+      const auto r = static_cast<int64_t>(row);
+      // NaN or infinite scores are no answer: broken weights or preprocessing values, never a success.
+      if (!finite.data_ptr<bool>()[r]) {
+        results_[position] = failed(chunk[position].path,
+                                    "the model's output is not finite (NaN or infinity): its weights or its "
+                                    "preprocessing (mean, std) are broken");
+        continue;
+      }
       Prediction prediction;
       prediction.path = chunk[position].path;
-      const auto r = static_cast<int64_t>(row);
       const int64_t* indices = top_i_cpu.data_ptr<int64_t>() + r * k;
       const float* probs = top_p_cpu.data_ptr<float>() + r * k;
       prediction.classes.assign(indices, indices + k);

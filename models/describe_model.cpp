@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "models/checkpoint_layouts.h"
+#include "models/onnx_export.h"
 #include "models/presets.h"
 #include "models/timm_architectures.h"
 
@@ -31,6 +32,19 @@ ModelDescription describe_model(const std::string& preset_or_path) {
   std::error_code error;
   if (!std::filesystem::exists(preset_or_path, error))
     throw std::invalid_argument(unknown_preset_message(preset_or_path) + ", nor an existing file or folder");
+  // ONNX has no magic number: its files are known by their extension. vit's own carry its description.
+  if (std::filesystem::path(preset_or_path).extension() == ".onnx") {
+    const OnnxFileSummary onnx = read_onnx_summary(preset_or_path);
+    const auto it = onnx.metadata.find("vit.json");
+    if (it == onnx.metadata.end())
+      throw std::invalid_argument("'" + preset_or_path + "' is an ONNX file that vit did not write (no vit.json in "
+                                  "its metadata): vit describes only its own ONNX exports");
+    description.kind = "ONNX file, opset " + std::to_string(onnx.opset) + ", batch " +
+                       onnx.inputs.at(0).dims.at(0) +
+                       (onnx.external_initializers > 0 ? ", weights in external data" : "");
+    description.metadata = metadata_from_json(it->second, preset_or_path);
+    return description;
+  }
   CheckpointInfo info = read_checkpoint_info(preset_or_path);
   description.kind = to_string(info.layout);
   description.metadata = std::move(info.metadata);

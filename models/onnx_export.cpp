@@ -105,8 +105,7 @@ class ViTGraphWriter {
   // (B, C, H, W) -> (B, N, D): the strided convolution, its grid flattened, then the optional norm.
   std::string patch_embed(const std::string& images) {
     g_.set_scope("patch_embed");
-    std::vector<std::string> inputs{weight("patch_embed.proj.weight")};
-    inputs.insert(inputs.begin(), images);
+    std::vector<std::string> inputs{images, weight("patch_embed.proj.weight")};
     if (has("patch_embed.proj.bias")) inputs.push_back(weight("patch_embed.proj.bias"));
     const int64_t p = c_.patch_size;
     auto x = g_.op("Conv", inputs, {{"kernel_shape", std::vector<int64_t>{p, p}}, {"strides", std::vector<int64_t>{p, p}}});

@@ -40,6 +40,10 @@ std::unique_ptr<ImageClassifier> open_classifier(const fs::path& model, const In
     case FileKind::Unknown:
       break;
   }
+  if (model.extension() == ".onnx")
+    throw std::invalid_argument("model '" + model.string() +
+                                "' is an ONNX file: vit runs weights files, checkpoints and TorchScript; run it with "
+                                "ONNX Runtime, or give vit the weights it was exported from");
   throw std::invalid_argument("model '" + model.string() +
                               "' is neither a safetensors file (vit, timm or Hugging Face layout) nor a TorchScript "
                               "file (zip archive)");

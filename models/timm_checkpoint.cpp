@@ -146,6 +146,18 @@ const json& pretrained_of(const json& config) {
   return config.contains("pretrained_cfg") ? config.at("pretrained_cfg") : config;
 }
 
+// pretrained_cfg's input_size: [channels, height, width], positive integers; throws naming the value otherwise.
+const json* stated_input_size(const json& pretrained) {
+  if (!pretrained.contains("input_size")) return nullptr;
+  const json& size = pretrained.at("input_size");
+  bool valid = size.is_array() && size.size() == 3;
+  for (size_t i = 0; valid && i < 3; ++i) valid = size.at(i).is_number_integer() && size.at(i).get<int64_t>() > 0;
+  if (!valid)
+    throw std::invalid_argument("pretrained_cfg input_size must be [channels, height, width] in positive whole "
+                                "numbers, got " + size.dump());
+  return &size;
+}
+
 // timm's label_names: a list in class order, or an object from class index ("0", "1", ...) to name.
 std::vector<std::string> label_names(const json& labels) {
   if (!labels.is_object()) return labels.get<std::vector<std::string>>();
@@ -167,6 +179,7 @@ std::vector<std::string> label_names(const json& labels) {
 void read_config_json(const json& j, ModelMetadata& m) {
   ViTConfig& c = m.config;
   const std::string architecture = j.contains("architecture") ? j.at("architecture").get<std::string>() : "unnamed";
+  stated_input_size(pretrained_of(j));  // malformed is an error, whether or not the size is needed
   // What the shapes cannot tell comes from the architecture timm registers under that name, then model_args.
   if (const TimmArchitecture* registered = find_timm_architecture(architecture)) {
     if (!registered->unsupported.empty())
@@ -190,9 +203,18 @@ void read_config_json(const json& j, ModelMetadata& m) {
   if (c.pos_embed == PosEmbed::None) {  // no position embedding to tell the image size: the config's
     if (j.contains("model_args") && j.at("model_args").contains("img_size")) {
       apply_timm_args({{"img_size", j.at("model_args").at("img_size")}}, c, architecture, TimmArgs::All);
-    } else if (pretrained_of(j).contains("input_size")) {
-      c.image_size = pretrained_of(j).at("input_size").at(2).get<int64_t>();
+    } else if (const json* size = stated_input_size(pretrained_of(j))) {
+      c.image_size = size->at(2).get<int64_t>();
     }
+  }
+  // The head's class count is the tensors'; a stated one must be a count, and the same.
+  if (j.contains("num_classes")) {
+    const json& n = j.at("num_classes");
+    if (!n.is_number_integer() || n.get<int64_t>() < 0)
+      throw std::invalid_argument("num_classes must be a whole number >= 0, got " + n.dump());
+    if (n.get<int64_t>() != c.num_classes)
+      throw std::invalid_argument("num_classes " + n.dump() + " does not fit the checkpoint's tensors, whose head has " +
+                                  std::to_string(c.num_classes) + " classes");
   }
   const json& p = pretrained_of(j);
   if (p.contains("interpolation"))
@@ -261,9 +283,9 @@ ModelMetadata timm_metadata(const TensorShapes& shapes, const json* config, cons
                        (c.no_embed_class ? " (no_embed_class)" : ""));
     c.image_size = grid * c.patch_size;
     // A stated input size with the same grid wins: timm's SigLIP at 384 px uses 27 patches of 14 (378 px).
-    const json* stated = config ? &pretrained_of(*config) : nullptr;
-    if (stated && stated->contains("input_size") && stated->at("input_size").size() == 3) {
-      const auto side = stated->at("input_size").at(2).get<int64_t>();
+    const json* stated = config ? stated_input_size(pretrained_of(*config)) : nullptr;  // checked by now
+    if (stated) {
+      const auto side = stated->at(2).get<int64_t>();
       if (side / c.patch_size == grid) c.image_size = side;
     }
   } else if (!config) {

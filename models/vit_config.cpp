@@ -193,8 +193,15 @@ void PreprocessConfig::validate(int64_t in_chans) const {
   if (mean.size() != channels)
     fail("mean needs " + str(channels) + " values (one per channel), got " + str(mean.size()));
   if (std.size() != channels) fail("std needs " + str(channels) + " values (one per channel), got " + str(std.size()));
+  // Bounds that keep (pixel - mean) / std finite in float32 with room to spare; real values lie in [0, 1] (timm)
+  // or [0, 255] (pixel scale).
+  constexpr double kLargest = 1000.0;
+  constexpr double kSmallestStd = 1e-6;
+  for (double m : mean) {
+    if (!(std::abs(m) <= kLargest)) fail("mean values must be finite numbers within +-1000, got " + str(m));
+  }
   for (double s : std) {
-    if (!(s > 0.0)) fail("std values must be positive, got " + str(s));
+    if (!(s >= kSmallestStd && s <= kLargest)) fail("std values must be between 1e-6 and 1000, got " + str(s));
   }
 }
 

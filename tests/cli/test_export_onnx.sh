@@ -65,8 +65,18 @@ check "ONNX Runtime reads the interface, and the metadata holds the preprocessin
 output=$(describe "$work/cases/fixed.onnx" "d['input_shape'] == [7, 3, 32, 32] and d['ran']['output'] == [7, 5] and \
 'LayerNormalization' not in d['op_types'] and d['opset'] == 13" 2>&1)
 check "--opset 13 spells LayerNorm out; --batch 7 is fixed" $? "$output"
+"$vit" export "$work/model.safetensors" --out "$work/model48.onnx" --format onnx --image-size 48 --quiet
+output=$(describe "$work/model48.onnx" "d['input_shape'] == ['batch', 3, 48, 48] and d['ran']['output'] == [2, 5] and \
+json.loads(d['metadata']['input_size']) == [3, 48, 48]" 2>&1)
+check "--image-size 48: the graph takes 48x48 images (position embedding resampled)" $? "$output"
 [[ -s $work/cases/external.onnx.data && $(stat -c %s "$work/cases/external.onnx") -lt 20000 ]]
 check "--external-data: a small graph file and the weights beside it" $? "$(ls -l "$work/cases")"
+
+expect "vit info describes its ONNX export" 0 "model .*model.onnx \(ONNX file, opset 17, batch batch\)" \
+  -- "$vit" info "$work/model.onnx"
+expect "... with the weights file's classes" 0 "classes +5: cat, dog, bird, fish, frog" -- "$vit" info "$work/model.onnx"
+expect "vit classify explains that it does not run ONNX" 2 "is an ONNX file: .*ONNX Runtime" \
+  -- "$vit" classify "$work/model.onnx" "$work/images/0.png"
 
 expect "an opset above 17 is refused, with the reason" 2 "opset 18 is not available.*ONNX 1.12.*up to 17" \
   -- "$vit" export "$work/model.safetensors" --out "$work/x.onnx" --format onnx --opset 18

@@ -3,6 +3,7 @@
 
 #include <torch/nn/functional/activation.h>
 
+#include <cmath>
 #include <sstream>
 
 #include <opencv2/imgcodecs.hpp>
@@ -25,7 +26,8 @@ namespace fs = std::filesystem;
 
 // The shared small model with 3 classes, made grayscale 8x8 with mean = 0, std = 1, crop 1: an 8x8 image goes in
 // unchanged / 255.
-fs::path write_model(const TempDir& dir) {
+// `broken`: a head bias of NaN, as a damaged or diverged checkpoint has.
+fs::path write_model(const TempDir& dir, bool broken = false) {
   ModelMetadata m = vit::test::small_metadata();
   m.config.image_size = 8;
   m.config.in_chans = 1;
@@ -34,6 +36,10 @@ fs::path write_model(const TempDir& dir) {
   m.preprocess.std = {1.0};
   torch::manual_seed(3);
   VisionTransformer model(m.config);
+  if (broken) {
+    torch::NoGradGuard no_grad;
+    model->named_parameters()["head.bias"][1].fill_(std::nan(""));
+  }
   save_weights(dir / "model.safetensors", model, m);
   return dir / "model.safetensors";
 }
@@ -94,6 +100,25 @@ TEST_CASE("predict: one result per input, in order, with the model's probabiliti
     REQUIRE(p.logits.size() == 3);
     for (int64_t c = 0; c < 3; ++c)
       CHECK(p.logits[static_cast<size_t>(c)] == Approx(expected[c].item<float>()).margin(1e-5));
+  }
+}
+
+TEST_CASE("predict: a model whose output is NaN fails each input, naming why, and never reports an answer",
+          "[predict]") {
+  TempDir dir;
+  auto model = open_classifier(write_model(dir, /*broken=*/true), {}, c10::Device(c10::kCPU));
+  cv::Mat pixels(8, 8, CV_8UC1, cv::Scalar(90));
+  REQUIRE(cv::imwrite((dir / "image.png").string(), pixels));
+  std::istringstream no_stdin;
+  data::InputPaths inputs({(dir / "image.png").string(), (dir / "image.png").string()}, no_stdin);
+  std::vector<Prediction> results;
+  const int64_t failed = predict(*model, inputs, PredictOptions{}, [&](const Prediction& p) { results.push_back(p); });
+  CHECK(failed == 2);
+  REQUIRE(results.size() == 2);
+  for (const auto& p : results) {
+    CHECK_THAT(p.error, Contains("the model's output is not finite"));
+    CHECK(p.classes.empty());
+    CHECK(p.probabilities.empty());
   }
 }
 

@@ -126,6 +126,38 @@ TEST_CASE("timm: config.json gives heads, pooling, preprocessing and label names
   CHECK_THAT(error_of([&] { timm_metadata(shapes, &config, "ckpt"); }), Contains("3 classes but 1 class names"));
 }
 
+TEST_CASE("timm: config.json values that are malformed or contradict the tensors are refused, naming them",
+          "[checkpoint]") {
+  const auto shapes = shapes_of(small_tensors(small_metadata().config));
+  const json valid = timm_config(small_metadata());
+  const auto refusal = [&](void (*change)(json&)) {
+    json config = valid;
+    change(config);
+    return error_of([&] { timm_metadata(shapes, &config, "ckpt"); });
+  };
+  CHECK_NOTHROW(timm_metadata(shapes, &valid, "ckpt"));
+  // Preprocessing that would turn every input into infinities (and every answer into NaN).
+  CHECK_THAT(refusal([](json& c) { c["pretrained_cfg"]["mean"] = {1e308, 1e308, 1e308}; }),
+             Contains("mean values must be finite numbers within +-1000, got 1e+308"));
+  CHECK_THAT(refusal([](json& c) { c["pretrained_cfg"]["std"] = {1e-300, 1, 1}; }),
+             Contains("std values must be between 1e-6 and 1000, got 1e-300"));
+  // The head's class count: a malformed or contradicting one.
+  CHECK_THAT(refusal([](json& c) { c["num_classes"] = -5; }), Contains("num_classes must be a whole number >= 0, got -5"));
+  CHECK_THAT(refusal([](json& c) { c["num_classes"] = 1e9; }), Contains("num_classes must be a whole number"));
+  CHECK_THAT(refusal([](json& c) { c["num_classes"] = "3"; }), Contains("num_classes must be a whole number"));
+  CHECK_THAT(refusal([](json& c) { c["num_classes"] = 0; }),
+             Contains("num_classes 0 does not fit the checkpoint's tensors, whose head has 3 classes"));
+  // model_args that contradict the shapes or have the wrong type.
+  CHECK_THAT(refusal([](json& c) { c["model_args"]["patch_size"] = 0; }),
+             Contains("model_args patch_size = 0 does not fit the checkpoint's tensors"));
+  CHECK_THAT(refusal([](json& c) { c["model_args"]["patch_size"] = "x"; }), Contains("patch_size = \"x\" has the wrong type"));
+  CHECK_THAT(refusal([](json& c) { c["model_args"]["depth"] = json::array(); }), Contains("depth = [] has the wrong type"));
+  // A stated input size must be one.
+  CHECK_THAT(refusal([](json& c) { c["pretrained_cfg"]["input_size"] = {3, -224, 224}; }),
+             Contains("input_size must be [channels, height, width] in positive whole numbers, got [3,-224,224]"));
+  CHECK_THAT(refusal([](json& c) { c["pretrained_cfg"]["input_size"] = 224; }), Contains("got 224"));
+}
+
 TEST_CASE("timm: the family's options from tensor shapes and model_args; unsupported or unknown ones named",
           "[checkpoint]") {
   ViTConfig c = small_metadata().config;
