@@ -25,6 +25,7 @@ struct ExportOptions {
   std::optional<int64_t> image_size;
   bool force = false;
   OnnxExportOptions onnx;
+  bool opset_given = false;
 };
 
 // --batch: a positive size, or `dynamic`.
@@ -68,13 +69,13 @@ int run_export(const ExportOptions& o) {
                                 " writes one file");
   if (folder && fs::exists(o.out, error) && !fs::is_directory(o.out, error))
     throw std::invalid_argument("--out '" + o.out.string() + "' is a file; --format " + o.format + " writes a folder");
-  if (o.format != "onnx" && (o.onnx.batch || o.onnx.external_data || o.onnx.opset != kMaxOnnxOpset))
+  if (o.format != "onnx" && (o.onnx.batch || o.onnx.external_data || o.opset_given))
     throw std::invalid_argument("--opset, --batch and --external-data are for --format onnx");
   if (o.format == "onnx") {
     if (!onnx_export_available())
       throw std::invalid_argument("this vit was built without ONNX (Debian package 'libonnx-dev'): --format onnx "
                                   "is unavailable");
-    validate(o.onnx);  // before the model is read: --opset's explanation
+    validate_onnx_options(o.onnx);  // before the model is read: --opset's explanation
   }
   if (!o.force) {
     for (const auto& file : written_files(o, folder)) {
@@ -97,10 +98,10 @@ int run_export(const ExportOptions& o) {
     save_checkpoint_folder(o.out, *folder, loaded.model, loaded.metadata);
     what = o.format + " folder";
   } else if (o.format == "onnx") {
-    export_onnx(loaded.model, loaded.metadata, o.out, o.onnx);
-    const auto summary = read_onnx_summary(o.out);
-    what = "ONNX file (opset " + std::to_string(summary.opset) + ", batch " + summary.inputs.at(0).dims.at(0) +
-           (summary.external_initializers > 0 ? ", weights in '" + o.out.string() + ".data'" : "") + ")";
+    const bool external = export_onnx(loaded.model, loaded.metadata, o.out, o.onnx);
+    what = "ONNX file (opset " + std::to_string(o.onnx.opset) + ", batch " +
+           (o.onnx.batch ? std::to_string(*o.onnx.batch) : std::string("dynamic")) +
+           (external ? ", weights in '" + o.out.string() + ".data'" : "") + ")";
   } else {
     export_torchscript(loaded.model, loaded.metadata, o.out);
   }
@@ -133,10 +134,15 @@ Command setup_export(CLI::App& app) {
          "--image-size", [o = options.get()](const int64_t& size) { o->image_size = size; },
          "Export for this input size (position embeddings resampled)")
       ->check(CLI::PositiveNumber);
-  cli->add_option("--opset", options->onnx.opset,
-                  "ONNX: the operator set, " + std::to_string(kMinOnnxOpset) + " to " +
-                      std::to_string(kMaxOnnxOpset) + " (17 has LayerNormalization; older ones spell it out)")
-      ->capture_default_str();
+  cli->add_option_function<int>(
+         "--opset",
+         [o = options.get()](const int& opset) {
+           o->onnx.opset = opset;
+           o->opset_given = true;
+         },
+         "ONNX: the operator set, " + std::to_string(kMinOnnxOpset) + " to " + std::to_string(kMaxOnnxOpset) +
+             " (default " + std::to_string(kMaxOnnxOpset) +
+             "; 17 has LayerNormalization, older ones spell it out)");
   cli->add_option_function<std::string>(
          "--batch", [o = options.get()](const std::string& text) { o->onnx.batch = parse_batch(text); },
          "ONNX: a fixed batch size, or `dynamic` (the default: any batch)");

@@ -43,10 +43,15 @@ def main(info_path, out, overrides):
     for item in overrides:
         key, value = item.split("=", 1)
         config[key] = json.loads(value)
-    plain = dict(block_fn="block", mlp_layer="mlp", norm_layer="layernorm", reg_tokens=0, pos_embed="learn")
+    plain = dict(block_fn="block", mlp_layer="mlp", norm_layer="layernorm", reg_tokens=0, pos_embed="learn",
+                 init_values=0.0, qkv_bias=True, proj_bias=True, pre_norm=False, embed_norm=False, qk_norm=False,
+                 dist_token="none", no_embed_class=False, scale_attn_norm=False, scale_mlp_norm=False,
+                 final_norm=True)
     for key, value in plain.items():
         if config.get(key, value) != value:
             sys.exit(f"make_random_weights.py: only plain ViTs: {key} is {config[key]}")
+    if config["global_pool"] not in ("token", "avg", "max", "avgmax"):
+        sys.exit(f"make_random_weights.py: only pools without parameters: global_pool is {config['global_pool']}")
     names = info["class_names"]
     if len(names) != config["num_classes"]:  # num_classes overridden
         names = [str(i) for i in range(config["num_classes"])]

@@ -39,8 +39,10 @@ ModelDescription describe_model(const std::string& preset_or_path) {
     if (it == onnx.metadata.end())
       throw std::invalid_argument("'" + preset_or_path + "' is an ONNX file that vit did not write (no vit.json in "
                                   "its metadata): vit describes only its own ONNX exports");
-    description.kind = "ONNX file, opset " + std::to_string(onnx.opset) + ", batch " +
-                       onnx.inputs.at(0).dims.at(0) +
+    const std::string& batch = onnx.inputs.at(0).dims.at(0);  // a size, or a symbolic dimension's name
+    const bool fixed = !batch.empty() && batch.find_first_not_of("0123456789") == std::string::npos;
+    description.kind = "ONNX file, opset " + std::to_string(onnx.opset) +
+                       (fixed ? ", batch " + batch : ", dynamic batch") +
                        (onnx.external_initializers > 0 ? ", weights in external data" : "");
     description.metadata = metadata_from_json(it->second, preset_or_path);
     return description;

@@ -5,8 +5,12 @@
 #include <ATen/ops/zeros.h>
 #include <torch/types.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <sstream>
 #include <stdexcept>
@@ -18,6 +22,7 @@
 
 #include "models/onnx_graph.h"
 #include "util/atomic_file.h"
+#include "util/files.h"
 
 namespace vit {
 namespace {
@@ -323,7 +328,7 @@ class ViTGraphWriter {
 
 }  // namespace
 
-void validate(const OnnxExportOptions& options) {
+void validate_onnx_options(const OnnxExportOptions& options) {
   if (options.opset > kMaxOnnxOpset)
     throw std::invalid_argument("ONNX opset " + std::to_string(options.opset) + " is not available: vit writes ONNX " +
                                 "with the ONNX 1.12 library, which knows opsets up to " +
@@ -357,8 +362,8 @@ void add_metadata(onnx::ModelProto& model, const ModelMetadata& metadata) {
   add("label_names", nlohmann::json(metadata.class_names).dump());
 }
 
-// Moves the large float tensors' bytes into `data_path` (each at an offset aligned to 4 KiB, so a runtime can
-// map them) and leaves references in the model. Small and int64 tensors stay inline: shape inference reads
+// Moves the large float tensors' bytes into `data_path` (each at an offset aligned to 4 KiB, so that a runtime
+// can map them on Linux) and leaves references in the model. Small and int64 tensors stay inline: shape inference reads
 // those, and cannot read them from a data file.
 void move_to_external_data(onnx::ModelProto& model, const fs::path& data_path) {
   constexpr size_t kInlineBytes = 1024;
@@ -387,13 +392,42 @@ void move_to_external_data(onnx::ModelProto& model, const fs::path& data_path) {
   });
 }
 
+// The model and its data file as a pair: both written under their final names into a private folder beside them,
+// checked there (the checker follows the data references), then moved into place, the data first. A failure
+// before the moves leaves any earlier pair untouched.
+void write_external_pair(onnx::ModelProto& proto, const fs::path& out, const fs::path& data_file,
+                         const std::function<void(std::ostream&)>& serialise, const std::string& where) {
+  const fs::path parent = out.parent_path().empty() ? fs::path(".") : out.parent_path();
+  const fs::path staging = parent / ("." + out.filename().string() + ".staging." + std::to_string(::getpid()));
+  std::error_code error;
+  if (!fs::create_directory(staging, error) || error)
+    throw std::runtime_error("cannot write '" + out.string() + "': " +
+                             (error ? error.message() : "'" + staging.string() + "' already exists"));
+  try {
+    move_to_external_data(proto, staging / data_file.filename());
+    write_file_atomically(staging / out.filename(), serialise);
+    try {
+      onnx::checker::check_model((staging / out.filename()).string());
+    } catch (const std::exception& e) {
+      throw std::runtime_error(std::string("the ONNX checker refused the external data: ") + e.what());
+    }
+    fs::rename(staging / data_file.filename(), data_file);
+    fs::rename(staging / out.filename(), out);
+    sync_path(parent, O_RDONLY | O_DIRECTORY);
+  } catch (const std::exception& e) {
+    remove_tree(staging);
+    throw std::runtime_error(where + ": " + e.what());
+  }
+  remove_tree(staging);
+}
+
 }  // namespace
 
 bool onnx_export_available() { return true; }
 
-void export_onnx(VisionTransformer& model, const ModelMetadata& metadata, const fs::path& out,
+bool export_onnx(VisionTransformer& model, const ModelMetadata& metadata, const fs::path& out,
                  const OnnxExportOptions& options) {
-  validate(options);
+  validate_onnx_options(options);
   metadata.validate();
   model->eval();
   model->to(torch::kCPU);
@@ -403,7 +437,9 @@ void export_onnx(VisionTransformer& model, const ModelMetadata& metadata, const 
   for (const auto& item : model->named_buffers()) tensors[item.key()] = item.value().detach().to(torch::kFloat);
 
   onnx::ModelProto proto;
-  proto.set_ir_version(onnx::IR_VERSION);
+  // The IR version of the ONNX release that introduced the opset (IR 7 with opsets 12-14, IR 8 with 15-17): older
+  // runtimes that read only IR 7 then take opsets 13 and 14.
+  proto.set_ir_version(options.opset <= 14 ? 7 : 8);
   proto.set_producer_name("vit");
   proto.set_producer_version(options.producer_version);
   proto.add_opset_import()->set_version(options.opset);
@@ -440,19 +476,22 @@ void export_onnx(VisionTransformer& model, const ModelMetadata& metadata, const 
   int64_t weight_bytes = 0;
   for (const auto& tensor : graph.initializer()) weight_bytes += static_cast<int64_t>(tensor.raw_data().size());
   const bool external = options.external_data || weight_bytes > kOnnxExternalDataThreshold;
-  if (external) move_to_external_data(proto, fs::path(out.string() + ".data"));
-  if (proto.ByteSizeLong() >= static_cast<size_t>(std::numeric_limits<int>::max()))
-    throw std::runtime_error(where + ": the graph is over protobuf's 2 GiB limit even without its weights");
-  write_file_atomically(out, [&](std::ostream& stream) {
-    if (!proto.SerializeToOstream(&stream)) throw std::runtime_error(where + ": could not serialise the model");
-  });
-  if (external) {
-    try {
-      onnx::checker::check_model(out.string());  // now the data file's references can be checked too
-    } catch (const std::exception& e) {
-      throw std::runtime_error(where + ": the ONNX checker refused the external data: " + e.what());
-    }
+  const auto serialise = [&](std::ostream& stream) {
+    if (proto.ByteSizeLong() >= static_cast<size_t>(std::numeric_limits<int>::max()))
+      throw std::runtime_error(external ? "the graph is over protobuf's 2 GiB limit even without its weights"
+                                        : "the model is over protobuf's 2 GiB limit: export with --external-data");
+    if (!proto.SerializeToOstream(&stream)) throw std::runtime_error("could not serialise the model");
+  };
+  const fs::path data_file(out.string() + ".data");
+  if (!external) {
+    write_file_atomically(out, serialise);
+    // A data file left by an earlier external export of this name belonged to the file just replaced.
+    std::error_code ignored;
+    fs::remove(data_file, ignored);
+    return false;
   }
+  write_external_pair(proto, out, data_file, serialise, where);
+  return true;
 }
 
 OnnxFileSummary read_onnx_summary(const fs::path& path) {

@@ -34,7 +34,7 @@ struct OnnxExportOptions {
 };
 
 // Throws std::invalid_argument explaining an opset outside kMinOnnxOpset..kMaxOnnxOpset or a batch below 1.
-void validate(const OnnxExportOptions& options);
+void validate_onnx_options(const OnnxExportOptions& options);
 
 // Whether this build can write ONNX (it was built with libonnx-dev).
 bool onnx_export_available();
@@ -44,9 +44,10 @@ bool onnx_export_available();
 // with a trailing token dimension for global_pool none. The preprocessing and class names go into the file's
 // metadata_props (`vit.json`, and timm's names: input_size, interpolation, crop_pct, mean, std, label_names).
 // The model is left in eval mode on the CPU. Throws std::invalid_argument for options out of range and
-// std::runtime_error, naming the file, when the checker refuses the graph or writing fails; a file already at
-// `out` is then untouched.
-void export_onnx(VisionTransformer& model, const ModelMetadata& metadata, const std::filesystem::path& out,
+// std::runtime_error, naming the file, when the checker refuses the graph or writing fails; files already at
+// `out` and `<out>.data` are then untouched. Returns true when the weights went to `<out>.data` (an inline export
+// removes a `<out>.data` left by an earlier external one).
+bool export_onnx(VisionTransformer& model, const ModelMetadata& metadata, const std::filesystem::path& out,
                  const OnnxExportOptions& options = {});
 
 // What an ONNX file holds, read back for `vit info` and the tests.

@@ -15,9 +15,9 @@ namespace {
 
 bool onnx_export_available() { return false; }
 
-void validate(const OnnxExportOptions&) { unavailable(); }
+void validate_onnx_options(const OnnxExportOptions&) { unavailable(); }
 
-void export_onnx(VisionTransformer&, const ModelMetadata&, const std::filesystem::path&, const OnnxExportOptions&) {
+bool export_onnx(VisionTransformer&, const ModelMetadata&, const std::filesystem::path&, const OnnxExportOptions&) {
   unavailable();
 }
 

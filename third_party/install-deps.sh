@@ -73,8 +73,10 @@ install_onnx_runtime() {
   local dir
   dir="$(cd "$(dirname "$0")/.." && pwd)/tests/onnx"
   local want have
-  want=$(node -p "require('$dir/package.json').dependencies['onnxruntime-node']")
-  have=$(node -p "try { require('$dir/node_modules/onnxruntime-node/package.json').version } catch (e) { '' }")
+  # The version the lockfile pins, and the one installed (paths passed as arguments, not spliced into the code).
+  want=$(node -p "require(process.argv[1]).packages['node_modules/onnxruntime-node'].version" "$dir/package-lock.json")
+  have=$(node -p "try { require(process.argv[1]).version } catch (e) { '' }" \
+    "$dir/node_modules/onnxruntime-node/package.json")
   if [[ $have == "$want" ]]; then
     echo "install-deps: onnxruntime-node $have already installed"
     return

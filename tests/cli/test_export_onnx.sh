@@ -17,7 +17,7 @@ source "$here/lib.sh"
 check "the weights file classifies" $?
 mkdir -p "$work/cases"
 
-expect "export ONNX" 0 "wrote ONNX file \(opset 17, batch batch\)" \
+expect "export ONNX" 0 "wrote ONNX file \(opset 17, batch dynamic\)" \
   -- "$vit" export "$work/model.safetensors" --out "$work/model.onnx" --format onnx
 expect "--opset 13, a fixed batch of 7" 0 "wrote ONNX file \(opset 13, batch 7\)" \
   -- "$vit" export "$work/model.safetensors" --out "$work/cases/fixed.onnx" --format onnx --opset 13 --batch 7
@@ -56,14 +56,14 @@ describe() {
     "$python" -c "import json,sys; d = json.load(open(sys.argv[1])); assert $2, d" "$work/describe.json"
 }
 output=$(describe "$work/model.onnx" "d['inputs'] == ['images'] and d['input_shape'] == ['batch', 3, 32, 32] and \
-d['outputs'] == ['logits'] and d['ran']['output'] == [2, 5] and d['ran']['finite'] and d['opset'] == 17 and \
+d['outputs'] == ['logits'] and d['ran']['output'] == [2, 5] and d['ran']['finite'] and d['opset'] == 17 and d['ir_version'] == 8 and \
 'LayerNormalization' in d['op_types'] and 'Erf' in d['op_types'] and 'Shape' not in d['op_types'] and \
 d['producer'].startswith('vit ') and json.loads(d['metadata']['label_names']) == ['cat', 'dog', 'bird', 'fish', 'frog'] \
 and json.loads(d['metadata']['input_size']) == [3, 32, 32] and d['metadata']['interpolation'] == 'bilinear' and \
 json.loads(d['metadata']['mean']) == [0.485, 0.456, 0.406] and json.loads(d['metadata']['vit.json'])['config']['depth'] == 2" 2>&1)
 check "ONNX Runtime reads the interface, and the metadata holds the preprocessing and class names" $? "$output"
 output=$(describe "$work/cases/fixed.onnx" "d['input_shape'] == [7, 3, 32, 32] and d['ran']['output'] == [7, 5] and \
-'LayerNormalization' not in d['op_types'] and d['opset'] == 13" 2>&1)
+'LayerNormalization' not in d['op_types'] and d['opset'] == 13 and d['ir_version'] == 7" 2>&1)
 check "--opset 13 spells LayerNorm out; --batch 7 is fixed" $? "$output"
 "$vit" export "$work/model.safetensors" --out "$work/model48.onnx" --format onnx --image-size 48 --quiet
 output=$(describe "$work/model48.onnx" "d['input_shape'] == ['batch', 3, 48, 48] and d['ran']['output'] == [2, 5] and \
@@ -72,7 +72,7 @@ check "--image-size 48: the graph takes 48x48 images (position embedding resampl
 [[ -s $work/cases/external.onnx.data && $(stat -c %s "$work/cases/external.onnx") -lt 20000 ]]
 check "--external-data: a small graph file and the weights beside it" $? "$(ls -l "$work/cases")"
 
-expect "vit info describes its ONNX export" 0 "model .*model.onnx \(ONNX file, opset 17, batch batch\)" \
+expect "vit info describes its ONNX export" 0 "model .*model.onnx \(ONNX file, opset 17, dynamic batch\)" \
   -- "$vit" info "$work/model.onnx"
 expect "... with the weights file's classes" 0 "classes +5: cat, dog, bird, fish, frog" -- "$vit" info "$work/model.onnx"
 expect "vit classify explains that it does not run ONNX" 2 "is an ONNX file: .*ONNX Runtime" \
@@ -88,6 +88,8 @@ expect "--batch x is refused" 2 "positive batch size or 'dynamic', got 'x'" \
   -- "$vit" export "$work/model.safetensors" --out "$work/x.onnx" --format onnx --batch x
 expect "--opset is for ONNX only" 2 "are for --format onnx" \
   -- "$vit" export "$work/model.safetensors" --out "$work/x.pt" --opset 13
+expect "... even at its default value" 2 "are for --format onnx" \
+  -- "$vit" export "$work/model.safetensors" --out "$work/x.pt" --opset 17
 [[ ! -e $work/x.onnx && ! -e $work/x.pt ]]
 check "refusals write nothing" $?
 cp "$work/model.onnx" "$work/before.onnx"
@@ -98,11 +100,14 @@ check "... and is untouched" $?
 : >"$work/cases/stale.onnx.data"
 expect "nor its data file" 2 "stale.onnx.data' already exists; pass --force" \
   -- "$vit" export "$work/model.safetensors" --out "$work/cases/stale.onnx" --format onnx
+"$vit" export "$work/model.safetensors" --out "$work/cases/stale.onnx" --format onnx --force --quiet
+[[ -s $work/cases/stale.onnx && ! -e $work/cases/stale.onnx.data ]]
+check "--force: an inline export removes the data file of the one it replaces" $? "$(ls -l "$work/cases")"
 expect "--out a folder is refused" 2 "is a folder; --format onnx writes one file" \
   -- "$vit" export "$work/model.safetensors" --out "$work/cases" --format onnx
 "$vit" export "$work/model.safetensors" --out "$work/model.pt" --quiet
 expect "TorchScript cannot be exported to ONNX" 2 "model.pt' is a TorchScript file; this needs weights" \
   -- "$vit" export "$work/model.pt" --out "$work/y.onnx" --format onnx
-expect "help lists ONNX and its options" 0 "--opset INT=17 +ONNX: the operator set, 13 to 17" -- "$vit" export --help
+expect "help lists ONNX and its options" 0 "--opset INT +ONNX: the operator set, 13 to 17 \(default 17" -- "$vit" export --help
 
 finish
