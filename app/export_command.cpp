@@ -12,6 +12,7 @@
 #include "models/checkpoint_layouts.h"
 #include "models/onnx_export.h"
 #include "models/torchscript_export.h"
+#include "util/text.h"
 
 namespace vit::app {
 namespace {
@@ -31,14 +32,8 @@ struct ExportOptions {
 // --batch: a positive size, or `dynamic`.
 std::optional<int64_t> parse_batch(const std::string& text) {
   if (text == "dynamic") return std::nullopt;
-  size_t used = 0;
-  int64_t value = 0;
-  try {
-    value = std::stoll(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != text.size() || value < 1)
+  const auto value = parse_integer(text);
+  if (!value || *value < 1)
     throw CLI::ValidationError("--batch", "expected a positive batch size or 'dynamic', got '" + text + "'");
   return value;
 }

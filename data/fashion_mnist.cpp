@@ -124,8 +124,13 @@ std::optional<ConvertSummary> read_marker(const fs::path& out, const fs::path& s
     if (dataset != kDatasetId)
       fail(shown, "holds the dataset '" + dataset + "', not Fashion-MNIST; refusing to write into it");
     ConvertSummary summary;
-    summary.train_images = j.at("splits").at("train").at("images").get<int64_t>();
-    summary.val_images = j.at("splits").at("val").at("images").get<int64_t>();
+    // Integers only: nlohmann converts a float with a cast, undefined beyond int64_t's range.
+    const json& train_images = j.at("splits").at("train").at("images");
+    const json& val_images = j.at("splits").at("val").at("images");
+    if (!train_images.is_number_integer() || !val_images.is_number_integer())
+      fail(shown, "its " + std::string(kMarkerName) + " gives image counts that are not integers");
+    summary.train_images = train_images.get<int64_t>();
+    summary.val_images = val_images.get<int64_t>();
     summary.already_present = true;
     return summary;
   } catch (const json::exception& e) {
@@ -327,12 +332,14 @@ ConvertSummary convert_fashion_mnist(const fs::path& source_dir, const fs::path&
         remove_tree(partial);
         return *existing;
       }
-      fail(out_dir, "cannot move the converted tree '" + partial.string() + "' into place: " + error.message());
+      throw std::runtime_error("cannot move the converted tree '" + partial.string() +
+                               "' into place: " + error.message());
     }
     sync_path(out.parent_path(), O_RDONLY | O_DIRECTORY);
-  } catch (...) {
+  } catch (const std::exception& e) {
     remove_tree(partial);
-    throw;
+    // Named by the folder the user asked for: the partial one is gone by the time the message is read.
+    fail(out_dir, std::string("not converted, nothing left behind: ") + e.what());
   }
   ConvertSummary summary;
   summary.train_images = train.images.count;

@@ -60,11 +60,15 @@ std::vector<uint8_t> gunzip(const std::vector<uint8_t>& compressed, const fs::pa
     ~End() { inflateEnd(s); }
   } end{&stream};
 
-  // The gzip trailer holds the uncompressed size modulo 2^32: a good first guess that avoids regrowing.
+  // The gzip trailer holds the uncompressed size modulo 2^32: a good first guess that avoids regrowing. It is
+  // only a claim: deflate cannot expand data more than 1032-fold, so a guess beyond that is not believed (found by
+  // fuzz_idx: a 50-byte file made the reader allocate 256 MiB up front).
   const size_t n = compressed.size();
-  uint64_t guess = n >= 4 ? (uint64_t{compressed[n - 1]} << 24 | uint64_t{compressed[n - 2]} << 16 |
-                             uint64_t{compressed[n - 3]} << 8 | uint64_t{compressed[n - 4]})
-                          : 0;
+  const uint64_t claimed = n >= 4 ? (uint64_t{compressed[n - 1]} << 24 | uint64_t{compressed[n - 2]} << 16 |
+                                     uint64_t{compressed[n - 3]} << 8 | uint64_t{compressed[n - 4]})
+                                  : 0;
+  constexpr uint64_t kMaxDeflateRatio = 1032;
+  const uint64_t guess = std::min<uint64_t>(claimed, uint64_t{n} * kMaxDeflateRatio);
   std::vector<uint8_t> out(std::clamp<uint64_t>(guess, 1 << 16, uint64_t{1} << 28));
   constexpr size_t kMaxChunk = std::numeric_limits<uInt>::max();  // zlib counts in uInt
   size_t in_pos = 0;

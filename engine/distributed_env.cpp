@@ -1,7 +1,10 @@
 #include "engine/distributed_env.h"
 
 #include <cstdlib>
+#include <limits>
 #include <stdexcept>
+
+#include "util/text.h"
 
 namespace vit::engine {
 namespace {
@@ -9,17 +12,11 @@ namespace {
 int number(const std::function<std::string(const char*)>& get, const char* name, int fallback) {
   const std::string text = get(name);
   if (text.empty()) return fallback;
-  size_t used = 0;
-  int value = 0;
-  try {
-    value = std::stoi(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != text.size() || value < 0)
+  const auto value = parse_integer(text);
+  if (!value || *value < 0 || *value > std::numeric_limits<int>::max())
     throw std::invalid_argument("environment variable " + std::string(name) + "='" + text +
                                 "' is not a non-negative integer");
-  return value;
+  return static_cast<int>(*value);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "util/atomic_file.h"
+#include "util/text.h"
 
 namespace vit::engine {
 namespace {
@@ -42,8 +43,13 @@ auto metric_fields(Row& r) {
                     &r.ema_val_top1, &r.ema_val_top5, &r.lr,       &r.images_per_s, &r.seconds};
 }
 
-// An empty metrics cell is a figure the run does not have.
-double parse_cell(const std::string& text) { return text.empty() ? kNoValue : std::stod(text); }
+// An empty metrics cell is a figure the run does not have; any other must be a whole, finite number.
+double parse_cell(const std::string& text) {
+  if (text.empty()) return kNoValue;
+  const auto value = parse_finite_number(text);
+  if (!value) throw std::invalid_argument("'" + text + "' is not a number");
+  return *value;
+}
 
 }  // namespace
 
@@ -129,9 +135,10 @@ RunState load_run_state(const fs::path& path) {
 }
 
 void write_metrics_csv(const fs::path& path, const std::vector<MetricsRow>& rows) {
+  // A figure the run does not have is an empty cell; so is a diverged one (inf, NaN), which no chart can draw.
   auto cell = [](std::ostream& out, double value) {
     out << ',';
-    if (!std::isnan(value)) out << value;
+    if (std::isfinite(value)) out << value;
   };
   write_file_atomically(path, [&](std::ostream& out) {
     out << kMetricsHeader << '\n';
@@ -160,7 +167,9 @@ std::vector<MetricsRow> read_metrics_csv(const std::filesystem::path& path) {
     try {
       if (cells.size() != 11) throw std::invalid_argument("11 columns expected");
       MetricsRow r;
-      r.epoch = std::stoll(cells[0]);
+      const auto epoch = parse_integer(cells[0]);
+      if (!epoch || *epoch < 1) throw std::invalid_argument("epoch '" + cells[0] + "' is not a positive integer");
+      r.epoch = *epoch;
       const auto fields = metric_fields(r);
       for (size_t i = 0; i < fields.size(); ++i) *fields[i] = parse_cell(cells[i + 1]);
       rows.push_back(r);

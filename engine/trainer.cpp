@@ -605,8 +605,10 @@ TrainSummary TrainingRun::run() {
   options_.validate();
   join_processes();
   open_and_prepare();
-  if (progress_.epoch > 0 || progress_.next_batch > 0)
+  if (options_.resume)
     spdlog::info("resuming at epoch {}, batch {} (step {})", progress_.epoch + 1, progress_.next_batch, progress_.step);
+  else
+    save_state();  // before any weights file: from the first last.safetensors on, --resume works wherever a kill lands
 
   while (progress_.epoch < progress_.epochs_target) {
     const EpochEnd end = train_epoch();

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "models/imagenet_classes.h"
+#include "models/json_numbers.h"
 #include "util/text.h"
 
 namespace vit {
@@ -180,13 +181,17 @@ ModelMetadata hf_metadata(const json& config, const json* preprocessor, const Te
   } else if (type == "deit") {
     hf_class = shapes.count("cls_classifier.weight") ? HfClass::DeiTWithTeacher : HfClass::DeiT;
   }
+  // A key's value as a whole number, or an error naming the file and the key.
+  auto whole = [&](const json& value, const char* key) {
+    return whole_number(value, "'" + source + "': config.json " + key);
+  };
   try {
-    c.embed_dim = config.at("hidden_size").get<int64_t>();
-    c.depth = config.at("num_hidden_layers").get<int64_t>();
-    c.num_heads = config.at("num_attention_heads").get<int64_t>();
+    c.embed_dim = whole(config.at("hidden_size"), "hidden_size");
+    c.depth = whole(config.at("num_hidden_layers"), "num_hidden_layers");
+    c.num_heads = whole(config.at("num_attention_heads"), "num_attention_heads");
     if (hf_class != HfClass::Dinov2) {
-      c.mlp_ratio =
-          static_cast<double>(config.at("intermediate_size").get<int64_t>()) / static_cast<double>(c.embed_dim);
+      c.mlp_ratio = static_cast<double>(whole(config.at("intermediate_size"), "intermediate_size")) /
+                    static_cast<double>(c.embed_dim);
     } else if (config.value("use_swiglu_ffn", false)) {  // transformers' Dinov2SwiGLUFFN: always SiLU
       const int64_t hidden = dinov2_swiglu_hidden(c.embed_dim, config.value("mlp_ratio", 4.0));
       c.mlp_layer = MlpLayer::SwiGluPacked;
@@ -195,12 +200,12 @@ ModelMetadata hf_metadata(const json& config, const json* preprocessor, const Te
       c.mlp_ratio = config.value("mlp_ratio", 4.0);
     }
     const json& size = config.at("image_size");
-    c.image_size = size.is_array() ? size.at(0).get<int64_t>() : size.get<int64_t>();
-    if (size.is_array() && size.at(1).get<int64_t>() != c.image_size)
+    c.image_size = whole(size.is_array() ? size.at(0) : size, "image_size");
+    if (size.is_array() && whole(size.at(1), "image_size") != c.image_size)
       fail(source, "config.json image_size " + size.dump() + " is not square; vit's models are");
     const json& patch = config.at("patch_size");
-    c.patch_size = patch.is_array() ? patch.at(0).get<int64_t>() : patch.get<int64_t>();
-    c.in_chans = config.value("num_channels", int64_t{3});
+    c.patch_size = whole(patch.is_array() ? patch.at(0) : patch, "patch_size");
+    c.in_chans = config.contains("num_channels") ? whole(config.at("num_channels"), "num_channels") : 3;
     c.norm_eps = config.value("layer_norm_eps", hf_class == HfClass::Dinov2 ? 1e-6 : 1e-12);
     const std::string act = config.value("hidden_act", std::string("gelu"));
     const auto activation = hf_activation(act);
@@ -254,7 +259,8 @@ ModelMetadata hf_metadata(const json& config, const json* preprocessor, const Te
         m.preprocess.crop_pct = std::min(1.0, crop_side / p.at("size").at("shortest_edge").get<double>());
       }
       if (p.contains("resample")) {
-        const int resample = p.at("resample").get<int>();  // PIL's codes
+        const int resample = whole_number_as<int>(
+            p.at("resample"), "'" + source + "': preprocessor_config.json resample");  // PIL's codes
         if (resample != 2 && resample != 3)
           fail(source, "preprocessor_config.json resample " + std::to_string(resample) +
                            " is not supported (2 = bilinear, 3 = bicubic)");
@@ -355,7 +361,9 @@ TensorMap timm_to_hf(const TensorMap& tensors, const ViTConfig& config) {
       out.emplace(hf_head + name.substr(dist ? 10 : 5), tensor);
       continue;
     }
-    auto top = std::find_if(kTopNames.begin(), kTopNames.end(), [&](const auto& n) { return n.second == name; });
+    // (a structured binding cannot be captured in C++17: clang refuses it)
+    auto top =
+        std::find_if(kTopNames.begin(), kTopNames.end(), [&name = name](const auto& n) { return n.second == name; });
     if (top != kTopNames.end()) {
       out.emplace(prefix + top->first, tensor);
       continue;

@@ -98,7 +98,7 @@ class Reader {
     json header;
     try {
       header = json::parse(text);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // a syntax error, or a number out of range
       fail(std::string("header is not valid JSON: ") + e.what());
     }
     if (!header.is_object()) fail(std::string("header must be a JSON object, got ") + header.type_name());

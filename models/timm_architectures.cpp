@@ -4,8 +4,11 @@
 #include <optional>
 #include <set>
 #include <stdexcept>
+#include <type_traits>
 
 #include <nlohmann/json.hpp>
+
+#include "models/json_numbers.h"
 
 namespace vit {
 
@@ -39,18 +42,20 @@ bool is_training_only(const std::string& key) {
 // timm's img_size: one side, or (height, width).
 int64_t square_side(const json& value, const std::string& architecture) {
   if (value.is_array()) {
-    const auto sides = value.get<std::vector<int64_t>>();
-    if (sides.size() != 2 || sides[0] != sides[1]) unsupported("img_size", value, architecture);  // not square
-    return sides[0];
+    if (value.size() != 2 || value[0] != value[1]) unsupported("img_size", value, architecture);  // not square
+    return whole_number(value[0], "architecture '" + architecture + "': model_args img_size");
   }
-  return value.get<int64_t>();
+  return whole_number(value, "architecture '" + architecture + "': model_args img_size");
 }
 
-// Sets a field-table member from timm's value; null (timm's None) is the field's default.
+// Sets a field-table member from timm's value; null (timm's None) is the field's default. `what` names the value
+// in errors.
 template <typename T>
-void set_field(const json& value, T& member, const T& default_value) {
+void set_field(const json& value, T& member, const T& default_value, const std::string& what) {
   if (value.is_null()) {
     member = default_value;
+  } else if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    member = whole_number_as<T>(value, what);  // never a cast from a float
   } else {
     value.get_to(member);
   }
@@ -73,7 +78,7 @@ void apply_timm_args(const json& args, ViTConfig& c, const std::string& architec
         if (all) c.image_size = square_side(value, architecture);
       } else if (key == "norm_layer") {  // the tensor shapes tell it too: RMSNorm has no bias
         norm_layer_given = !value.is_null();
-        if (all) set_field(value, c.norm_layer, defaults.norm_layer);
+        if (all) set_field(value, c.norm_layer, defaults.norm_layer, "model_args norm_layer");
       } else if (key == "norm_eps") {  // the registry's: timm spells it as a partial(norm_layer, eps=...)
         c.norm_eps = value.get<double>();
       } else if (key == "embed_norm_layer") {
@@ -95,14 +100,16 @@ void apply_timm_args(const json& args, ViTConfig& c, const std::string& architec
         if (value != off->second) unsupported(key, value, architecture);
       } else if (!is_training_only(key)) {
         bool known = false;
-        for_each_field([&](const FieldInfo& field, auto member) {
+        // key and value by name: a structured binding cannot be captured in C++17 (clang refuses it)
+        for_each_field([&, &key = key, &value = value](const FieldInfo& field, auto member) {
           if (!field.timm_arg || key != field.timm_arg) return;
           known = true;
+          const std::string what = "architecture '" + architecture + "': model_args " + key;
           if (all || field.read_from_timm) {
-            set_field(value, c.*member, defaults.*member);
+            set_field(value, c.*member, defaults.*member, what);
           } else if (which == TimmArgs::CheckShapes && !value.is_null()) {
             ViTConfig stated = c;
-            set_field(value, stated.*member, defaults.*member);
+            set_field(value, stated.*member, defaults.*member, what);
             // mlp_ratio as the width it gives: 5.33334 and 8192 / 1536 are the same model
             const bool agrees =
                 key == "mlp_ratio" ? stated.mlp_hidden_dim() == c.mlp_hidden_dim() : stated.*member == c.*member;

@@ -3,10 +3,13 @@
 #include <set>
 #include <sstream>
 #include <stdexcept>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "models/json_numbers.h"
 
 namespace vit {
 namespace {
@@ -27,7 +30,11 @@ void read_field(const nlohmann::json& j, const char* what, const char* key, T& o
   auto it = j.find(key);
   if (it == j.end()) fail(std::string(what) + ": missing key '" + key + "'");
   try {
-    out = it->get<T>();
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+      out = whole_number_as<T>(*it, std::string(what) + ": key '" + key + "'");  // never a cast from a float
+    } else {
+      out = it->get<T>();
+    }
   } catch (const nlohmann::json::exception&) {
     fail(std::string(what) + ": key '" + key + "' has the wrong type (" + it->type_name() + ")");
   }

@@ -49,7 +49,9 @@ test_packages=(
   catch2                              # unit tests
   python3-torch python3-torchvision   # independent reference implementation for the tests
   python3-numpy
-  python3-pil                         # benchmark images (bench/make_jpeg_folder.py)
+  python3-pil                         # benchmark images (bench/make_jpeg_folder.py), fuzzing seeds
+  clang libclang-rt-14-dev            # the sanitizer build and libFuzzer (scripts/hardening.sh)
+  llvm-14                             # llvm-symbolizer: sanitizer reports with file and line
 )
 # Node.js and npm run ONNX Runtime on the ONNX exports (tests/onnx). Asked for only when the commands are missing:
 # a Node.js from elsewhere (NodeSource's package conflicts with Debian's npm) serves as well.

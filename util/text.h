@@ -1,6 +1,10 @@
 #pragma once
 // Small text helpers several libraries share.
 
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +26,24 @@ inline std::string csv_field(const std::string& text) {
     quoted += c;
   }
   return quoted + '"';
+}
+
+// The whole of `text` as a base-10 integer: nothing when it is empty, holds anything else (a sign "+", spaces, a
+// fraction, trailing characters) or is out of int64_t's range. std::stoll would accept "12abc" as 12.
+inline std::optional<int64_t> parse_integer(const std::string& text) {
+  int64_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
+  return value;
+}
+
+// The whole of `text` as a finite decimal number ("0.25", "1e-3"): nothing otherwise, "nan" and "inf" included.
+inline std::optional<double> parse_finite_number(const std::string& text) {
+  double value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size() || text.empty() || !std::isfinite(value))
+    return std::nullopt;
+  return value;
 }
 
 }  // namespace vit

@@ -29,6 +29,22 @@ $output
 (wanted a match for: $pattern)"
 }
 
+# interrupt_after_epoch LOG COMMAND...: runs COMMAND (a `vit train`) in the background with its output in LOG,
+# sends it SIGINT (Ctrl-C) once it has finished an epoch, and sets `code` to its exit code.
+interrupt_after_epoch() {
+  local log=$1 pid
+  shift
+  "$@" >"$log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 600); do
+    grep -q "epoch [0-9]*:" "$log" && break
+    sleep 0.1
+  done
+  kill -INT "$pid"
+  wait "$pid"
+  code=$?
+}
+
 # finish: prints the tally; the script's exit status says whether all passed.
 finish() {
   printf '%d passed, %d failed\n' $((checks - failures)) "$failures"

@@ -46,15 +46,7 @@ expect "an existing run is not overwritten" 2 "already holds a training run; con
 
 # Ctrl-C: the step finishes, the state is saved, the exit code is 130, and --resume finishes the run. Enough
 # epochs that the run is still going when the signal arrives (this small model trains 80 images in ~20 ms).
-"$vit" train "$work/data" --out "$work/int" --epochs 200 "${common[@]}" >"$work/int.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 600); do
-  grep -q "epoch 1:" "$work/int.log" && break
-  sleep 0.1
-done
-kill -INT "$pid"
-wait "$pid"
-code=$?
+interrupt_after_epoch "$work/int.log" "$vit" train "$work/data" --out "$work/int" --epochs 200 "${common[@]}"
 [[ $code == 130 ]] && grep -q "vit train $work/data --out $work/int --resume" "$work/int.log"
 check "SIGINT saves and says how to resume" $? "exit $code: $(cat "$work/int.log")"
 expect "--resume finishes the run" 0 "best validation top-1" -- "$vit" train "$work/data" --out "$work/int" --resume

@@ -214,7 +214,7 @@ TEST_CASE("brightness blends with black, truncating as torchvision", "[auto_augm
   }
 }
 
-TEST_CASE("color blends with torchvision's grayscale; a gray image is left alone", "[auto_augment][ops]") {
+TEST_CASE("color blends with torchvision's grayscale, a gray image is left alone", "[auto_augment][ops]") {
   cv::Mat image(2, 1, CV_8UC3);
   image.at<cv::Vec3b>(0, 0) = {10, 200, 30};    // 0.2989*10 + 0.587*200 + 0.114*30 = 123.8
   image.at<cv::Vec3b>(1, 0) = {255, 255, 255};  // the weights sum to 0.9999: white's gray is 254

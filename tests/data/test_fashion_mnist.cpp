@@ -238,6 +238,13 @@ TEST_CASE("a corrupt or cut-off gzip stream is an error naming the file", "[idx]
   write_bytes(dir / "tail.gz", zipped + "junk");
   CHECK_THROWS_WITH(read_idx_images(dir / "tail.gz"),
                     Contains("tail.gz': corrupt gzip stream: 4 unexpected bytes after its end"));
+  // Found by fuzz_idx: the trailer's size is a claim (here 4 GiB - 1 for a 300-byte file), used as an allocation
+  // hint only as far as deflate could expand the data; the stream's own length check then rejects it.
+  std::string lying = zipped;
+  for (size_t i = lying.size() - 4; i < lying.size(); ++i) lying[i] = static_cast<char>(0xff);
+  write_bytes(dir / "lying.gz", lying);
+  CHECK_THROWS_WITH(read_idx_images(dir / "lying.gz"),
+                    Contains("lying.gz': corrupt gzip stream: incorrect length check"));
 }
 
 TEST_CASE("the ten classes and their folder names", "[fashion-mnist]") {
@@ -333,7 +340,7 @@ TEST_CASE("an empty folder at OUT, and missing parent folders, are fine", "[fash
   check_split(dir / "a" / "b" / "c" / "val", kValLabels);
 }
 
-TEST_CASE("leftovers of an interrupted run are removed; a stopped run leaves nothing", "[fashion-mnist]") {
+TEST_CASE("leftovers of an interrupted run are removed, a stopped run leaves nothing", "[fashion-mnist]") {
   TempDir dir;
   write_source(dir / "source");
   const fs::path out = dir / "fashion";

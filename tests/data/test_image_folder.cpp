@@ -28,7 +28,7 @@ std::set<std::string> names(const ImageFolder& folder) {
 
 }  // namespace
 
-TEST_CASE("classes are sorted subfolders; images are found recursively, hidden entries skipped", "[folder]") {
+TEST_CASE("classes are sorted subfolders, images are found recursively, hidden entries skipped", "[folder]") {
   TempDir dir;
   touch(dir / "zebra/a.jpg");
   touch(dir / "zebra/deep/er/b.PNG");      // nested, upper-case extension

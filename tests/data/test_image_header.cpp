@@ -12,6 +12,7 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 
+#include "data/image_decode.h"
 #include "data/image_header.h"
 #include "tests/catch.h"
 
@@ -19,6 +20,7 @@ namespace vit::data {
 namespace {
 
 using Bytes = std::vector<uint8_t>;
+using vit::test::Contains;
 
 Bytes encode(const cv::Mat& image, const std::string& extension, const std::vector<int>& params = {}) {
   Bytes bytes;
@@ -391,6 +393,16 @@ TEST_CASE("damaged headers, random bytes and text give Unknown or a positive siz
   put(zero_png, 0, 4, true);
   put(zero_png, 23, 4, true);
   CHECK(read(zero_png).format == ImageFormat::Unknown);
+}
+
+TEST_CASE("sides whose product overflows are refused by the pixel limit", "[header][decode]") {
+  // Found by fuzz_image_decode: a TIFF of 4177526796 x 2374864269 pixels made width * height overflow int64_t
+  // (undefined behaviour, and a product that could wrap below the limit).
+  const Bytes tiff = handmade_tiff(false, 4, 4177526796u, 2374864269u);
+  CHECK(read(tiff).width == 4177526796);
+  CHECK_THROWS_WITH(
+      decode_image(tiff, "huge.tiff", DecodeOptions{}),
+      Contains("'huge.tiff': TIFF of 4177526796x2374864269 pixels exceeds the limit of 100000000 pixels"));
 }
 
 }  // namespace vit::data

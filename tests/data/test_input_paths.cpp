@@ -43,7 +43,7 @@ TEST_CASE("inputs: files as given, folders as their images sorted, stdin lines i
   for (const auto& input : got) CHECK(input.error.empty());
 }
 
-TEST_CASE("inputs: a missing file is passed on for the decoder to report; an image-less folder is an error",
+TEST_CASE("inputs: a missing file is passed on for the decoder to report, an image-less folder is an error",
           "[input]") {
   TempDir dir;
   fs::create_directories(dir.path() / "empty");
@@ -56,7 +56,7 @@ TEST_CASE("inputs: a missing file is passed on for the decoder to report; an ima
   CHECK_THAT(got[1].error, Contains(".webp"));
 }
 
-TEST_CASE("inputs: '-' twice reads standard input once; nothing given yields nothing", "[input]") {
+TEST_CASE("inputs: '-' twice reads standard input once, nothing given yields nothing", "[input]") {
   std::istringstream lines("x.png\n");
   InputPaths twice({"-", "-"}, lines);
   CHECK(names(all(twice)) == std::vector<std::string>{"x.png"});

@@ -121,7 +121,7 @@ TEST_CASE("two Gloo ranks with unequal batches train exactly as one process on t
   CHECK(moved > 1e-3);
 }
 
-TEST_CASE("a gradient no rank has stays undefined; a rank without samples contributes nothing",
+TEST_CASE("a gradient no rank has stays undefined, a rank without samples contributes nothing",
           "[data_parallel][distributed]") {
   REQUIRE(distributed_available());  // the full build requires c10d (libgloo-dev)
   TempDir dir;

@@ -12,7 +12,7 @@ using vit::test::Contains;
 
 namespace vit::engine {
 
-TEST_CASE("overrides change the preset; classes come from the data; stats follow the channels", "[setup]") {
+TEST_CASE("overrides change the preset, classes come from the data, stats follow the channels", "[setup]") {
   TrainOptions o;
   o.model = "vit_tiny_patch16_224";
   o.overrides.image_size = 64;
@@ -39,9 +39,11 @@ TEST_CASE("overrides change the preset; classes come from the data; stats follow
   CHECK(m.config.embed_dim == 192);  // from the preset
   CHECK(m.preprocess.mean == std::vector<double>{0.5});
   CHECK(m.class_names == std::vector<std::string>{"a", "b", "c"});
-  o.overrides.patch_size = 10;
+  o.overrides.patch_size = 10;  // a 6x6 grid, rounded down as timm's strided convolution does
+  CHECK(training_metadata(o, {"a", "b"}).config.grid_size() == 6);
+  o.overrides.patch_size = 100;
   CHECK_THROWS_WITH(training_metadata(o, {"a", "b"}),
-                    Contains("model options: image_size must be a positive multiple"));
+                    Contains("model options: image_size must be at least patch_size 100, got 64"));
 }
 
 TEST_CASE(

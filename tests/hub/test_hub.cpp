@@ -104,7 +104,7 @@ TEST_CASE("the cache folder follows huggingface_hub's environment variables", "[
   CHECK(hub_cache_dir() == "/new");
 }
 
-TEST_CASE("a model huggingface_hub downloaded is found in its snapshot; pickle-only and missing ones are errors",
+TEST_CASE("a model huggingface_hub downloaded is found in its snapshot, pickle-only and missing ones are errors",
           "[hub]") {
   TempDir cache;
   ScopedEnv env("HF_HUB_CACHE", cache.path().string());

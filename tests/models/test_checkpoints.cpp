@@ -150,15 +150,17 @@ TEST_CASE("timm: config.json values that are malformed or contradict the tensors
   // model_args that contradict the shapes or have the wrong type.
   CHECK_THAT(refusal([](json& c) { c["model_args"]["patch_size"] = 0; }),
              Contains("model_args patch_size = 0 does not fit the checkpoint's tensors"));
-  CHECK_THAT(refusal([](json& c) { c["model_args"]["patch_size"] = "x"; }), Contains("patch_size = \"x\" has the wrong type"));
-  CHECK_THAT(refusal([](json& c) { c["model_args"]["depth"] = json::array(); }), Contains("depth = [] has the wrong type"));
+  CHECK_THAT(refusal([](json& c) { c["model_args"]["patch_size"] = "x"; }),
+             Contains("model_args patch_size must be a whole number, got \"x\""));
+  CHECK_THAT(refusal([](json& c) { c["model_args"]["depth"] = json::array(); }),
+             Contains("model_args depth must be a whole number, got []"));
   // A stated input size must be one.
   CHECK_THAT(refusal([](json& c) { c["pretrained_cfg"]["input_size"] = {3, -224, 224}; }),
              Contains("input_size must be [channels, height, width] in positive whole numbers, got [3,-224,224]"));
   CHECK_THAT(refusal([](json& c) { c["pretrained_cfg"]["input_size"] = 224; }), Contains("got 224"));
 }
 
-TEST_CASE("timm: the family's options from tensor shapes and model_args; unsupported or unknown ones named",
+TEST_CASE("timm: the family's options from tensor shapes and model_args, unsupported or unknown ones named",
           "[checkpoint]") {
   ViTConfig c = small_metadata().config;
   c.reg_tokens = 4;
@@ -221,7 +223,7 @@ TEST_CASE("timm: the family's options from tensor shapes and model_args; unsuppo
              Contains("architecture 'vit_dwee_patch16_reg1_gap_256.untrained': timm option attn_layer = \"diff\""));
 }
 
-TEST_CASE("timm: model_args settle a position-embedding length that reads both ways; odd head counts by name",
+TEST_CASE("timm: model_args settle a position-embedding length that reads both ways, odd head counts by name",
           "[checkpoint]") {
   // Class token + 4 registers and 9 position embeddings: 4 patches with the prefix embedded, or 9 without.
   ViTConfig c = small_metadata().config;
@@ -329,6 +331,22 @@ TEST_CASE("Hugging Face: config.json and preprocessor_config.json", "[checkpoint
   wrong = config;
   wrong.erase("hidden_size");
   CHECK_THAT(error_of([&] { hf_metadata(wrong, nullptr, shapes, "hf"); }), Contains("'hf': config.json does not fit"));
+  // Found by fuzz_hf_config: a count beyond int64_t was converted with a cast (undefined behaviour), and a
+  // fractional one was silently truncated.
+  for (const json& heads : {json(2.5e126), json(1.5), json("2")}) {
+    wrong = config;
+    wrong["num_attention_heads"] = heads;
+    CHECK_THAT(error_of([&] { hf_metadata(wrong, nullptr, shapes, "hf"); }),
+               Contains("config.json num_attention_heads must be a whole number, got " + heads.dump()) ||
+                   Contains("'hf': config.json does not fit"));
+  }
+  wrong = config;
+  wrong["num_attention_heads"] = 2.0;  // a whole number written as a float reads as that number
+  CHECK(hf_metadata(wrong, nullptr, shapes, "hf").config.num_heads == 2);
+  const json bad_resample{{"resample", 3e30}};
+  CHECK_THAT(error_of([&] { hf_metadata(config, &bad_resample, shapes, "hf"); }),
+             Contains("'hf': preprocessor_config.json resample is out of range, got 3e+30") ||
+                 Contains("'hf': preprocessor_config.json resample must be a whole number, got 3e+30"));
 }
 
 TEST_CASE("model files: layouts told apart, with errors naming the file and tensor", "[checkpoint]") {

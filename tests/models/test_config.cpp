@@ -83,7 +83,14 @@ TEST_CASE("timm's constructor arguments: applied, or refused naming the argument
   CHECK_THROWS_WITH(apply_timm_args(nlohmann::json{{"embed_dimm", 3}}, c, "arch", TimmArgs::All),
                     Contains("model_args has an unknown key 'embed_dimm' (architecture 'arch')"));
   CHECK_THROWS_WITH(apply_timm_args(nlohmann::json{{"depth", "twelve"}}, c, "arch", TimmArgs::All),
-                    Contains("timm option depth = \"twelve\" has the wrong type"));
+                    Contains("architecture 'arch': model_args depth must be a whole number, got \"twelve\""));
+  // A float for an integer is refused, never cast: 1e300 would be undefined behaviour, 6.5 a silent truncation.
+  for (const auto& depth : {nlohmann::json(1e300), nlohmann::json(6.5)}) {
+    CHECK_THROWS_WITH(apply_timm_args(nlohmann::json{{"depth", depth}}, c, "arch", TimmArgs::All),
+                      Contains("model_args depth must be a whole number, got " + depth.dump()));
+  }
+  CHECK_NOTHROW(apply_timm_args(nlohmann::json{{"depth", 6.0}}, c, "arch", TimmArgs::All));
+  CHECK(c.depth == 6);
   // Shapes already told the depth: a checkpoint's model_args must agree, a registry's is ignored.
   c.depth = 4;
   CHECK_THROWS_WITH(apply_timm_args(nlohmann::json{{"depth", 6}}, c, "arch", TimmArgs::CheckShapes),
@@ -178,7 +185,8 @@ TEST_CASE("configs round-trip through JSON and bad JSON names the key", "[config
   REQUIRE_THROWS_WITH(missing.get<ViTConfig>(), Contains("model config: missing key 'depth'"));
   nlohmann::json wrong_type = j;
   wrong_type["depth"] = "six";
-  REQUIRE_THROWS_WITH(wrong_type.get<ViTConfig>(), Contains("key 'depth' has the wrong type (string)"));
+  REQUIRE_THROWS_WITH(wrong_type.get<ViTConfig>(),
+                      Contains("model config: key 'depth' must be a whole number, got \"six\""));
   nlohmann::json unknown = j;
   unknown["dpeth"] = 6;
   REQUIRE_THROWS_WITH(unknown.get<ViTConfig>(), Contains("unknown key 'dpeth'"));

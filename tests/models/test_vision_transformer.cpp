@@ -174,7 +174,7 @@ TEST_CASE("drop_path drops whole samples and keeps the expectation", "[model]") 
   CHECK(per_sample.max().item<double>() == Approx(1.0 / 0.75));
 }
 
-TEST_CASE("other input sizes, square or not, run with the position embedding resampled; too small is an error",
+TEST_CASE("other input sizes, square or not, run with the position embedding resampled, too small is an error",
           "[model]") {
   VisionTransformer model(tiny_config());  // 16x16, patch 4: a 4x4 grid
   model->eval();
