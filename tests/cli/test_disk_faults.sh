@@ -2,21 +2,25 @@
 # A full disk, a read-only file system and a folder the user may not write to, while `vit train`, `vit export`
 # and `vit dataset` write: a clear error naming the file and the reason, exit code 2, the files that were there
 # before intact and no temporary file left behind.
-# The disks are small tmpfs mounts in a private mount namespace (the script re-runs itself under `unshare -m`, so
-# nothing stays mounted whatever happens); that needs root, and without it the script says so and skips.
+# The disks are small tmpfs mounts in a mount namespace of the script's own (it re-runs itself under `unshare -m`),
+# unmounted on exit. In a chroot (as fresh-debian.sh's) the root's propagation cannot be made private, so there the
+# namespace keeps it. Mounting needs root: without it the script says so and skips.
 # usage: test_disk_faults.sh VIT_BINARY PYTHON
 set -uo pipefail
 vit=$1
 python=$2
 here=$(cd "$(dirname "$0")" && pwd)
-if [[ -z ${VIT_IN_PRIVATE_MOUNTS:-} ]]; then
-  if [[ $(id -u) != 0 ]] || ! unshare -m true 2>/dev/null; then
-    echo "skip: needs root to mount small file systems (in a private namespace)"
-    exit 77
-  fi
-  VIT_IN_PRIVATE_MOUNTS=1 exec unshare -m --propagation private bash "$0" "$@"
+if [[ -z ${VIT_IN_OWN_MOUNTS:-} ]]; then
+  for propagation in private unchanged; do
+    if [[ $(id -u) == 0 ]] && unshare -m --propagation "$propagation" true 2>/dev/null; then
+      VIT_IN_OWN_MOUNTS=1 exec unshare -m --propagation "$propagation" bash "$0" "$@"
+    fi
+  done
+  echo "skip: needs root to mount small file systems (in a mount namespace of its own)"
+  exit 77
 fi
 source "$here/lib.sh"
+trap 'umount -l "$work/disk" 2>/dev/null; rm -rf "$work"' EXIT
 chmod 755 "$work"  # the permission checks run as nobody, who must reach the files
 
 complete() { "$python" "$here/check_files_complete.py" "$1"; }
