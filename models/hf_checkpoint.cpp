@@ -162,11 +162,17 @@ HfClass hf_class_for(const ViTConfig& c, std::vector<std::string>& unsupported) 
   return out;
 }
 
+// config.json's model_type, "" when absent or not a string (json::value would throw a type error on a number).
+std::string model_type_of(const json& config) {
+  const auto it = config.find("model_type");
+  return it != config.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 }  // namespace
 
 bool is_hf_config(const json& config) {
   if (!config.is_object()) return false;
-  const std::string type = config.value("model_type", std::string());
+  const std::string type = model_type_of(config);
   return type == "vit" || type == "deit" || type == "dinov2";
 }
 
@@ -174,7 +180,7 @@ ModelMetadata hf_metadata(const json& config, const json* preprocessor, const Te
                           const std::string& source) {
   ModelMetadata m;
   ViTConfig& c = m.config;
-  const std::string type = config.value("model_type", std::string("vit"));
+  const std::string type = config.contains("model_type") ? model_type_of(config) : std::string("vit");
   HfClass hf_class = HfClass::Vit;
   if (type == "dinov2") {
     hf_class = HfClass::Dinov2;
@@ -238,7 +244,10 @@ ModelMetadata hf_metadata(const json& config, const json* preprocessor, const Te
     for (int64_t i = 0; i < c.num_classes; ++i) {
       const auto key = std::to_string(i);
       if (!id2label.contains(key)) fail(source, "config.json id2label lacks \"" + key + "\"");
-      m.class_names[static_cast<size_t>(i)] = id2label.at(key).get<std::string>();
+      const json& label = id2label.at(key);
+      if (!label.is_string())  // found by fuzz_hf_config: a number escaped as the JSON library's type error
+        fail(source, "config.json id2label \"" + key + "\" must be a string, got " + label.dump());
+      m.class_names[static_cast<size_t>(i)] = label.get<std::string>();
     }
   }
 

@@ -340,6 +340,14 @@ TEST_CASE("Hugging Face: config.json and preprocessor_config.json", "[checkpoint
                Contains("config.json num_attention_heads must be a whole number, got " + heads.dump()) ||
                    Contains("'hf': config.json does not fit"));
   }
+  // Found by fuzz_hf_config: values of the wrong JSON type escaped as the JSON library's type errors.
+  wrong = config;
+  wrong["id2label"]["1"] = 7;
+  CHECK_THAT(error_of([&] { hf_metadata(wrong, nullptr, shapes, "hf"); }),
+             Contains("'hf': config.json id2label \"1\" must be a string, got 7"));
+  wrong = config;
+  wrong["model_type"] = 5;
+  CHECK_FALSE(is_hf_config(wrong));
   wrong = config;
   wrong["num_attention_heads"] = 2.0;  // a whole number written as a float reads as that number
   CHECK(hf_metadata(wrong, nullptr, shapes, "hf").config.num_heads == 2);
