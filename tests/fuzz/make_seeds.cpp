@@ -2,9 +2,7 @@
 // model descriptions, metrics.csv), with the library's own writers and the small models of small_checkpoints.h.
 // The image and IDX seeds come from make_image_seeds.py. The output is committed as tests/fuzz/corpus.
 // usage: make_fuzz_seeds CORPUS_DIR
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include <ATen/ops/arange.h>
 #include <ATen/ops/ones.h>
@@ -16,22 +14,17 @@
 #include "models/safetensors.h"
 #include "tests/fuzz/fuzz_support.h"
 #include "tests/fuzz/small_checkpoints.h"
+#include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
 using vit::fuzz::kPartSeparator;
+using vit::test::read_bytes;
 
 namespace {
 
-std::string read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  return bytes.str();
-}
-
 void write_seed(const fs::path& dir, const std::string& name, const std::string& bytes) {
   fs::create_directories(dir);
-  std::ofstream(dir / name, std::ios::binary) << bytes;
+  vit::test::write_bytes(dir / name, bytes);
 }
 
 // A safetensors file's bytes, written by write_safetensors.
