@@ -1,8 +1,11 @@
 #include "engine/run_state.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <array>
 #include <fstream>
 #include <iomanip>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -49,6 +52,38 @@ double parse_cell(const std::string& text) {
   const auto value = parse_finite_number(text);
   if (!value) throw std::invalid_argument("'" + text + "' is not a number");
   return *value;
+}
+
+// The size of LibTorch's CPU generator state, which Generator::set_state insists on.
+int64_t cpu_generator_state_bytes() {
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  return generator.get_state().numel();
+}
+
+// A saved progress that no run writes (a damaged or hand-edited state): refused before the trainer trusts its counts
+// as loop bounds, batch positions and divisors.
+void check_progress(const RunProgress& p) {
+  auto require = [](bool ok, const std::string& what) {
+    if (!ok) throw std::invalid_argument("progress: " + what);
+  };
+  require(p.epochs_target >= 1, "epochs_target " + std::to_string(p.epochs_target) + " is not at least 1");
+  require(p.epoch >= 0 && p.epoch <= p.epochs_target,
+          "epoch " + std::to_string(p.epoch) + " is outside 0.." + std::to_string(p.epochs_target));
+  require(p.next_batch >= 0, "next_batch " + std::to_string(p.next_batch) + " is negative");
+  require(p.step >= 0 && p.total_steps >= 0, "step / total_steps are negative");
+  require(p.world_size >= 1, "world_size " + std::to_string(p.world_size) + " is not at least 1");
+  require(p.best_epoch >= 0 && p.best_epoch <= p.epoch,
+          "best_epoch " + std::to_string(p.best_epoch) + " is outside 0.." + std::to_string(p.epoch));
+  require(p.current.seen >= 0 && p.current.correct >= 0 && p.current.correct <= p.current.seen,
+          "the epoch's totals count " + std::to_string(p.current.correct) + " correct of " +
+              std::to_string(p.current.seen) + " seen");
+  for (const double value : {p.lr, p.warmup_end_s, p.decay_time, p.longest_epoch_end_s, p.last_epoch_train_s,
+                             p.best_top1, p.best_top5, p.elapsed_s, p.current.seconds})
+    require(std::isfinite(value), "a time, rate or total is not a finite number");
+  require(p.elapsed_s >= 0.0 && p.decay_time >= 0.0 && p.decay_time <= 1.0, "elapsed_s or decay_time out of range");
+  for (const auto& row : p.history)
+    require(row.epoch >= 1 && row.epoch <= p.epoch + 1, "history row of epoch " + std::to_string(row.epoch));
 }
 
 }  // namespace
@@ -122,6 +157,10 @@ RunState load_run_state(const fs::path& path) {
     state.metadata.preprocess = model.at("preprocess").get<PreprocessConfig>();
     state.metadata.class_names = model.at("class_names").get<std::vector<std::string>>();
     state.progress = json::parse(content.metadata.at("progress")).get<RunProgress>();
+    // What the run checked when it started holds for what it saved; anything else was damaged since.
+    state.options.validate();
+    state.metadata.validate();
+    check_progress(state.progress);
   } catch (const std::exception& e) {
     fail(std::string("damaged resume metadata: ") + e.what());
   }
@@ -130,6 +169,9 @@ RunState load_run_state(const fs::path& path) {
   state.optimizer = take_prefixed(content.tensors, "optimizer.");
   auto rng = content.tensors.find("rng.cpu");
   if (rng == content.tensors.end()) fail("resume state lacks the random generator state 'rng.cpu'");
+  const auto expected = cpu_generator_state_bytes();
+  if (rng->second.scalar_type() != at::kByte || rng->second.dim() != 1 || rng->second.numel() != expected)
+    fail("the random generator state 'rng.cpu' is not " + std::to_string(expected) + " bytes (uint8)");
   state.rng_state = rng->second;
   return state;
 }

@@ -1,5 +1,6 @@
 #include "hub/hf_cache.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <fstream>
@@ -17,20 +18,17 @@ fs::path expand_home(const std::string& path) {
   return path;
 }
 
-bool is_commit(const std::string& revision) {
-  if (revision.size() != 40) return false;
-  for (char c : revision) {
-    if (!std::isxdigit(static_cast<unsigned char>(c)) || std::isupper(static_cast<unsigned char>(c))) return false;
-  }
-  return true;
-}
-
 bool is_file(const fs::path& path) {
   std::error_code error;
   return fs::is_regular_file(path, error);  // follows the snapshot's symlink into blobs/
 }
 
 }  // namespace
+
+bool is_commit_hash(const std::string& text) {
+  return text.size() == 40 && std::all_of(text.begin(), text.end(),
+                                          [](unsigned char c) { return std::isdigit(c) || (c >= 'a' && c <= 'f'); });
+}
 
 fs::path hf_home() {
   if (!env("HF_HOME").empty()) return expand_home(env("HF_HOME"));
@@ -47,10 +45,10 @@ fs::path hub_cache_dir() {
 fs::path repo_folder(const fs::path& cache, const RepoId& id) { return cache / ("models--" + id.org + "--" + id.name); }
 
 std::optional<std::string> cached_commit(const fs::path& cache, const RepoId& id) {
-  if (is_commit(id.revision)) return id.revision;
+  if (is_commit_hash(id.revision)) return id.revision;
   std::ifstream ref(repo_folder(cache, id) / "refs" / id.revision);
   std::string commit;
-  if (!ref || !std::getline(ref, commit) || !is_commit(commit)) return std::nullopt;
+  if (!ref || !std::getline(ref, commit) || !is_commit_hash(commit)) return std::nullopt;
   return commit;
 }
 

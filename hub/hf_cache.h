@@ -22,6 +22,9 @@ std::filesystem::path hf_home();
 // $XDG_CACHE_HOME/huggingface, else ~/.cache/huggingface.
 std::filesystem::path hub_cache_dir();
 
+// Whether `text` is a commit as snapshot folders are named: 40 lowercase hex digits.
+bool is_commit_hash(const std::string& text);
+
 // <cache>/models--<org>--<name>
 std::filesystem::path repo_folder(const std::filesystem::path& cache, const RepoId& id);
 

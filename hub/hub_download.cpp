@@ -14,46 +14,20 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <map>
 #include <memory>
 #include <optional>
 #include <vector>
 
 #include "hub/environment.h"
 #include "hub/hf_cache.h"
+#include "hub/hub_response.h"
 #include "util/atomic_file.h"
 #include "util/files.h"
+#include "util/text.h"
 
 namespace vit::hub {
 namespace fs = std::filesystem;
 namespace {
-
-std::string lower(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
-  return text;
-}
-
-std::string trim(const std::string& text) {
-  const auto first = text.find_first_not_of(" \t\r\n");
-  if (first == std::string::npos) return "";
-  return text.substr(first, text.find_last_not_of(" \t\r\n") - first + 1);
-}
-
-// "scheme://host:port" of a URL: the token goes only where the endpoint is.
-std::string origin_of(const std::string& url) {
-  const auto scheme = url.find("://");
-  if (scheme == std::string::npos) return "";
-  const auto path = url.find('/', scheme + 3);
-  return lower(url.substr(0, path));
-}
-
-// W/"abc" or "abc" -> abc, as huggingface_hub normalises etags.
-std::string normalize_etag(std::string etag) {
-  etag = trim(etag);
-  if (etag.rfind("W/", 0) == 0) etag = etag.substr(2);
-  if (etag.size() >= 2 && etag.front() == '"' && etag.back() == '"') etag = etag.substr(1, etag.size() - 2);
-  return etag;
-}
 
 bool is_sha256(const std::string& text) {
   return text.size() == 64 &&
@@ -83,22 +57,8 @@ std::string sha256_of(const fs::path& path) {
   return hex;
 }
 
-// One HTTP exchange's outcome.
-struct Response {
-  long status = 0;
-  std::map<std::string, std::string> headers;  // lowercase names; the last value of a repeated header
-  std::string header(const std::string& name) const {
-    const auto it = headers.find(name);
-    return it == headers.end() ? "" : it->second;
-  }
-};
-
 size_t collect_header(char* data, size_t size, size_t count, void* target) {
-  auto* response = static_cast<Response*>(target);
-  const std::string line(data, size * count);
-  if (line.rfind("HTTP/", 0) == 0) response->headers.clear();  // a new response (after a redirect)
-  const auto colon = line.find(':');
-  if (colon != std::string::npos) response->headers[lower(trim(line.substr(0, colon)))] = trim(line.substr(colon + 1));
+  static_cast<Response*>(target)->add_header_line(std::string(data, size * count));
   return size * count;
 }
 
@@ -129,10 +89,6 @@ void prepare(CurlHandle& h, const std::string& url, const HubSettings& settings,
   curl_easy_setopt(h.curl, CURLOPT_HTTPHEADER, h.headers);
 }
 
-[[noreturn]] void unreachable(const std::string& url, const std::string& why) {
-  throw HubUnreachable("Hugging Face Hub unreachable (" + why + " for " + url + ")");
-}
-
 // A HEAD that follows only relative redirects (same host, token kept), as huggingface_hub's
 // get_hf_file_metadata; an absolute redirect (the CDN of an LFS file) ends it, its headers being the metadata.
 Response head(std::string url, const HubSettings& settings) {
@@ -143,7 +99,7 @@ Response head(std::string url, const HubSettings& settings) {
     curl_easy_setopt(h.curl, CURLOPT_NOBODY, 1L);
     curl_easy_setopt(h.curl, CURLOPT_TIMEOUT, 30L);
     const CURLcode code = curl_easy_perform(h.curl);
-    if (code != CURLE_OK) unreachable(url, curl_easy_strerror(code));
+    if (code != CURLE_OK) throw_unreachable(url, curl_easy_strerror(code));
     curl_easy_getinfo(h.curl, CURLINFO_RESPONSE_CODE, &response.status);
     const std::string location = response.header("location");
     if (response.status >= 300 && response.status < 400 && location.rfind('/', 0) == 0) {
@@ -152,54 +108,13 @@ Response head(std::string url, const HubSettings& settings) {
     }
     return response;
   }
-  unreachable(url, "too many redirects");
-}
-
-// What a file at a revision is: its commit, blob name, size and where to fetch it.
-struct FileMetadata {
-  std::string commit;
-  std::string etag;
-  int64_t size = -1;
-  std::string url;
-};
-
-// The user's errors by status and X-Error-Code, each naming the repo and what to do.
-[[noreturn]] void refuse(const RepoId& id, const std::string& file, const Response& r) {
-  const std::string code = r.header("x-error-code");
-  if (r.status == 401 || r.status == 403 || code == "GatedRepo")
-    throw std::invalid_argument("Hugging Face Hub: '" + id.id() + "' is gated or needs a token (HTTP " +
-                                std::to_string(r.status) +
-                                "): accept its terms on huggingface.co and set HF_TOKEN (or log in with "
-                                "`huggingface-cli login`)");
-  if (code == "RepoNotFound")
-    throw std::invalid_argument("Hugging Face Hub: repo '" + id.id() +
-                                "' not found (nor a local file or folder of that name; a private repo needs HF_TOKEN "
-                                "set to a token that may read it)");
-  if (code == "RevisionNotFound")
-    throw std::invalid_argument("Hugging Face Hub: revision '" + id.revision + "' not found in '" + id.id() + "'");
-  throw std::invalid_argument("Hugging Face Hub: '" + file + "' of '" + id.id() + "' at '" + id.revision + "': HTTP " +
-                              std::to_string(r.status));
+  throw_unreachable(url, "too many redirects");
 }
 
 // The metadata of one file, or std::nullopt when the repo does not have it (404 EntryNotFound).
 std::optional<FileMetadata> file_metadata(const RepoId& id, const std::string& file, const HubSettings& settings) {
   const std::string url = settings.endpoint + "/" + id.id() + "/resolve/" + id.revision + "/" + file;
-  const Response r = head(url, settings);
-  if (r.status >= 500) unreachable(url, "HTTP " + std::to_string(r.status));
-  if (r.status == 404 && r.header("x-error-code") == "EntryNotFound") return std::nullopt;
-  if (r.status >= 400) refuse(id, file, r);
-  FileMetadata m;
-  m.commit = r.header("x-repo-commit");
-  m.etag = normalize_etag(r.header("x-linked-etag").empty() ? r.header("etag") : r.header("x-linked-etag"));
-  const std::string size = r.header("x-linked-size").empty() ? r.header("content-length") : r.header("x-linked-size");
-  if (!size.empty()) m.size = std::stoll(size);
-  const std::string location = r.header("location");
-  m.url = r.status >= 300 && r.status < 400 && !location.empty() ? location : url;
-  if (m.commit.empty() || m.etag.empty() || m.etag.find('/') != std::string::npos)
-    throw std::runtime_error("Hugging Face Hub: the answer for '" + file + "' of '" + id.id() +
-                             "' lacks X-Repo-Commit or an ETag: is HF_ENDPOINT (" + settings.endpoint +
-                             ") a Hugging Face Hub?");
-  return m;
+  return file_metadata_of(head(url, settings), id, file, url, settings.endpoint);
 }
 
 // A progress line on stderr: bytes, rate, time left.
@@ -249,8 +164,8 @@ void fetch(const std::string& url, const fs::path& path, const std::string& file
   if (code == CURLE_PARTIAL_FILE || code == CURLE_RECV_ERROR || code == CURLE_OPERATION_TIMEDOUT)
     throw std::runtime_error("download of '" + file + "' from " + url + " is incomplete (" + curl_easy_strerror(code) +
                              ")");
-  if (code != CURLE_OK) unreachable(url, curl_easy_strerror(code));
-  if (response.status >= 500) unreachable(url, "HTTP " + std::to_string(response.status));
+  if (code != CURLE_OK) throw_unreachable(url, curl_easy_strerror(code));
+  if (response.status >= 500) throw_unreachable(url, "HTTP " + std::to_string(response.status));
   if (response.status != 200)
     throw std::runtime_error("download of '" + file + "' from " + url + ": HTTP " + std::to_string(response.status));
   if (!written) throw std::runtime_error("cannot write '" + path.string() + "'");
@@ -338,7 +253,7 @@ bool download_file(const fs::path& cache, const RepoId& id, const std::string& f
 }
 
 bool truthy(const std::string& value) {
-  const std::string v = lower(trim(value));
+  const std::string v = lowercase(trim(value));
   return v == "1" || v == "on" || v == "yes" || v == "true";
 }
 

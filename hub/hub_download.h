@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "hub/hub_response.h"
 #include "hub/repo_id.h"
 
 namespace vit::hub {
@@ -26,18 +27,13 @@ struct HubSettings {
   static HubSettings from_environment();
 };
 
-// The Hub could not be asked (no connection, a timeout, HTTP 5xx): the caller may fall back to the cache.
-class HubUnreachable : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
 // Brings config.json, model.safetensors and (when the repo has one) preprocessor_config.json of `id` at its
 // revision into `cache` and returns the snapshot folder holding them. Files already in the cache are not
-// downloaded again (one HEAD each), unless their blob fails its size or hash check. Throws HubUnreachable as above,
-// and std::invalid_argument with a message naming the repo for everything the user must fix: a repo that does
-// not exist or is private, a gated repo or a refused token (401 / 403), a revision or file that does not exist,
-// pickle-only weights; std::runtime_error for a download cut short or failing its checks (nothing is left behind).
+// downloaded again (one HEAD each), unless their blob fails its size or hash check. Throws HubUnreachable
+// (hub_response.h), and std::invalid_argument with a message naming the repo for everything the user must fix: a repo
+// that does not exist or is private, a gated repo or a refused token (401 / 403), a revision or file that does not
+// exist, pickle-only weights; std::runtime_error for a download cut short or failing its checks (nothing is left
+// behind).
 std::filesystem::path download_model(const std::filesystem::path& cache, const RepoId& id, const HubSettings& settings);
 
 }  // namespace vit::hub

@@ -23,8 +23,7 @@ jobs=$(nproc)
 cmake -S . -B build-hardening -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only" -DVIT_FUZZ=ON -DVIT_SANITIZE=address,undefined \
   -DVIT_BUILD_TESTS=ON -DVIT_REQUIRE_OPENCV=ON -DVIT_FUZZ_SECONDS="$seconds" >/dev/null
-fuzz_targets=(fuzz_safetensors fuzz_weights_metadata fuzz_timm_config fuzz_hf_config fuzz_checkpoint_info
-              fuzz_image_header fuzz_image_decode fuzz_idx fuzz_metrics_csv)
+mapfile -t fuzz_targets < <(cd tests/fuzz && ls fuzz_*.cpp | sed 's/\.cpp$//')  # one target per fuzz_*.cpp
 unit_tests=(vit_models_tests vit_data_tests vit_hub_tests vit_engine_tests vit_plots_tests)
 if $fuzz_only; then
   cmake --build build-hardening -j"$jobs" --target "${fuzz_targets[@]}"

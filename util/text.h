@@ -1,6 +1,8 @@
 #pragma once
 // Small text helpers several libraries share.
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -14,6 +16,19 @@ namespace vit {
 inline std::string join(const std::vector<std::string>& names, const std::string& separator = ", ") {
   std::string text;
   for (const auto& name : names) text += (text.empty() ? "" : separator) + name;
+  return text;
+}
+
+// `text` without leading and trailing white space (spaces, tabs, line breaks).
+inline std::string trim(const std::string& text) {
+  const auto first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) return "";
+  return text.substr(first, text.find_last_not_of(" \t\r\n") - first + 1);
+}
+
+// `text` with ASCII letters in lower case (HTTP header names, URL schemes and hosts, yes/no words).
+inline std::string lowercase(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
   return text;
 }
 

@@ -18,6 +18,7 @@
 #include "models/safetensors.h"
 #include "models/vit_weights_file.h"
 #include "tests/catch.h"
+#include "tests/error_of.h"
 #include "tests/temp_dir.h"
 
 using vit::test::Contains;
@@ -90,6 +91,16 @@ class Recorder : public TrainObserver {
   int64_t stop_after_;
   int64_t steps_ = 0;
 };
+
+// A tiny run in `dir`/run, stopped in the middle of its second epoch (4 steps per epoch); its options, to resume.
+TrainOptions interrupted_run(const TempDir& dir) {
+  write_dataset(dir / "data", 20, 6);
+  TrainOptions o = tiny_options(dir / "data", dir / "run");
+  std::atomic<bool> stop{false};
+  Recorder first(&stop, 6);
+  REQUIRE(train(o, first, &stop).outcome == TrainOutcome::Interrupted);
+  return o;
+}
 
 }  // namespace
 
@@ -281,11 +292,7 @@ TEST_CASE("a time-limited run interrupted and resumed keeps its schedule: the ra
 
 TEST_CASE("a resume state saved before the time-limit fields existed still resumes", "[training]") {
   TempDir dir;
-  write_dataset(dir / "data", 20, 6);
-  TrainOptions o = tiny_options(dir / "data", dir / "run");
-  std::atomic<bool> stop{false};
-  Recorder first(&stop, 6);
-  REQUIRE(train(o, first, &stop).outcome == TrainOutcome::Interrupted);
+  TrainOptions o = interrupted_run(dir);
   // Strip what this version added from the saved progress and options, as an earlier version wrote them.
   const auto path = dir / "run/resume.safetensors";
   auto content = read_safetensors(path);
@@ -305,6 +312,67 @@ TEST_CASE("a resume state saved before the time-limit fields existed still resum
   CHECK(summary.outcome == TrainOutcome::Completed);
   CHECK(summary.epochs_done == 3);
   CHECK(second.rows.size() == 2);
+}
+
+TEST_CASE("a damaged resume state is refused naming the file and what is wrong, before anything trusts it",
+          "[training]") {
+  TempDir dir;
+  TrainOptions o = interrupted_run(dir);
+  const auto path = dir / "run/resume.safetensors";
+  const auto saved = read_safetensors(path);
+  REQUIRE_NOTHROW(load_run_state(path));
+
+  // One field changed in the saved JSON (key path, value) -> what the error says.
+  struct Damage {
+    std::string entry, key, sub_key;
+    nlohmann::json value;
+    std::string expected;
+  };
+  for (const auto& d : std::vector<Damage>{
+           {"progress", "world_size", "", 0, "progress: world_size 0 is not at least 1"},
+           {"progress", "next_batch", "", -3, "progress: next_batch -3 is negative"},
+           {"progress", "epoch", "", 99, "progress: epoch 99 is outside 0..3"},
+           {"progress", "epochs_target", "", 0, "progress: epochs_target 0 is not at least 1"},
+           {"progress", "current", "correct", 1000000, "correct of"},
+           {"progress", "decay_time", "", 7.5, "elapsed_s or decay_time out of range"},
+           {"options", "batch_size", "", 0, "--batch-size: expected at least 1, got 0"},
+           {"options", "lr", "", -1.0, "--lr: expected a positive learning rate"},
+           {"model", "preprocess", "mean", {0.5, 0.5}, "mean"},
+       }) {
+    INFO(d.entry << "." << d.key);
+    auto metadata = saved.metadata;
+    auto entry = nlohmann::json::parse(metadata.at(d.entry));
+    auto& field = d.sub_key.empty() ? entry.at(d.key) : entry.at(d.key).at(d.sub_key);
+    field = d.value;
+    metadata[d.entry] = entry.dump();
+    write_safetensors(path, saved.tensors, metadata);
+    const std::string error = vit::test::error_of([&] { load_run_state(path); });
+    CHECK_THAT(error, Contains("'" + path.string() + "': damaged resume metadata: "));
+    CHECK_THAT(error, Contains(d.expected));
+  }
+  // The generator state LibTorch would refuse with its own check.
+  auto tensors = saved.tensors;
+  tensors["rng.cpu"] = tensors.at("rng.cpu").slice(0, 0, 100).clone();
+  write_safetensors(path, tensors, saved.metadata);
+  CHECK_THAT(vit::test::error_of([&] { load_run_state(path); }),
+             Contains("the random generator state 'rng.cpu' is not "));
+  tensors["rng.cpu"] = saved.tensors.at("rng.cpu").to(at::kFloat);
+  write_safetensors(path, tensors, saved.metadata);
+  CHECK_THAT(vit::test::error_of([&] { load_run_state(path); }), Contains("bytes (uint8)"));
+
+  // `vit train --resume` says the same; the intact state then resumes.
+  write_safetensors(path, saved.tensors, [&] {
+    auto metadata = saved.metadata;
+    auto progress = nlohmann::json::parse(metadata.at("progress"));
+    progress["world_size"] = -2;
+    metadata["progress"] = progress.dump();
+    return metadata;
+  }());
+  o.resume = true;
+  Recorder second;
+  CHECK_THROWS_WITH(train(o, second), Contains("progress: world_size -2 is not at least 1"));
+  write_safetensors(path, saved.tensors, saved.metadata);
+  CHECK(train(o, second).outcome == TrainOutcome::Completed);
 }
 
 TEST_CASE("without validation data, best.safetensors holds the latest weights", "[training]") {

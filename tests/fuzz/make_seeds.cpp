@@ -1,12 +1,15 @@
 // Writes the seed corpora of the parsers whose inputs vit itself writes (weights files, checkpoint folders,
-// model descriptions, metrics.csv), with the library's own writers and the small models of small_checkpoints.h.
-// The image and IDX seeds come from make_image_seeds.py. The output is committed as tests/fuzz/corpus.
-// usage: make_fuzz_seeds CORPUS_DIR
+// model descriptions, metrics.csv, resume states), with the library's own writers and the small models of
+// small_checkpoints.h. The image and IDX seeds come from make_image_seeds.py. The output is committed as
+// tests/fuzz/corpus. usage: make_fuzz_seeds CORPUS_DIR
 #include <iostream>
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/ops/arange.h>
 #include <ATen/ops/ones.h>
+#include <ATen/ops/ones_like.h>
 #include <ATen/ops/zeros.h>
+#include <ATen/ops/zeros_like.h>
 #include <nlohmann/json.hpp>
 
 #include "engine/run_state.h"
@@ -110,6 +113,32 @@ int main(int argc, char** argv) {
   write_seed(corpus / "metrics_csv", "without_validation.csv", read_bytes(csv));
   vit::engine::write_metrics_csv(csv, {});
   write_seed(corpus / "metrics_csv", "no_epochs.csv", read_bytes(csv));
+
+  // resume.safetensors: a run interrupted in its second epoch, with EMA weights and optimizer moments (of the
+  // model's small tensors only: the loader does not match them to the model, and a small seed fuzzes faster).
+  vit::engine::RunState state;
+  state.metadata = models[0];
+  for (const auto& [name, tensor] : vit::fuzz::tensors_of(models[0].config))
+    if (tensor.numel() <= 64) state.model.emplace(name, tensor);
+  state.ema = state.model;
+  for (const auto& [name, tensor] : state.model) {
+    state.optimizer.emplace("exp_avg." + name, at::zeros_like(tensor));
+    state.optimizer.emplace("exp_avg_sq." + name, at::ones_like(tensor));
+  }
+  state.rng_state = at::detail::getDefaultCPUGenerator().get_state();
+  state.progress.epoch = 1;
+  state.progress.next_batch = 3;
+  state.progress.step = 7;
+  state.progress.epochs_target = 3;
+  state.progress.total_steps = 12;
+  state.progress.lr = 1e-3;
+  state.progress.best_top1 = 0.5;
+  state.progress.best_epoch = 1;
+  state.progress.current = {4.5, 3, 8, 0.25};
+  state.progress.history = {rows[0]};
+  const auto resume = scratch / "resume.safetensors";
+  vit::engine::save_run_state(resume, state);
+  write_seed(corpus / "resume_state", "interrupted.safetensors", read_bytes(resume));
   std::cout << "seeds written to " << corpus.string() << "\n";
   return 0;
 }

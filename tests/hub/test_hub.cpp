@@ -3,13 +3,18 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "hub/hf_cache.h"
+#include "hub/hub_response.h"
 #include "hub/model_argument.h"
 #include "hub/repo_id.h"
 #include "tests/catch.h"
 #include "tests/error_of.h"
 #include "tests/temp_dir.h"
+#include "util/text.h"
 
 using vit::test::Contains;
 using vit::test::error_of;
@@ -144,6 +149,74 @@ TEST_CASE("a model huggingface_hub downloaded is found in its snapshot, pickle-o
              Contains("'google/vit-missing' is neither an existing file or folder nor a model in the Hugging Face "
                       "cache (" +
                       cache.path().string()));
+}
+
+// The answer to a HEAD, as libcurl hands its header lines over.
+Response answer(long status, const std::vector<std::string>& lines) {
+  Response r;
+  r.status = status;
+  for (const auto& line : lines) r.add_header_line(line + "\r\n");
+  return r;
+}
+
+TEST_CASE("the Hub's answer for a file: commit, blob, size and where to fetch it, and what is not the Hub's is refused",
+          "[hub]") {
+  const RepoId id = *parse_repo_id("timm/tiny");
+  const std::string url = "http://127.0.0.1:1/timm/tiny/resolve/main/model.safetensors";
+  const std::string sha256(64, 'a');
+  auto metadata = [&](const Response& r) { return file_metadata_of(r, id, "model.safetensors", url, "http://hub"); };
+
+  // An LFS file: a redirect to the CDN, whose headers are the metadata (the last response's, after "HTTP/").
+  const auto lfs =
+      metadata(answer(302, {"HTTP/1.1 307 Temporary Redirect", "Location: /elsewhere", "HTTP/1.1 302 Found",
+                            "x-repo-commit: " + kCommit, "X-Linked-Etag: \"" + sha256 + "\"", "ETag: W/\"other\"",
+                            "X-Linked-Size:  1234 ", "Content-Length: 5", "Location: https://cdn/x"}));
+  REQUIRE(lfs.has_value());
+  CHECK(lfs->commit == kCommit);
+  CHECK(lfs->etag == sha256);
+  CHECK(lfs->size == 1234);
+  CHECK(lfs->url == "https://cdn/x");
+  // A small file: fetched where it was asked for.
+  const auto small = metadata(answer(200, {"X-Repo-Commit: " + kCommit, "ETag: W/\"abc\"", "Content-Length: 7"}));
+  REQUIRE(small.has_value());
+  CHECK(small->etag == "abc");
+  CHECK(small->size == 7);
+  CHECK(small->url == url);
+  CHECK_FALSE(metadata(answer(404, {"X-Error-Code: EntryNotFound"})).has_value());
+
+  // The user's errors, by status and error code.
+  CHECK_THAT(error_of([&] { metadata(answer(401, {})); }),
+             Contains("'timm/tiny' is gated or needs a token (HTTP 401)"));
+  CHECK_THAT(error_of([&] { metadata(answer(404, {"X-Error-Code: RepoNotFound"})); }),
+             Contains("repo 'timm/tiny' not found"));
+  CHECK_THROWS_AS(metadata(answer(503, {})), HubUnreachable);
+
+  // Values that would name a path in the cache, or a size, that the Hub never sends: refused, naming the repo.
+  const std::string good_etag = "ETag: \"" + sha256 + "\"";
+  for (const auto& [lines, expected] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{good_etag}, "lacks X-Repo-Commit, a 40-digit commit hash"},
+           {{"X-Repo-Commit: ../../../../tmp/evil", good_etag}, "lacks X-Repo-Commit"},
+           {{"X-Repo-Commit: " + std::string(40, 'A'), good_etag}, "lacks X-Repo-Commit"},
+           {{"X-Repo-Commit: " + kCommit}, "lacks an ETag that can name a file"},
+           {{"X-Repo-Commit: " + kCommit, "ETag: \"..\""}, "lacks an ETag that can name a file"},
+           {{"X-Repo-Commit: " + kCommit, "ETag: ../../x"}, "lacks an ETag that can name a file"},
+           {{"X-Repo-Commit: " + kCommit, "ETag: a b"}, "lacks an ETag that can name a file"},
+           {{"X-Repo-Commit: " + kCommit, good_etag, "X-Linked-Size: 12abc"}, "gives the size '12abc'"},
+           {{"X-Repo-Commit: " + kCommit, good_etag, "Content-Length: -1"}, "gives the size '-1'"},
+           {{"X-Repo-Commit: " + kCommit, good_etag, "Content-Length: 99999999999999999999"}, "gives the size"},
+       }) {
+    INFO(join(lines, " | "));
+    const std::string error = error_of([&] { metadata(answer(200, lines)); });
+    CHECK_THAT(error, Contains("the answer for 'model.safetensors' of 'timm/tiny' " + expected));
+    CHECK_THAT(error, Contains("is HF_ENDPOINT (http://hub) a Hugging Face Hub?"));
+  }
+}
+
+TEST_CASE("the token goes only to the endpoint's origin: scheme, host and port, in any case", "[hub]") {
+  CHECK(origin_of("https://HuggingFace.co/timm/x/resolve/main/config.json") == "https://huggingface.co");
+  CHECK(origin_of("http://127.0.0.1:8080") == "http://127.0.0.1:8080");
+  CHECK(origin_of("http://127.0.0.1:8080/a") != origin_of("http://127.0.0.1:8081/a"));
+  CHECK(origin_of("no-scheme/path").empty());
 }
 
 }  // namespace vit::hub
