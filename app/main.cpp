@@ -16,6 +16,7 @@
 #include "app/exit_codes.h"
 #include "app/export_command.h"
 #include "app/info_command.h"
+#include "app/stop_signal.h"
 #include "engine/runtime.h"
 #ifdef VIT_HAVE_IMAGES
 #include "app/classify_command.h"
@@ -26,6 +27,7 @@
 #endif
 
 int main(int argc, char** argv) {
+  vit::app::watch_stop_signals();  // before any thread exists (stop_signal.h says why)
   // Results go to stdout; logs and errors to stderr, so output stays machine-readable when piped.
   spdlog::set_default_logger(spdlog::stderr_color_mt("vit"));
   spdlog::set_pattern("%^%l%$: %v");

@@ -1,46 +1,72 @@
 #include "app/stop_signal.h"
 
+#include <pthread.h>
 #include <signal.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <cstdint>
+#include <chrono>
+#include <cstdlib>
+#include <thread>
 
 namespace vit::app {
 namespace {
 
+std::atomic<bool> stop_cleanly{false};
 std::atomic<bool> stop_requested{false};
-std::atomic<int64_t> first_signal_ns{0};
 
 // A repeat this soon is the same request: Ctrl-C on a terminal reaches a process that torchrun launched both
 // directly and through torchrun, which forwards it.
-constexpr int64_t kSameRequestNs = 2'000'000'000;
+constexpr auto kSameRequest = std::chrono::seconds(2);
 
-void on_stop_signal(int signal_number) {
-  // Only async-signal-safe calls here: clock_gettime(2), write(2), signal(2), raise(3); lock-free atomics.
-  timespec now{};
-  ::clock_gettime(CLOCK_MONOTONIC, &now);
-  const int64_t now_ns = static_cast<int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
-  int64_t first = 0;
-  if (first_signal_ns.compare_exchange_strong(first, now_ns)) {
-    stop_requested.store(true);
-    constexpr char kMessage[] = "\nstopping after the current step and saving (send the signal again to abort)\n";
-    [[maybe_unused]] const auto written = ::write(STDERR_FILENO, kMessage, sizeof(kMessage) - 1);
-    return;
-  }
-  if (now_ns - first < kSameRequestNs) return;
+sigset_t stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
+}
+
+// Ends the process as the signal's default action would (the shell then reports it as killed by that signal).
+[[noreturn]] void end_by(int signal_number) {
   ::signal(signal_number, SIG_DFL);
+  sigset_t only;
+  sigemptyset(&only);
+  sigaddset(&only, signal_number);
+  pthread_sigmask(SIG_UNBLOCK, &only, nullptr);
   ::raise(signal_number);
+  std::_Exit(128 + signal_number);  // not reached
+}
+
+void take_signals(sigset_t set) {
+  std::chrono::steady_clock::time_point first{};
+  bool requested = false;
+  while (true) {
+    int signal_number = 0;
+    if (sigwait(&set, &signal_number) != 0) continue;
+    if (!stop_cleanly.load()) end_by(signal_number);
+    const auto now = std::chrono::steady_clock::now();
+    if (!requested) {
+      requested = true;
+      first = now;
+      stop_requested.store(true);
+      constexpr char kMessage[] = "\nstopping after the current step and saving (send the signal again to abort)\n";
+      [[maybe_unused]] const auto written = ::write(STDERR_FILENO, kMessage, sizeof(kMessage) - 1);
+      continue;
+    }
+    if (now - first >= kSameRequest) end_by(signal_number);
+  }
 }
 
 }  // namespace
 
-const std::atomic<bool>& install_stop_handlers() {
-  struct sigaction action {};
-  action.sa_handler = on_stop_signal;
-  sigemptyset(&action.sa_mask);
-  ::sigaction(SIGINT, &action, nullptr);
-  ::sigaction(SIGTERM, &action, nullptr);
+void watch_stop_signals() {
+  const sigset_t set = stop_signals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::thread(take_signals, set).detach();
+}
+
+const std::atomic<bool>& stop_cleanly_on_signals() {
+  stop_cleanly.store(true);
   return stop_requested;
 }
 

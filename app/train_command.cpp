@@ -140,7 +140,7 @@ int run_train(engine::TrainOptions options, bool quiet) {
   }
   if (options.init) options.init = hub::resolve_model_argument(options.init->string());
   TrainProgress progress(quiet);
-  const auto& stop = install_stop_handlers();
+  const auto& stop = stop_cleanly_on_signals();
   engine::TrainSummary s;
   try {
     s = engine::train(options, progress, &stop, env);
