@@ -193,7 +193,7 @@ TEST_CASE("the Hub's answer for a file: commit, blob, size and where to fetch it
 
   // Values that would name a path in the cache, or a size, that the Hub never sends: refused, naming the repo.
   const std::string good_etag = "ETag: \"" + sha256 + "\"";
-  for (const auto& [lines, expected] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+  for (const auto& [header_lines, expected] : std::vector<std::pair<std::vector<std::string>, std::string>>{
            {{good_etag}, "lacks X-Repo-Commit, a 40-digit commit hash"},
            {{"X-Repo-Commit: ../../../../tmp/evil", good_etag}, "lacks X-Repo-Commit"},
            {{"X-Repo-Commit: " + std::string(40, 'A'), good_etag}, "lacks X-Repo-Commit"},
@@ -205,6 +205,7 @@ TEST_CASE("the Hub's answer for a file: commit, blob, size and where to fetch it
            {{"X-Repo-Commit: " + kCommit, good_etag, "Content-Length: -1"}, "gives the size '-1'"},
            {{"X-Repo-Commit: " + kCommit, good_etag, "Content-Length: 99999999999999999999"}, "gives the size"},
        }) {
+    const auto& lines = header_lines;  // clang 14 cannot capture a structured binding in a lambda
     INFO(join(lines, " | "));
     const std::string error = error_of([&] { metadata(answer(200, lines)); });
     CHECK_THAT(error, Contains("the answer for 'model.safetensors' of 'timm/tiny' " + expected));
