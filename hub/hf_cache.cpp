@@ -1,12 +1,11 @@
 #include "hub/hf_cache.h"
 
-#include <algorithm>
-#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <stdexcept>
 
 #include "hub/environment.h"
+#include "util/text.h"
 
 namespace vit::hub {
 namespace fs = std::filesystem;
@@ -25,10 +24,7 @@ bool is_file(const fs::path& path) {
 
 }  // namespace
 
-bool is_commit_hash(const std::string& text) {
-  return text.size() == 40 && std::all_of(text.begin(), text.end(),
-                                          [](unsigned char c) { return std::isdigit(c) || (c >= 'a' && c <= 'f'); });
-}
+bool is_commit_hash(const std::string& text) { return is_lowercase_hex(text, 40); }
 
 fs::path hf_home() {
   if (!env("HF_HOME").empty()) return expand_home(env("HF_HOME"));

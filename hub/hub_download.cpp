@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -29,10 +28,7 @@ namespace vit::hub {
 namespace fs = std::filesystem;
 namespace {
 
-bool is_sha256(const std::string& text) {
-  return text.size() == 64 &&
-         std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isxdigit(c) && !std::isupper(c); });
-}
+bool is_sha256(const std::string& text) { return is_lowercase_hex(text, 64); }
 
 // The SHA-256 of a file, in lowercase hex.
 std::string sha256_of(const fs::path& path) {

@@ -32,6 +32,13 @@ inline std::string lowercase(std::string text) {
   return text;
 }
 
+// Whether `text` is exactly `digits` lowercase hexadecimal digits (a git commit: 40, a SHA-256: 64).
+inline bool is_lowercase_hex(const std::string& text, size_t digits) {
+  return text.size() == digits && std::all_of(text.begin(), text.end(), [](unsigned char c) {
+           return std::isdigit(c) || (c >= 'a' && c <= 'f');
+         });
+}
+
 // A CSV field as RFC 4180 writes it: quoted when it holds a comma, a quote or a line break.
 inline std::string csv_field(const std::string& text) {
   if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
