@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include <ATen/TensorOperators.h>
+#include <ATen/ops/stack.h>
 #include <ATen/ops/zeros_like.h>
 #include <c10/core/GradMode.h>
 #include <torch/version.h>
@@ -118,6 +119,23 @@ void AdamW::load_state(const TensorMap& state, int64_t steps) {
     slot.exp_avg_sq.copy_(state.at("exp_avg_sq." + slot.parameter.name));
   }
   steps_ = steps;
+}
+
+at::Tensor clip_grad_norm(const std::vector<at::Tensor>& parameters, double max_norm) {
+  c10::NoGradGuard no_grad;
+  std::vector<at::Tensor> norms;
+  for (const auto& p : parameters) {
+    if (p.grad().defined()) norms.push_back(p.grad().norm());
+  }
+  if (norms.empty()) return {};
+  const at::Tensor total = at::stack(norms).norm();
+  // min(1, max_norm / (norm + 1e-6)) multiplies every gradient: a no-op below the limit, with no branch on a value
+  // the host would have to wait for.
+  const at::Tensor scale = (max_norm / (total + 1e-6)).clamp_max(1.0);
+  for (const auto& p : parameters) {
+    if (p.grad().defined()) p.grad().mul_(scale.to(p.grad().scalar_type()));
+  }
+  return total;
 }
 
 double LrSchedule::at(int64_t step, double warmup_time, double decay_time) const {

@@ -59,6 +59,12 @@ class AdamW {
   at::Tensor step_count_;  // steps_ on the parameters' device, for the fused kernel
 };
 
+// Scales the gradients of `parameters` down so that their global L2 norm is at most `max_norm`, as PyTorch's
+// torch.nn.utils.clip_grad_norm_ does; returns the norm before clipping as a 0-d tensor on the gradients' device.
+// Unlike LibTorch 1.13's clip_grad_norm_, which returns a double, it never reads the norm back to the host: on a
+// GPU that read would wait for the whole step to finish, every step.
+at::Tensor clip_grad_norm(const std::vector<at::Tensor>& parameters, double max_norm);
+
 // Linear warm-up from ~0 to `base_lr` over `warmup_steps`, then cosine decay to `min_lr` at `total_steps`. With a
 // time limit (time_budget.h) each phase may also advance by time: `warmup_time` and `decay_time` are the
 // fractions of their time spans done; whichever of steps and time is further along counts.

@@ -3,7 +3,6 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/ops/full.h>
 #include <ATen/ops/tensor.h>
-#include <torch/nn/utils/clip_grad.h>
 
 #include <algorithm>
 #include <chrono>
@@ -309,7 +308,7 @@ void TrainingRun::collect_totals() {
 void TrainingRun::optimizer_step() {
   if (averager_) averager_->average(*group_, window_samples_);
   window_samples_ = 0;
-  if (options_.clip_grad > 0.0) torch::nn::utils::clip_grad_norm_(model_->parameters(), options_.clip_grad);
+  if (options_.clip_grad > 0.0) clip_grad_norm(model_->parameters(), options_.clip_grad);
   const double now = agreed_elapsed();
   const double warmup_time = progress_.warmup_end_s >= 0.0 ? 1.0 : budget_.warmup_progress(now);
   if (progress_.warmup_end_s < 0.0 && !schedule_.warming_up(progress_.step, warmup_time)) {

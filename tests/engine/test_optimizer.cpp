@@ -1,4 +1,4 @@
-// AdamW against LibTorch's own implementation, parameter grouping, the schedule, and state round trips.
+// AdamW and gradient clipping against LibTorch's own, parameter grouping, the schedule, and state round trips.
 
 #include <torch/optim/adamw.h>
 #include <torch/torch.h>
@@ -36,6 +36,27 @@ TEST_CASE("AdamW matches torch::optim::AdamW step for step", "[optimizer]") {
   CHECK((ours[0] - theirs[0]).abs().max().item<double>() < 1e-6);
   CHECK((ours[1] - theirs[1]).abs().max().item<double>() < 1e-6);
   CHECK((ours[0] - a).abs().max().item<double>() > 1e-2);  // it did move
+}
+
+TEST_CASE("gradient clipping matches LibTorch's clip_grad_norm_, above and below the limit", "[optimizer]") {
+  torch::manual_seed(1);
+  for (const double max_norm : {0.5, 1e3}) {
+    std::vector<torch::Tensor> ours{torch::zeros({3, 4}), torch::zeros({7}), torch::zeros({2})};
+    std::vector<torch::Tensor> theirs{torch::zeros({3, 4}), torch::zeros({7}), torch::zeros({2})};
+    for (size_t i = 0; i < 2; ++i) {  // the last parameter has no gradient (frozen, or unused in this step)
+      const auto grad = torch::randn(ours[i].sizes()) * 3.0;
+      ours[i].mutable_grad() = grad.clone();
+      theirs[i].mutable_grad() = grad.clone();
+    }
+    const double expected_norm = torch::nn::utils::clip_grad_norm_(theirs, max_norm);
+    const auto norm = clip_grad_norm(ours, max_norm);
+    CHECK(norm.item<double>() == Approx(expected_norm).epsilon(1e-6));
+    for (size_t i = 0; i < 2; ++i) CHECK(torch::allclose(ours[i].grad(), theirs[i].grad(), 1e-6, 1e-7));
+    CHECK_FALSE(ours[2].grad().defined());
+    const double after = std::hypot(ours[0].grad().norm().item<double>(), ours[1].grad().norm().item<double>());
+    CHECK(after == Approx(std::min(expected_norm, max_norm)).epsilon(1e-5));  // the limit holds, or nothing moved
+  }
+  CHECK_FALSE(clip_grad_norm({torch::zeros({2})}, 1.0).defined());  // no gradients at all: nothing to clip
 }
 
 TEST_CASE("no weight decay on biases, norms, cls_token and pos_embed", "[optimizer]") {

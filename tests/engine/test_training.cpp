@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <random>
 #include <thread>
@@ -373,6 +374,23 @@ TEST_CASE("a damaged resume state is refused naming the file and what is wrong, 
   CHECK_THROWS_WITH(train(o, second), Contains("progress: world_size -2 is not at least 1"));
   write_safetensors(path, saved.tensors, saved.metadata);
   CHECK(train(o, second).outcome == TrainOutcome::Completed);
+}
+
+TEST_CASE("--clip-grad bounds the gradient: clipped to almost nothing, the model does not learn", "[training]") {
+  TempDir dir;
+  write_dataset(dir / "data", 20, 6);
+  TrainOptions o = tiny_options(dir / "data", dir / "free");
+  Recorder free_run;
+  train(o, free_run);
+  // AdamW divides the gradient by its own scale, so only a norm far below its eps (1e-8) stalls it: the steps are
+  // then ~1e-4 of the learning rate, and the loss stays at chance, ln 3 for three classes.
+  o.out_dir = dir / "clipped";
+  o.clip_grad = 1e-12;
+  Recorder clipped;
+  train(o, clipped);
+  REQUIRE(clipped.rows.size() == 3);
+  for (const auto& row : clipped.rows) CHECK(row.train_loss == Approx(std::log(3.0)).margin(0.02));
+  CHECK(free_run.rows.back().train_loss < std::log(3.0) - 0.1);
 }
 
 TEST_CASE("without validation data, best.safetensors holds the latest weights", "[training]") {
