@@ -20,6 +20,18 @@ void set_dims(onnx::ValueInfoProto& value, const std::vector<Dim>& dims) {
   }
 }
 
+// One initializer per distinct constant: the first use of `value` names it (`prefix` and a running number) and
+// `add` writes it; later uses get the same name.
+template <typename Key, typename Add>
+std::string constant(std::map<Key, std::string>& names, const Key& value, const char* prefix, const Add& add) {
+  auto [it, inserted] = names.try_emplace(value);
+  if (inserted) {
+    it->second = prefix + std::to_string(names.size() - 1);
+    add(it->second);
+  }
+  return it->second;
+}
+
 }  // namespace
 
 std::string GraphBuilder::unique(const std::string& base) {
@@ -60,32 +72,22 @@ std::string GraphBuilder::weight(const std::string& name, const at::Tensor& tens
 }
 
 std::string GraphBuilder::scalar(float value) {
-  auto [it, inserted] = scalars_.try_emplace(value);
-  if (inserted) {
-    it->second = "const_f" + std::to_string(scalars_.size() - 1);
-    add_initializer(it->second, onnx::TensorProto_DataType_FLOAT, {}).add_float_data(value);
-  }
-  return it->second;
+  return constant(scalars_, value, "const_f", [&](const std::string& name) {
+    add_initializer(name, onnx::TensorProto_DataType_FLOAT, {}).add_float_data(value);
+  });
 }
 
 std::string GraphBuilder::index(int64_t value) {
-  auto [it, inserted] = indices_.try_emplace(value);
-  if (inserted) {
-    it->second = "const_i" + std::to_string(indices_.size() - 1);
-    add_initializer(it->second, onnx::TensorProto_DataType_INT64, {}).add_int64_data(value);
-  }
-  return it->second;
+  return constant(indices_, value, "const_i", [&](const std::string& name) {
+    add_initializer(name, onnx::TensorProto_DataType_INT64, {}).add_int64_data(value);
+  });
 }
 
 std::string GraphBuilder::ints(const std::vector<int64_t>& values) {
-  auto [it, inserted] = int_lists_.try_emplace(values);
-  if (inserted) {
-    it->second = "const_ints" + std::to_string(int_lists_.size() - 1);
-    auto& tensor =
-        add_initializer(it->second, onnx::TensorProto_DataType_INT64, {static_cast<int64_t>(values.size())});
+  return constant(int_lists_, values, "const_ints", [&](const std::string& name) {
+    auto& tensor = add_initializer(name, onnx::TensorProto_DataType_INT64, {static_cast<int64_t>(values.size())});
     for (const int64_t v : values) tensor.add_int64_data(v);
-  }
-  return it->second;
+  });
 }
 
 std::vector<std::string> GraphBuilder::ops(const std::string& type, const std::vector<std::string>& inputs,
