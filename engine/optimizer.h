@@ -60,7 +60,8 @@ class AdamW {
 };
 
 // Scales the gradients of `parameters` down so that their global L2 norm is at most `max_norm`, as PyTorch's
-// torch.nn.utils.clip_grad_norm_ does; returns the norm before clipping as a 0-d tensor on the gradients' device.
+// torch.nn.utils.clip_grad_norm_ does; returns the norm before clipping as a 0-d tensor on the gradients' device
+// (undefined when no parameter has a gradient). The gradients must all be on one device, as a model's are.
 // Unlike LibTorch 1.13's clip_grad_norm_, which returns a double, it never reads the norm back to the host: on a
 // GPU that read would wait for the whole step to finish, every step.
 at::Tensor clip_grad_norm(const std::vector<at::Tensor>& parameters, double max_norm);
