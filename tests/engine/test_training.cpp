@@ -376,7 +376,7 @@ TEST_CASE("a damaged resume state is refused naming the file and what is wrong, 
   CHECK(train(o, second).outcome == TrainOutcome::Completed);
 }
 
-TEST_CASE("--clip-grad bounds the gradient: clipped to almost nothing, the model does not learn", "[training]") {
+TEST_CASE("gradient clipping (--clip-grad) bounds the gradient: clipped to almost nothing, the model does not learn", "[training]") {
   TempDir dir;
   write_dataset(dir / "data", 20, 6);
   auto run = [&](const std::string& name, double clip_grad, double lr) {
