@@ -36,10 +36,6 @@ namespace vit::engine {
 namespace {
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
-
 at::Generator& cpu_generator() {
   static at::Generator generator = at::detail::getDefaultCPUGenerator();
   return generator;
@@ -48,8 +44,8 @@ at::Generator& cpu_generator() {
 class TrainingRun {
  public:
   TrainingRun(const TrainOptions& options, TrainObserver& observer, const std::atomic<bool>* stop,
-              const DistributedEnv& env)
-      : options_(options), observer_(observer), stop_(stop), env_(env) {}
+              const DistributedEnv& env, const TrainClock& clock)
+      : options_(options), observer_(observer), stop_(stop), env_(env), clock_(clock) {}
 
   TrainSummary run();
 
@@ -77,12 +73,14 @@ class TrainingRun {
   void save_weights_as(const std::string& name, VisionTransformer& model);
   void save_state();
   std::optional<RunState> open_run_folder();
+  double seconds_since(double start) const { return clock_.now_s() - start; }
   double elapsed() const { return progress_.elapsed_s + seconds_since(session_start_); }
 
   TrainOptions options_;
   TrainObserver& observer_;
   const std::atomic<bool>* stop_;
   DistributedEnv env_;
+  const TrainClock& clock_;
   std::unique_ptr<Collectives> group_;         // with several processes
   std::unique_ptr<GradientAverager> averager_;  // with several processes
   int64_t window_samples_ = 0;                 // samples in the gradients since the last optimizer step
@@ -105,9 +103,9 @@ class TrainingRun {
   // sum is the same sequence of additions however often it is read.
   at::Tensor epoch_loss_;
   at::Tensor epoch_correct_;
-  Clock::time_point last_report_ = Clock::now();
-  Clock::time_point session_start_ = Clock::now();
-  Clock::time_point epoch_start_ = Clock::now();
+  double session_start_ = clock_.now_s();
+  double epoch_start_ = session_start_;
+  double last_report_ = session_start_;
   TrainOutcome outcome_ = TrainOutcome::Completed;
 };
 
@@ -400,7 +398,7 @@ TrainingRun::EpochEnd TrainingRun::train_epoch() {
   observer_.on_epoch_start(progress_.epoch + 1, progress_.epochs_target, batches);
   train_loader_->start_epoch(progress_.epoch, progress_.next_batch);
   model_->train();
-  epoch_start_ = Clock::now();
+  epoch_start_ = clock_.now_s();
   const double epoch_seconds_before = progress_.current.seconds;
   const int64_t first_batch = progress_.next_batch;
   while (auto batch = train_loader_->next()) {
@@ -414,9 +412,9 @@ TrainingRun::EpochEnd TrainingRun::train_epoch() {
     progress_.current.seconds = epoch_seconds_before + seconds_since(epoch_start_);
     update_time_reserve();
     // On a GPU the totals are read (a host-device sync) only when a report is due: at most every half second.
-    if (device_.is_cpu() || last || Clock::now() - last_report_ >= std::chrono::milliseconds(500)) {
+    if (device_.is_cpu() || last || seconds_since(last_report_) >= 0.5) {
       collect_totals();
-      last_report_ = Clock::now();
+      last_report_ = clock_.now_s();
       observer_.on_step(step_report(batches, first_batch));
     }
 
@@ -440,7 +438,7 @@ void TrainingRun::save_weights_as(const std::string& name, VisionTransformer& mo
 }
 
 void TrainingRun::end_epoch() {
-  const auto end_start = Clock::now();
+  const double end_start = clock_.now_s();
   collect_totals();
   const EpochTotals totals = summed(progress_.current);
   MetricsRow row;
@@ -652,9 +650,13 @@ TrainSummary TrainingRun::run() {
 
 }  // namespace
 
+double TrainClock::now_s() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
 TrainSummary train(const TrainOptions& options, TrainObserver& observer, const std::atomic<bool>* stop,
-                   const DistributedEnv& env) {
-  return TrainingRun(options, observer, stop, env).run();
+                   const DistributedEnv& env, const TrainClock& clock) {
+  return TrainingRun(options, observer, stop, env, clock).run();
 }
 
 }  // namespace vit::engine

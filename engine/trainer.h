@@ -35,6 +35,15 @@ class TrainObserver {
   virtual void on_bad_file(const data::DecodeFailure& /*failure*/) {}
 };
 
+// Where the trainer reads the time, in seconds from any fixed origin: the --time-limit schedule and the
+// throughput figures follow it. The default is the steady clock; tests pass one that advances as they say, so that
+// a time-limited schedule is checked step by step whatever the load on the machine.
+class TrainClock {
+ public:
+  virtual ~TrainClock() = default;
+  virtual double now_s() const;
+};
+
 enum class TrainOutcome {
   Completed,    // every epoch trained
   TimeLimit,    // the --time-limit was spent (the learning rate decayed over it; the last epoch may be partial)
@@ -65,6 +74,6 @@ struct TrainSummary {
 // sharded and summed, equal to one process's. Rank 0 alone writes RUN_DIR. Stopping (a signal on any rank, the
 // time limit) is agreed, so all stop after the same step. A lost peer ends every rank with LostPeerError.
 TrainSummary train(const TrainOptions& options, TrainObserver& observer, const std::atomic<bool>* stop = nullptr,
-                   const DistributedEnv& env = {});
+                   const DistributedEnv& env = {}, const TrainClock& clock = TrainClock{});
 
 }  // namespace vit::engine

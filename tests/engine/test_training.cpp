@@ -5,11 +5,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cmath>
 #include <fstream>
 #include <random>
-#include <thread>
 
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -185,16 +183,31 @@ TEST_CASE("a run interrupted mid-epoch and resumed ends bit-identical to an unin
 
 namespace {
 
-// Records the learning rate of every step and sleeps through a stretch of steps, as a busy neighbour would slow
-// them.
-class SlowStretch : public TrainObserver {
+// A clock that moves only with the training steps: each takes `step_s`, and steps `first`..`last` (1-based) take
+// `extra_s` more, as a busy neighbour would slow them. A time-limited schedule is so checked step by step, the same
+// on a loaded machine as on an idle one (validating and saving take no time on it). Records every step's learning
+// rate; with `stop`, asks for a stop after `stop_after` steps.
+class SteppedClock : public TrainObserver, public TrainClock {
  public:
-  SlowStretch(int64_t first, int64_t last, std::chrono::milliseconds pause)
-      : first_(first), last_(last), pause_(pause) {}
+  explicit SteppedClock(double step_s) : step_s_(step_s) {}
+  SteppedClock& slow(int64_t first, int64_t last, double extra_s) {
+    first_ = first;
+    last_ = last;
+    extra_s_ = extra_s;
+    return *this;
+  }
+  SteppedClock& stop_after(int64_t steps, std::atomic<bool>* stop) {
+    stop_after_ = steps;
+    stop_ = stop;
+    return *this;
+  }
+
+  double now_s() const override { return now_; }
   void on_step(const StepReport& report) override {
     lrs.push_back(report.lr);
     const auto step = static_cast<int64_t>(lrs.size());
-    if (step >= first_ && step <= last_) std::this_thread::sleep_for(pause_);
+    now_ += step_s_ + (step >= first_ && step <= last_ ? extra_s_ : 0.0);
+    if (stop_ != nullptr && step == stop_after_) stop_->store(true);
   }
   void on_epoch_end(const MetricsRow& row) override { rows.push_back(row); }
 
@@ -202,8 +215,12 @@ class SlowStretch : public TrainObserver {
   std::vector<MetricsRow> rows;
 
  private:
-  int64_t first_, last_;
-  std::chrono::milliseconds pause_;
+  double step_s_;
+  double now_ = 1000.0;  // any origin
+  int64_t first_ = 0, last_ = -1;
+  double extra_s_ = 0.0;
+  int64_t stop_after_ = -1;
+  std::atomic<bool>* stop_ = nullptr;
 };
 
 }  // namespace
@@ -216,8 +233,9 @@ TEST_CASE("with a time limit, the schedule runs on time through a slow stretch a
   o.epochs = 100000;  // never reached: the time decides
   o.time_limit = 8.0;
   o.min_lr = 1e-5;
-  SlowStretch observer(10, 30, std::chrono::milliseconds(100));  // two seconds of slow steps, early on
-  const auto summary = train(o, observer);
+  SteppedClock observer(0.05);
+  observer.slow(10, 30, 0.1);  // two seconds of slow steps, early on
+  const auto summary = train(o, observer, nullptr, {}, observer);
 
   CHECK(summary.outcome == TrainOutcome::TimeLimit);
   // The whole budget is used, and not overrun: the time the last validation and save take is kept back.
@@ -247,7 +265,7 @@ TEST_CASE("with a time limit, the schedule runs on time through a slow stretch a
 
   // Spent: a resume has nothing left to do.
   o.resume = true;
-  CHECK_THROWS_WITH(train(o, observer), Contains("epochs (it used its --time-limit of 8 s)"));
+  CHECK_THROWS_WITH(train(o, observer, nullptr, {}, observer), Contains("epochs (it used its --time-limit of 8 s)"));
 }
 
 TEST_CASE("a time limit shorter than the warm-up still warms up, decays and anneals", "[training][time_limit]") {
@@ -258,8 +276,8 @@ TEST_CASE("a time limit shorter than the warm-up still warms up, decays and anne
   o.warmup_epochs = 1000;  // far more than the time allows
   o.time_limit = 4.0;
   o.min_lr = 1e-5;
-  SlowStretch observer(0, 0, std::chrono::milliseconds(0));
-  REQUIRE(train(o, observer).outcome == TrainOutcome::TimeLimit);
+  SteppedClock observer(0.05);
+  REQUIRE(train(o, observer, nullptr, {}, observer).outcome == TrainOutcome::TimeLimit);
   REQUIRE(observer.lrs.size() > 20);
   // The warm-up ends by time (a tenth of it) at the peak rate, then the decay reaches the minimum at the limit.
   const double peak = *std::max_element(observer.lrs.begin(), observer.lrs.end());
@@ -277,11 +295,12 @@ TEST_CASE("a time-limited run interrupted and resumed keeps its schedule: the ra
   o.time_limit = 6.0;
   o.min_lr = 1e-5;
   std::atomic<bool> stop{false};
-  Recorder first(&stop, 60);  // part-way: after 15 epochs of 4 steps, a second or two
-  REQUIRE(train(o, first, &stop).outcome == TrainOutcome::Interrupted);
+  SteppedClock first(0.05);
+  first.stop_after(60, &stop);  // part-way: after 15 epochs of 4 steps, 3 of the 6 seconds
+  REQUIRE(train(o, first, &stop, {}, first).outcome == TrainOutcome::Interrupted);
   o.resume = true;
-  SlowStretch after(0, 0, std::chrono::milliseconds(0));
-  REQUIRE(train(o, after).outcome == TrainOutcome::TimeLimit);
+  SteppedClock after(0.05);
+  REQUIRE(train(o, after, nullptr, {}, after).outcome == TrainOutcome::TimeLimit);
   REQUIRE(after.lrs.size() > 10);
   // The rate the interrupted run had reached is where the resumed one goes on from, downwards.
   const auto state = load_run_state(dir / "run/resume.safetensors");
