@@ -95,14 +95,40 @@ std::optional<Batch> Loader::next() {
   std::unique_lock<std::mutex> lock(mutex_);
   if (!active_) throw std::logic_error("Loader::next() called before start_epoch()");
   if (next_out_ >= batches_per_epoch()) return std::nullopt;
-  batch_ready_.wait(lock, [&] { return ready_.count(next_out_) > 0; });
-  Batch batch = std::move(ready_.at(next_out_));
-  ready_.erase(next_out_);
+  const int64_t wanted = next_out_;
+  const auto is_ready = [&] { return ready_.count(wanted) > 0; };
+  if (!is_ready() && next_job_ > wanted) batch_ready_.wait_for(lock, patience(), is_ready);
+  if (!is_ready()) {
+    next_job_ = std::max(next_job_, wanted + 1);
+    const Job job{wanted, epoch_, generation_, order_};
+    lock.unlock();
+    build_and_store(job);
+    lock.lock();
+  }
+  Batch batch = std::move(ready_.at(wanted));
+  ready_.erase(wanted);
   ++next_out_;
+  batch.failures = std::move(new_failures_);
+  new_failures_.clear();
   failed_count_ += static_cast<int64_t>(batch.failures.size());
   lock.unlock();
   work_available_.notify_all();  // a prefetch slot is free again
   return batch;
+}
+
+void Loader::build_and_store(const Job& job) {
+  const auto start = std::chrono::steady_clock::now();
+  Batch batch = build_batch(job);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (fastest_build_s_ < 0.0 || seconds < fastest_build_s_) fastest_build_s_ = seconds;
+  if (job.generation != generation_ || job.batch < next_out_ || ready_.count(job.batch) > 0) return;
+  ready_.emplace(job.batch, std::move(batch));
+}
+
+std::chrono::duration<double> Loader::patience() const {
+  // Before any batch was built, a tenth of a second: a needless copy then costs only a core that was idle.
+  return std::chrono::duration<double>(fastest_build_s_ < 0.0 ? 0.1 : std::max(0.01, 2.0 * fastest_build_s_));
 }
 
 void Loader::worker_loop() {
@@ -121,12 +147,7 @@ void Loader::worker_loop() {
       if (stopping_) return;
       job = {next_job_++, epoch_, generation_, order_};
     }
-    Batch batch = build_batch(job);
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (job.generation != generation_) continue;  // the epoch was restarted meanwhile
-      ready_.emplace(job.batch, std::move(batch));
-    }
+    build_and_store(job);
     batch_ready_.notify_all();
   }
 }
@@ -155,7 +176,10 @@ Batch Loader::build_batch(const Job& job) {
       SampleRng rng(options_.seed, static_cast<uint64_t>(job.epoch), index);
       transform_(image, rng, batch.pixels.data() + static_cast<size_t>(batch.size) * sample_floats);
     } catch (const std::exception& e) {
-      if (!known_bad_[index].exchange(true)) batch.failures.push_back({sample.path, e.what(), index});
+      if (!known_bad_[index].exchange(true)) {  // reported at once: this copy of the batch may be dropped
+        std::lock_guard<std::mutex> lock(mutex_);
+        new_failures_.push_back({sample.path, e.what(), index});
+      }
       continue;
     }
     batch.labels.push_back(sample.label);

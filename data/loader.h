@@ -7,6 +7,7 @@
 // whatever the number of workers or their timing, and an epoch can be resumed from any batch.
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
@@ -41,7 +42,9 @@ struct LoaderOptions {
   bool drop_last = false;    // drop a final partial batch
   // Run the workers at idle priority, so they use only CPU time the model leaves free. On a machine with few
   // cores a busy decode thread otherwise preempts one of LibTorch's OpenMP threads and stalls the whole team at
-  // its next barrier: measured on 2 cores, a training step fell from 2,300 to 530 images/s.
+  // its next barrier: measured on 2 cores, a training step fell from 2,300 to 530 images/s. Idle workers get no
+  // CPU at all while another program keeps the cores busy: next() then builds the batch it waits for itself, at
+  // the caller's priority (see next()).
   bool idle_priority = true;
   int64_t cache_bytes = 0;  // decoded images kept between epochs, up to this many bytes (image_cache.h); 0 = none
   uint64_t seed = 0;
@@ -66,7 +69,9 @@ struct Batch {
   std::vector<float> pixels;            // size x channels x image_size x image_size
   std::vector<int64_t> labels;          // size
   std::vector<size_t> samples;          // size: index into the loader's samples of each image
-  std::vector<DecodeFailure> failures;  // files of this batch that failed for the first time
+  // Files that failed for the first time since the previous batch was returned: this batch's, or those of a
+  // batch being built ahead of it. Each failure is reported once, whichever batch carries it.
+  std::vector<DecodeFailure> failures;
 };
 
 class Loader {
@@ -79,7 +84,11 @@ class Loader {
   // Begins an epoch at batch `first_batch` (non-zero when resuming); batches of a previous epoch not yet
   // taken are discarded.
   void start_epoch(int64_t epoch, int64_t first_batch = 0);
-  // The next batch of the epoch in order, waiting for it if need be; nullopt when the epoch is done.
+  // The next batch of the epoch in order; nullopt when the epoch is done. A batch no worker has started is built
+  // here, on the calling thread; one a worker is building is waited for as long as building a batch has taken at
+  // best (twice that), then built here too: a worker starved of CPU (idle priority on busy cores) delays the
+  // caller, never stalls it. The two copies are identical (each image's randomness is its own); the later one is
+  // dropped.
   std::optional<Batch> next();
 
   int64_t batches_per_epoch() const;
@@ -100,6 +109,10 @@ class Loader {
 
   void worker_loop();
   Batch build_batch(const Job& job);
+  // Builds `job`'s batch (without the lock) and keeps it for next() unless it is stale (an older epoch) or
+  // already kept.
+  void build_and_store(const Job& job);
+  std::chrono::duration<double> patience() const;  // with mutex_ held
   cv::Mat image_of(size_t index);  // from the cache, else read and decoded (and kept if the budget allows)
 
   const std::vector<Sample> samples_;
@@ -119,6 +132,8 @@ class Loader {
   int64_t next_job_ = 0;  // next batch a worker will build
   int64_t next_out_ = 0;  // next batch next() returns
   std::map<int64_t, Batch> ready_;
+  std::vector<DecodeFailure> new_failures_;  // as they happen, until returned with the next batch
+  double fastest_build_s_ = -1.0;            // the fastest batch build so far; < 0: none yet
   int64_t failed_count_ = 0;
   std::vector<std::thread> workers_;
 };

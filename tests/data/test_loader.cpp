@@ -2,8 +2,11 @@
 // bounded memory.
 
 #include <atomic>
-#include <cmath>
 #include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -142,6 +145,75 @@ TEST_CASE("workers stay at most prefetch_batches ahead of the consumer", "[loade
   REQUIRE(loader.next());
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   CHECK(transformed.load() == 4 * 2);
+}
+
+namespace {
+
+// Holds every thread but the one that made it inside `pass()` until it is opened (at the latest when it goes out
+// of scope): workers that never finish a batch, as idle-priority workers on cores another program keeps busy.
+class WorkerGate {
+ public:
+  ~WorkerGate() { open(); }
+  void pass() {
+    if (std::this_thread::get_id() == owner_) return;
+    std::unique_lock<std::mutex> lock(mutex_);
+    ++held_;
+    opened_.wait(lock, [&] { return open_; });
+  }
+  void open() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      open_ = true;
+    }
+    opened_.notify_all();
+  }
+  int held() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return held_;
+  }
+
+ private:
+  const std::thread::id owner_ = std::this_thread::get_id();
+  std::mutex mutex_;
+  std::condition_variable opened_;
+  bool open_ = false;
+  int held_ = 0;
+};
+
+}  // namespace
+
+TEST_CASE("with its workers starved of CPU the loader still delivers, the caller building the same batches",
+          "[loader]") {
+  TempDir dir;
+  auto samples = numbered_images(dir, 30);
+  vit::test::write_bytes(samples[7].path, "not a png");
+  Loader free_workers(samples, options(2, true), index_and_draw);
+  const auto expected = epoch_values(free_workers, 0);
+  REQUIRE(expected.size() == 4);
+
+  std::optional<Loader> starved;  // destroyed after the gate opens: its workers must be let go to be joined
+  WorkerGate gate;
+  starved.emplace(samples, options(2, true), [&](const cv::Mat& image, data::SampleRng& rng, float* out) {
+    gate.pass();
+    index_and_draw(image, rng, out);
+  });
+  std::vector<std::vector<float>> got;
+  std::vector<DecodeFailure> failures;
+  starved->start_epoch(0);
+  for (int i = 0; i < 1000 && gate.held() < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(gate.held() == 2);  // both workers took a batch, and will not finish it
+  while (auto batch = starved->next()) {
+    got.push_back(batch->pixels);
+    for (auto& failure : batch->failures) failures.push_back(failure);
+  }
+  CHECK(got == expected);
+  // The bad file is reported once, whichever copy of its batch found it first.
+  REQUIRE(failures.size() == 1);
+  CHECK(failures[0].path == samples[7].path);
+  gate.open();
+  CHECK(epoch_values(*starved, 1) == epoch_values(free_workers, 1));  // released, the workers deliver again
+  CHECK(starved->failed_files() == 1);
+  starved.reset();
 }
 
 TEST_CASE("restarting an epoch drops the batches of the old one", "[loader]") {
