@@ -176,10 +176,10 @@ Batch Loader::build_batch(const Job& job) {
       SampleRng rng(options_.seed, static_cast<uint64_t>(job.epoch), index);
       transform_(image, rng, batch.pixels.data() + static_cast<size_t>(batch.size) * sample_floats);
     } catch (const std::exception& e) {
-      if (!known_bad_[index].exchange(true)) {  // reported at once: this copy of the batch may be dropped
-        std::lock_guard<std::mutex> lock(mutex_);
-        new_failures_.push_back({sample.path, e.what(), index});
-      }
+      // Marked and recorded in one step, at once: this copy of the batch may be dropped, and another copy that
+      // finds the file marked must also find it recorded, to be returned with this batch at the latest.
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!known_bad_[index].exchange(true)) new_failures_.push_back({sample.path, e.what(), index});
       continue;
     }
     batch.labels.push_back(sample.label);
