@@ -6,13 +6,7 @@
 # and classifies a few of them with their attention maps (RUN/attention/); RUN/curves.png shows the training.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash third_party/install-deps.sh --no-test-tools
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DVIT_REQUIRE_OPENCV=ON -DVIT_BUILD_TESTS=OFF
-cmake --build build -j"$(nproc)" --target vit
-vit=build/app/vit
-
-data=build/fashion-mnist
-"$vit" dataset fashion-mnist --out "$data"
+source scripts/prepare-fashion-mnist.sh
 
 # The recommended small recipe (README, "Fashion-MNIST"): 16 tokens of 7x7 pixels, width 128, depth 6, average
 # pooling (timm's fc_norm), PatchDropout 0.25 (each training image keeps 12 of its 16 patch tokens: cheaper
