@@ -121,14 +121,20 @@ void Loader::build_and_store(const Job& job) {
   Batch batch = build_batch(job);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::lock_guard<std::mutex> lock(mutex_);
-  if (fastest_build_s_ < 0.0 || seconds < fastest_build_s_) fastest_build_s_ = seconds;
+  // Per image: a short last batch, or one of files already known bad, would otherwise set too short a wait.
+  if (batch.size > 0) {
+    const double per_image = seconds / static_cast<double>(batch.size);
+    if (fastest_image_s_ < 0.0 || per_image < fastest_image_s_) fastest_image_s_ = per_image;
+  }
   if (job.generation != generation_ || job.batch < next_out_ || ready_.count(job.batch) > 0) return;
   ready_.emplace(job.batch, std::move(batch));
 }
 
 std::chrono::duration<double> Loader::patience() const {
   // Before any batch was built, a tenth of a second: a needless copy then costs only a core that was idle.
-  return std::chrono::duration<double>(fastest_build_s_ < 0.0 ? 0.1 : std::max(0.01, 2.0 * fastest_build_s_));
+  if (fastest_image_s_ < 0.0) return std::chrono::duration<double>(0.1);
+  return std::chrono::duration<double>(
+      std::max(0.01, 2.0 * fastest_image_s_ * static_cast<double>(options_.batch_size)));
 }
 
 void Loader::worker_loop() {

@@ -86,9 +86,10 @@ class Loader {
   void start_epoch(int64_t epoch, int64_t first_batch = 0);
   // The next batch of the epoch in order; nullopt when the epoch is done. A batch no worker has started is built
   // here, on the calling thread; one a worker is building is waited for as long as building a batch has taken at
-  // best (twice that), then built here too: a worker starved of CPU (idle priority on busy cores) delays the
-  // caller, never stalls it. The two copies are identical (each image's randomness is its own); the later one is
-  // dropped.
+  // best (twice that, from the fastest time per image), then built here too: a worker starved of CPU (idle
+  // priority on busy cores) delays the caller, never stalls it. The two copies are identical (each image's
+  // randomness is its own); the later one is dropped. One consumer thread: start_epoch() and next() are called
+  // from the same thread.
   std::optional<Batch> next();
 
   int64_t batches_per_epoch() const;
@@ -133,7 +134,7 @@ class Loader {
   int64_t next_out_ = 0;  // next batch next() returns
   std::map<int64_t, Batch> ready_;
   std::vector<DecodeFailure> new_failures_;  // as they happen, until returned with the next batch
-  double fastest_build_s_ = -1.0;            // the fastest batch build so far; < 0: none yet
+  double fastest_image_s_ = -1.0;            // per image, in the fastest batch build so far; < 0: none yet
   int64_t failed_count_ = 0;
   std::vector<std::thread> workers_;
 };
