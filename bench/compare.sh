@@ -35,6 +35,6 @@ echo
 # defaults (random-resized crop 0.08-1, flip), a little more work than the main job's flip alone.
 build/app/vit dataset fashion-mnist --out build/fashion-mnist
 "$python" bench/compare.py --vit build/app/vit --python "$python" --rounds "$rounds" --sides vit \
-  --case "main job: vit_mini_patch7_28, Fashion-MNIST folder|--model vit_mini_patch7_28 --global-pool avg --patch-drop 0.25 --drop-path 0.1 --amp bf16 --batch-size 256 --phases train --data build/fashion-mnist/train"
+  --case "main job: vit_mini_patch7_28 with 4x4 patches, Fashion-MNIST folder|--model vit_mini_patch7_28 --patch-size 4 --global-pool avg --patch-drop 0.75 --drop-path 0 --amp bf16 --batch-size 256 --phases train --data build/fashion-mnist/train"
 echo
 VIT=build/app/vit bash bench/classify_latency.sh 5
