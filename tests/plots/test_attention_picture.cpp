@@ -2,6 +2,7 @@
 
 #include <opencv2/core.hpp>
 
+#include <string>
 #include <vector>
 
 #include "plots/attention_picture.h"
@@ -18,6 +19,20 @@ namespace {
 cv::Scalar cell_colour(const cv::Mat& picture, int panel, int row, int col) {
   const int cell = 224 / 4;
   return cv::mean(picture(cv::Rect(panel * (224 + 8) + col * cell + 8, 56 + row * cell + 8, cell - 16, cell - 16)));
+}
+
+// A 28x28 grayscale image (normalised with mean = std = 0.5) with the same 4x4 map for both panels.
+AttentionPictureInput grayscale_input(const std::vector<float>& image, const std::vector<float>& map) {
+  AttentionPictureInput in;
+  in.image = image.data();
+  in.channels = 1;
+  in.size = 28;
+  in.mean = {0.5f};
+  in.std = {0.5f};
+  in.last_block = map.data();
+  in.rollout = map.data();
+  in.grid = 4;
+  return in;
 }
 
 }  // namespace
@@ -66,19 +81,41 @@ TEST_CASE("the attention picture shows the image and puts heat where the maps ar
 TEST_CASE("a grayscale image is shown in grey, and missing maps are an error", "[data][attention]") {
   const std::vector<float> image(28 * 28, 1.0f);  // normalised 1 = white with mean = std = 0.5
   const std::vector<float> flat(16, 0.25f);
-  AttentionPictureInput in;
-  in.image = image.data();
-  in.channels = 1;
-  in.size = 28;
-  in.mean = {0.5f};
-  in.std = {0.5f};
-  in.last_block = flat.data();
-  in.rollout = flat.data();
-  in.grid = 4;
+  AttentionPictureInput in = grayscale_input(image, flat);
   const cv::Mat picture = attention_picture(in);
   CHECK(cell_colour(picture, 0, 2, 2)[1] == Approx(255).margin(1.0));
   in.rollout = nullptr;
   CHECK_THAT(test::error_of([&] { attention_picture(in); }), Contains("two attention maps"));
+}
+
+TEST_CASE("long captions and titles are shrunk or cut short to fit, not cut off at the edge", "[data][attention]") {
+  const std::vector<float> image(28 * 28, 1.0f);
+  const std::vector<float> flat(16, 0.25f);
+  AttentionPictureInput in = grayscale_input(image, flat);
+  in.map_source = "averaged over patch tokens (the head pools them)";
+  in.heads = "mean of 16 heads";
+  // The rightmost column of `band` with dark (text) pixels, -1 if none.
+  const auto last_ink_column = [](const cv::Mat& band) {
+    int last = -1;
+    for (int x = 0; x < band.cols; ++x)
+      if (cv::countNonZero(band.col(x).reshape(1) < 128) > 0) last = x;
+    return last;
+  };
+  for (const std::string label : {"Shirt",
+                                  "American Staffordshire terrier, Staffordshire terrier, American pit bull "
+                                  "terrier, and more words than any picture can hold in one line"}) {
+    in.caption = "top-1: " + label + "  p = 0.412";
+    const cv::Mat picture = attention_picture(in);
+    const int caption_end = last_ink_column(picture(cv::Rect(0, 0, picture.cols, 30)));
+    CHECK(caption_end > picture.cols / 2);  // the line is there, and long
+    CHECK(caption_end < picture.cols - 4);  // and it ends inside the picture's margin
+    // Panel titles ("last block, mean of 16 heads", "rollout, ...") end before their panel does.
+    for (int i = 0; i < 3; ++i) {
+      const int title_end = last_ink_column(picture(cv::Rect(i * (224 + 8), 30, 224 + (i < 2 ? 8 : 0), 24)));
+      CHECK(title_end > 20);
+      CHECK(title_end < 224 - 2);
+    }
+  }
 }
 
 }  // namespace vit::plots
