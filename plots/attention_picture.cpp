@@ -52,7 +52,8 @@ cv::Mat heat_panel(const float* map, int grid, const cv::Mat& image) {
 }
 
 // `line` at `at`, ending within `width` pixels: its font shrunk from `scale` as far as stays legible, then, if
-// it still does not fit, cut short with "...". A long class name must not run off the picture.
+// it still does not fit, cut short with "..." (a caption holds well over 100 characters before that, more than
+// any ImageNet class name needs). A long class name must not run off the picture.
 void text(cv::Mat& canvas, std::string line, cv::Point at, double scale, int width) {
   constexpr int kFont = cv::FONT_HERSHEY_SIMPLEX;
   constexpr double kSmallestScale = 0.3;

@@ -3,6 +3,7 @@
 #include <opencv2/core.hpp>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "plots/attention_picture.h"
@@ -93,7 +94,6 @@ TEST_CASE("long captions and titles are shrunk or cut short to fit, not cut off 
   const std::vector<float> flat(16, 0.25f);
   AttentionPictureInput in = grayscale_input(image, flat);
   in.map_source = "averaged over patch tokens (the head pools them)";
-  in.heads = "mean of 16 heads";
   // The rightmost column of `band` with dark (text) pixels, -1 if none.
   const auto last_ink_column = [](const cv::Mat& band) {
     int last = -1;
@@ -101,10 +101,16 @@ TEST_CASE("long captions and titles are shrunk or cut short to fit, not cut off 
       if (cv::countNonZero(band.col(x).reshape(1) < 128) > 0) last = x;
     return last;
   };
-  for (const std::string label : {"Shirt",
-                                  "American Staffordshire terrier, Staffordshire terrier, American pit bull "
-                                  "terrier, and more words than any picture can hold in one line"}) {
+  // A usual caption (too wide for one line at the normal size: shrunk), then a caption and titles too long to
+  // stay legible (cut short).
+  const std::pair<std::string, std::string> cases[] = {
+      {"Shirt", "mean of 16 heads"},
+      {"American Staffordshire terrier, Staffordshire terrier, American pit bull terrier, and more words than any "
+       "picture can hold in one line",
+       "mean of 16 heads, described at a length that no panel title has room for"}};
+  for (const auto& [label, heads] : cases) {
     in.caption = "top-1: " + label + "  p = 0.412";
+    in.heads = heads;
     const cv::Mat picture = attention_picture(in);
     const int caption_end = last_ink_column(picture(cv::Rect(0, 0, picture.cols, 30)));
     CHECK(caption_end > picture.cols / 2);  // the line is there, and long
