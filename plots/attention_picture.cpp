@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "plots/text.h"
+
 namespace vit::plots {
 namespace {
 
@@ -51,20 +53,6 @@ cv::Mat heat_panel(const float* map, int grid, const cv::Mat& image) {
   return blended;
 }
 
-// `line` at `at`, ending within `width` pixels: its font shrunk from `scale` as far as stays legible, then, if
-// it still does not fit, cut short with "..." (a caption holds well over 100 characters before that, more than
-// any ImageNet class name needs). A long class name must not run off the picture.
-void text(cv::Mat& canvas, std::string line, cv::Point at, double scale, int width) {
-  constexpr int kFont = cv::FONT_HERSHEY_SIMPLEX;
-  constexpr double kSmallestScale = 0.3;
-  int baseline = 0;
-  const auto wide = [&] { return cv::getTextSize(line, kFont, scale, 1, &baseline).width; };
-  for (int w = wide(); w > width && scale > kSmallestScale; w = wide())
-    scale = std::max(kSmallestScale, scale * 0.95 * width / w);  // the width grows about linearly with the scale
-  while (wide() > width && line.size() > 3) line = line.substr(0, line.size() - 4) + "...";
-  cv::putText(canvas, line, at, kFont, scale, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
-}
-
 }  // namespace
 
 cv::Mat attention_picture(const AttentionPictureInput& in) {
@@ -81,11 +69,13 @@ cv::Mat attention_picture(const AttentionPictureInput& in) {
   const std::string titles[] = {"input", "last block, " + in.heads, "rollout, " + in.heads};
 
   cv::Mat canvas(kCaptionBand + panel, 3 * panel + 2 * kGap, CV_8UC3, cv::Scalar(255, 255, 255));
-  text(canvas, in.caption + "   (attention " + in.map_source + ")", {4, 20}, 0.5, canvas.cols - 8);
+  // A long class name or file name must not run off the picture (a caption holds well over 100 characters
+  // before it is cut short, more than any ImageNet class name needs).
+  put_text_within(canvas, in.caption + "   (attention " + in.map_source + ")", {4, 20}, 0.5, canvas.cols - 8);
   for (int i = 0; i < 3; ++i) {
     const int x = i * (panel + kGap);
     panels[i].copyTo(canvas(cv::Rect(x, kCaptionBand, panel, panel)));
-    text(canvas, titles[i], {x + 4, kCaptionBand - 10}, 0.45, panel - 8);
+    put_text_within(canvas, titles[i], {x + 4, kCaptionBand - 10}, 0.45, panel - 8);
   }
   return canvas;
 }

@@ -8,11 +8,12 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "plots/text.h"
+
 namespace vit::plots {
 namespace {
 
 const cv::Scalar kWhite(255, 255, 255), kBlack(0, 0, 0), kGrid(225, 225, 225), kAxis(90, 90, 90);
-constexpr int kFont = cv::FONT_HERSHEY_SIMPLEX;
 
 struct Series {
   std::string name;
@@ -29,15 +30,6 @@ std::string number(double v) {
   char text[32];
   std::snprintf(text, sizeof text, "%.3g", v);
   return text;
-}
-
-void put(cv::Mat& canvas, const std::string& text, cv::Point at, double scale, cv::Scalar colour = kBlack) {
-  cv::putText(canvas, text, at, kFont, scale, colour, 1, cv::LINE_AA);
-}
-
-int text_width(const std::string& text, double scale) {
-  int baseline = 0;
-  return cv::getTextSize(text, kFont, scale, 1, &baseline).width;
 }
 
 // Round tick values covering [low, high]: steps of 1, 2 or 5 times a power of ten, about `count` of them.
@@ -77,18 +69,18 @@ void draw_panel(cv::Mat& canvas, cv::Rect area, const Panel& panel) {
     return plot.y + plot.height - static_cast<int>(std::lround((y - y0) / (y1 - y0) * plot.height));
   };
 
-  put(canvas, panel.title + " (" + panel.y_label + ")", {area.x + 70, area.y + 20}, 0.55);
+  put_text(canvas, panel.title + " (" + panel.y_label + ")", {area.x + 70, area.y + 20}, 0.55);
   for (double t : ticks(y0, y1, 5)) {
     cv::line(canvas, {plot.x, py(t)}, {plot.x + plot.width, py(t)}, kGrid);
-    put(canvas, number(t), {plot.x - 8 - text_width(number(t), 0.4), py(t) + 4}, 0.4, kAxis);
+    put_text(canvas, number(t), {plot.x - 8 - text_width(number(t), 0.4), py(t) + 4}, 0.4, kAxis);
   }
   for (double t : ticks(x0, x1, 6)) {
     if (std::abs(t - std::round(t)) > 1e-9) continue;  // epochs are whole numbers
     cv::line(canvas, {px(t), plot.y}, {px(t), plot.y + plot.height}, kGrid);
-    put(canvas, number(t), {px(t) - text_width(number(t), 0.4) / 2, plot.y + plot.height + 16}, 0.4, kAxis);
+    put_text(canvas, number(t), {px(t) - text_width(number(t), 0.4) / 2, plot.y + plot.height + 16}, 0.4, kAxis);
   }
   cv::rectangle(canvas, plot, kAxis);
-  put(canvas, "epoch", {plot.x + plot.width / 2 - 20, plot.y + plot.height + 36}, 0.45);
+  put_text(canvas, "epoch", {plot.x + plot.width / 2 - 20, plot.y + plot.height + 36}, 0.45);
 
   int legend_x = plot.x;  // the legend: one row under the x axis, clear of the lines
   for (const auto& s : panel.series) {
@@ -111,7 +103,7 @@ void draw_panel(cv::Mat& canvas, cv::Rect area, const Panel& panel) {
     if (!any) continue;
     const cv::Point at(legend_x, plot.y + plot.height + 60);
     cv::line(canvas, at + cv::Point(0, -4), at + cv::Point(22, -4), s.colour, 2, cv::LINE_AA);
-    put(canvas, s.name, at + cv::Point(28, 0), 0.42);
+    put_text(canvas, s.name, at + cv::Point(28, 0), 0.42);
     legend_x += 28 + text_width(s.name, 0.42) + 18;
   }
 }
@@ -141,7 +133,7 @@ cv::Mat training_curves(const std::vector<EpochPoint>& points, const std::string
   };
   constexpr int kPanelWidth = 420, kPanelHeight = 340, kTitle = 30;
   cv::Mat canvas(kTitle + kPanelHeight, 3 * kPanelWidth, CV_8UC3, kWhite);
-  put(canvas, title, {10, 22}, 0.6);
+  put_text(canvas, title, {10, 22}, 0.6);
   for (int i = 0; i < 3; ++i) draw_panel(canvas, {i * kPanelWidth, kTitle, kPanelWidth, kPanelHeight}, panels[i]);
   return canvas;
 }
@@ -158,8 +150,8 @@ cv::Mat confusion_picture(const std::vector<int64_t>& counts, const std::vector<
     name_width = std::max(name_width, text_width(std::to_string(i) + " " + names[static_cast<size_t>(i)], 0.42));
   const int left = name_width + 16, top = 56, grid = k * cell;
   cv::Mat canvas(top + grid + 50, left + grid + 90, CV_8UC3, kWhite);
-  put(canvas, title, {10, 22}, 0.55);
-  put(canvas, "predicted class (columns), true class (rows), each row normalised to 1", {10, 44}, 0.42, kAxis);
+  put_text(canvas, title, {10, 22}, 0.55);
+  put_text(canvas, "predicted class (columns), true class (rows), each row normalised to 1", {10, 44}, 0.42, kAxis);
 
   cv::Mat scale(1, 256, CV_8U);
   for (int i = 0; i < 256; ++i) scale.at<uchar>(0, i) = static_cast<uchar>(i);
@@ -174,21 +166,21 @@ cv::Mat confusion_picture(const std::vector<int64_t>& counts, const std::vector<
     const int64_t* row = counts.data() + static_cast<size_t>(r) * static_cast<size_t>(k);
     double total = 0;
     for (int c = 0; c < k; ++c) total += static_cast<double>(row[c]);
-    put(canvas, std::to_string(r) + " " + names[static_cast<size_t>(r)], {8, top + r * cell + cell / 2 + 5}, 0.42);
+    put_text(canvas, std::to_string(r) + " " + names[static_cast<size_t>(r)], {8, top + r * cell + cell / 2 + 5}, 0.42);
     for (int c = 0; c < k; ++c) {
       const double v = total > 0 ? static_cast<double>(row[c]) / total : 0.0;
       const cv::Rect box(left + c * cell, top + r * cell, cell, cell);
       cv::rectangle(canvas, box, colour_of(v), cv::FILLED);
       if (show_values && cell >= 28) {
         const std::string text = v > 0 && v < 0.005 ? "<.01" : number(std::round(v * 100) / 100);
-        put(canvas, text, {box.x + (cell - text_width(text, 0.38)) / 2, box.y + cell / 2 + 4}, 0.38,
-            v < 0.6 ? kWhite : kBlack);
+        put_text(canvas, text, {box.x + (cell - text_width(text, 0.38)) / 2, box.y + cell / 2 + 4}, 0.38,
+                 v < 0.6 ? kWhite : kBlack);
       }
     }
   }
   for (int c = 0; c < k; ++c) {
     if (cell >= 14 || c % 5 == 0)
-      put(canvas, std::to_string(c), {left + c * cell + cell / 2 - 4, top + grid + 16}, 0.4, kAxis);
+      put_text(canvas, std::to_string(c), {left + c * cell + cell / 2 - 4, top + grid + 16}, 0.4, kAxis);
   }
   // The colour scale: 0 at the bottom, 1 at the top.
   const int bar_x = left + grid + 20;
@@ -197,7 +189,7 @@ cv::Mat confusion_picture(const std::vector<int64_t>& counts, const std::vector<
              colour_of(1.0 - static_cast<double>(y) / std::max(1, grid - 1)));
   cv::rectangle(canvas, cv::Rect(bar_x, top, 16, grid), kAxis);
   for (double t : {0.0, 0.5, 1.0})
-    put(canvas, number(t), {bar_x + 22, top + grid - static_cast<int>(t * (grid - 1)) + 4}, 0.4, kAxis);
+    put_text(canvas, number(t), {bar_x + 22, top + grid - static_cast<int>(t * (grid - 1)) + 4}, 0.4, kAxis);
   return canvas;
 }
 
