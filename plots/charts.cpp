@@ -133,7 +133,7 @@ cv::Mat training_curves(const std::vector<EpochPoint>& points, const std::string
   };
   constexpr int kPanelWidth = 420, kPanelHeight = 340, kTitle = 30;
   cv::Mat canvas(kTitle + kPanelHeight, 3 * kPanelWidth, CV_8UC3, kWhite);
-  put_text(canvas, title, {10, 22}, 0.6);
+  put_text_within(canvas, title, {10, 22}, 0.6, canvas.cols - 20);  // a run name can be any length
   for (int i = 0; i < 3; ++i) draw_panel(canvas, {i * kPanelWidth, kTitle, kPanelWidth, kPanelHeight}, panels[i]);
   return canvas;
 }
@@ -149,9 +149,13 @@ cv::Mat confusion_picture(const std::vector<int64_t>& counts, const std::vector<
   for (int i = 0; i < k; ++i)
     name_width = std::max(name_width, text_width(std::to_string(i) + " " + names[static_cast<size_t>(i)], 0.42));
   const int left = name_width + 16, top = 56, grid = k * cell;
-  cv::Mat canvas(top + grid + 50, left + grid + 90, CV_8UC3, kWhite);
-  put_text(canvas, title, {10, 22}, 0.55);
-  put_text(canvas, "predicted class (columns), true class (rows), each row normalised to 1", {10, 44}, 0.42, kAxis);
+  // A few classes make a narrow matrix: widen the picture for its two lines of text (the title up to a point;
+  // beyond it, put_text_within shrinks or shortens it).
+  const std::string subtitle = "predicted class (columns), true class (rows), each row normalised to 1";
+  const int text_room = std::max(text_width(subtitle, 0.42), std::min(text_width(title, 0.55), 900)) + 20;
+  cv::Mat canvas(top + grid + 50, std::max(left + grid + 90, text_room), CV_8UC3, kWhite);
+  put_text_within(canvas, title, {10, 22}, 0.55, canvas.cols - 20);
+  put_text(canvas, subtitle, {10, 44}, 0.42, kAxis);
 
   cv::Mat scale(1, 256, CV_8U);
   for (int i = 0; i < 256; ++i) scale.at<uchar>(0, i) = static_cast<uchar>(i);

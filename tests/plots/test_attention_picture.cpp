@@ -10,8 +10,10 @@
 #include "plots/charts.h"
 #include "tests/catch.h"
 #include "tests/error_of.h"
+#include "tests/plots/ink.h"
 
 using vit::test::Contains;
+using vit::test::last_ink_column;
 
 namespace vit::plots {
 namespace {
@@ -94,13 +96,6 @@ TEST_CASE("long captions and titles are shrunk or cut short to fit, not cut off 
   const std::vector<float> flat(16, 0.25f);
   AttentionPictureInput in = grayscale_input(image, flat);
   in.map_source = "averaged over patch tokens (the head pools them)";
-  // The rightmost column of `band` with dark (text) pixels, -1 if none.
-  const auto last_ink_column = [](const cv::Mat& band) {
-    int last = -1;
-    for (int x = 0; x < band.cols; ++x)
-      if (cv::countNonZero(band.col(x).reshape(1) < 128) > 0) last = x;
-    return last;
-  };
   // A usual caption (too wide for one line at the normal size: shrunk), then a caption and titles too long to
   // stay legible (cut short).
   const std::pair<std::string, std::string> cases[] = {

@@ -3,13 +3,16 @@
 #include <opencv2/core.hpp>
 
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "plots/charts.h"
 #include "tests/catch.h"
 #include "tests/error_of.h"
+#include "tests/plots/ink.h"
 
 using vit::test::Contains;
+using vit::test::last_ink_column;
 
 namespace vit::plots {
 namespace {
@@ -50,9 +53,12 @@ TEST_CASE("the confusion picture colours each row's share, with a colour scale",
   const std::vector<int64_t> counts{10, 0, 1, 3};
   const cv::Mat picture = confusion_picture(counts, {"cat", "dog"}, "eval");
   REQUIRE(picture.type() == CV_8UC3);
-  // Cells are 56 pixels (640 / 2 capped); find them from the picture's layout: the grid ends 90 pixels from the
-  // right edge and starts 56 below the top.
-  const int cell = 56, top = 56, left = picture.cols - 90 - 2 * cell;
+  // Cells are 56 pixels (640 / 2 capped) and start 56 below the top; the grid starts after the class names: the
+  // first coloured pixel in a row just below the grid's top edge, above the names' letters.
+  const int cell = 56, top = 56;
+  int left = 0;
+  while (left < picture.cols && picture.at<cv::Vec3b>(top + 2, left) == cv::Vec3b(255, 255, 255)) ++left;
+  REQUIRE(left < picture.cols - 2 * cell);
   auto colour = [&](int r, int c) {
     return cv::mean(picture(cv::Rect(left + c * cell + 4, top + r * cell + 4, 8, 8)));
   };
@@ -65,6 +71,28 @@ TEST_CASE("the confusion picture colours each row's share, with a colour scale",
              }),
              Contains("expected a K x K matrix with K class names"));
   CHECK(encode_png(picture).size() > 100);
+}
+
+TEST_CASE("chart titles stay inside the picture, however long the run or model name", "[data][plots]") {
+  const std::string usual = "vit eval: model.pt on test (top-1 0.9095)";
+  const std::string very_long = "vit train: " + std::string(300, 'x');
+  // A two-class matrix is narrow: the picture widens for its title and the line under it.
+  for (const std::string& title : {usual, very_long}) {
+    const cv::Mat confusion = confusion_picture({10, 0, 1, 3}, {"cat", "dog"}, title);
+    const int title_end = last_ink_column(confusion(cv::Rect(0, 0, confusion.cols, 28)));
+    const int subtitle_end = last_ink_column(confusion(cv::Rect(0, 30, confusion.cols, 20)));
+    CHECK(title_end > 200);
+    CHECK(title_end < confusion.cols - 4);
+    CHECK(subtitle_end > 300);
+    CHECK(subtitle_end < confusion.cols - 4);
+  }
+  EpochPoint p;
+  p.epoch = 1;
+  p.train_loss = 1.0;
+  const cv::Mat curves = training_curves({p}, very_long);
+  const int title_end = last_ink_column(curves(cv::Rect(0, 0, curves.cols, 28)));
+  CHECK(title_end > curves.cols / 2);
+  CHECK(title_end < curves.cols - 4);
 }
 
 }  // namespace vit::plots
