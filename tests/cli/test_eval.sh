@@ -22,7 +22,10 @@ from PIL import Image
 picture = np.asarray(Image.open(sys.argv[1]).convert("RGB")).astype(int)
 confusion = json.load(open(sys.argv[2]))["confusion"]  # rows: true class
 k, cell, top = len(confusion), 56, 56
-left = picture.shape[1] - 90 - k * cell
+# The grid starts after the class names (the picture may be wider than the grid needs, for its title): the first
+# coloured pixel just below the grid's top edge, above the names' letters.
+left = int(np.argmax((picture[top + 2] != 255).any(axis=1)))
+assert 0 < left < picture.shape[1] - k * cell, left
 def green(r, c):  # viridis: green grows with the value
     return picture[top + r * cell + 4: top + r * cell + 12, left + c * cell + 4: left + c * cell + 12, 1].mean()
 for r, row in enumerate(confusion):
