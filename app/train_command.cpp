@@ -55,6 +55,13 @@ void add_optimization_options(CLI::App* cli, engine::TrainOptions& o) {
   cli->add_option("--grad-accum", o.grad_accum, "Batches accumulated per optimizer step")
       ->capture_default_str()
       ->group(group);
+  cli->add_option("--patch-drop-tail", o.patch_drop_tail,
+                  "Share of the run at its end (of its steps, or of --time-limit's time, whichever comes first) "
+                  "trained with PatchDropout off: every token, a second cosine cycle from --tail-lr (0 = none)")
+      ->capture_default_str()
+      ->group(group);
+  cli->add_option("--tail-lr", o.tail_lr, "Learning rate the --patch-drop-tail cycle restarts at [default: --lr / 4]")
+      ->group(group);
 }
 
 void add_augmentation_options(CLI::App* cli, engine::TrainOptions& o) {

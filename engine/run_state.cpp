@@ -78,8 +78,10 @@ void check_progress(const RunProgress& p) {
   require(p.current.seen >= 0 && p.current.correct >= 0 && p.current.correct <= p.current.seen,
           "the epoch's totals count " + std::to_string(p.current.correct) + " correct of " +
               std::to_string(p.current.seen) + " seen");
-  for (const double value : {p.lr, p.warmup_end_s, p.decay_time, p.longest_epoch_end_s, p.last_epoch_train_s,
-                             p.best_top1, p.best_top5, p.elapsed_s, p.current.seconds})
+  require(p.tail_start_step <= p.step,
+          "tail_start_step " + std::to_string(p.tail_start_step) + " is after step " + std::to_string(p.step));
+  for (const double value : {p.lr, p.warmup_end_s, p.decay_time, p.longest_epoch_end_s, p.tail_start_s,
+                             p.last_epoch_train_s, p.best_top1, p.best_top5, p.elapsed_s, p.current.seconds})
     require(std::isfinite(value), "a time, rate or total is not a finite number");
   require(p.elapsed_s >= 0.0 && p.decay_time >= 0.0 && p.decay_time <= 1.0, "elapsed_s or decay_time out of range");
   for (const auto& row : p.history)
@@ -120,9 +122,9 @@ void from_json(const json& j, MetricsRow& r) {
 
 // Fields missing from a state saved by an earlier version take their defaults.
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RunProgress, epoch, next_batch, step, epochs_target, total_steps, lr,
-                                                warmup_end_s, decay_time, longest_epoch_end_s, last_epoch_train_s,
-                                                best_top1, best_top5, best_epoch, elapsed_s, world_size, current,
-                                                history)
+                                                warmup_end_s, decay_time, longest_epoch_end_s, tail_start_step,
+                                                tail_start_s, last_epoch_train_s, best_top1, best_top5, best_epoch,
+                                                elapsed_s, world_size, current, history)
 
 fs::path resume_path(const fs::path& run_dir) { return run_dir / "resume.safetensors"; }
 

@@ -61,6 +61,10 @@ struct RunProgress {
   double warmup_end_s = -1.0;
   double decay_time = 0.0;
   double longest_epoch_end_s = -1.0;  // validation and saving at an epoch's end (< 0: none timed yet)
+  // --patch-drop-tail: the step and the time (elapsed_s) its all-token cycle began; < 0: not yet. decay_time then
+  // measures that cycle's decay.
+  int64_t tail_start_step = -1;
+  double tail_start_s = -1.0;
   double last_epoch_train_s = 0.0;    // training time of the last whole epoch
   double best_top1 = -1.0;
   double best_top5 = -1.0;

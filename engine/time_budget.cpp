@@ -24,11 +24,11 @@ double TimeBudget::warmup_progress(double elapsed_s) const {
   return span > 0.0 ? elapsed_s / span : 1.0;
 }
 
-double TimeBudget::decay_progress(double elapsed_s, double warmup_end_s) const {
-  if (!limited() || warmup_end_s < 0.0) return 0.0;
-  const double span = training_end_s() - warmup_end_s;
+double TimeBudget::decay_progress(double elapsed_s, double start_s, double end_s) const {
+  if (!limited() || start_s < 0.0) return 0.0;
+  const double span = end_s - start_s;
   if (span <= 0.0) return 1.0;
-  return std::clamp((elapsed_s - warmup_end_s) / span, 0.0, 1.0);
+  return std::clamp((elapsed_s - start_s) / span, 0.0, 1.0);
 }
 
 double TimeBudget::epochs_at_end(double epochs_done, double elapsed_s, double epoch_seconds) const {

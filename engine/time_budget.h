@@ -4,7 +4,8 @@
 // first, the steps of --epochs or the time left before the limit. A slow spell (a busy neighbour on a shared
 // machine) then neither cuts the anneal short nor leaves budget unused: training stops when the time is spent,
 // with the learning rate at its minimum, and the last (possibly partial) epoch is validated and saved in the
-// time kept back for that.
+// time kept back for that. With --patch-drop-tail the time is split in two cycles (trainer.cpp), each decaying by
+// whichever of its steps and its time is further along.
 
 #include <cstdint>
 
@@ -47,9 +48,15 @@ class TimeBudget {
   // The warm-up's progress by time at `elapsed_s` (>= 1: over); 0 without a limit.
   double warmup_progress(double elapsed_s) const;
 
-  // The decay's progress in [0, 1] by time at `elapsed_s`, the warm-up having ended at `warmup_end_s`; 0 without
-  // a limit or before the warm-up ends (warmup_end_s < 0).
-  double decay_progress(double elapsed_s, double warmup_end_s) const;
+  // The decay's progress in [0, 1] by time at `elapsed_s`, the decay having begun at `start_s` (the warm-up's end)
+  // and ending at `end_s` (the training's end, or the --patch-drop-tail cycle's start); 0 without a limit or
+  // before it begins (start_s < 0).
+  double decay_progress(double elapsed_s, double start_s) const {
+    return decay_progress(elapsed_s, start_s, training_end_s());
+  }
+  double decay_progress(double elapsed_s, double start_s, double end_s) const;
+  // With --patch-drop-tail `share`: when the all-token cycle begins, the last `share` of the training time left.
+  double tail_start_s(double share) const { return (1.0 - share) * training_end_s(); }
 
   // For progress display: the epochs that will have been trained when the time is spent, at `epoch_seconds` per
   // epoch, `epochs_done` (fractional) being done at `elapsed_s`.

@@ -30,6 +30,11 @@ void TrainOptions::validate() const {
           str(label_smoothing));
   require(clip_grad >= 0.0, "--clip-grad", ">= 0 (0 = off)", str(clip_grad));
   require(grad_accum >= 1, "--grad-accum", "at least 1", str(grad_accum));
+  require(patch_drop_tail >= 0.0 && patch_drop_tail < 1.0, "--patch-drop-tail", "a share of the run in [0, 1)",
+          str(patch_drop_tail));
+  if (tail_lr)
+    require(*tail_lr > 0.0 && *tail_lr >= min_lr, "--tail-lr", "a positive learning rate, at least --min-lr",
+            str(*tail_lr));
   require(val_split >= 0.0 && val_split < 1.0, "--val-split", "a fraction in [0, 1)", str(val_split));
   require(max_pixels > 0, "--max-pixels", "a positive pixel count", str(max_pixels));
   require(auto_augment == "none" || auto_augment == "trivial" || auto_augment == "rand", "--auto-augment",

@@ -103,6 +103,11 @@ struct TrainOptions {
   double label_smoothing = 0.1;
   double clip_grad = 0.0;  // max global gradient norm; 0 = off
   int64_t grad_accum = 1;  // micro-batches per optimizer step
+  // The last share of the run (of its steps, or of --time-limit's training time, whichever comes first) trains with
+  // PatchDropout off, every token seen: its own cosine cycle from tail_lr (default lr / 4) down to min_lr, after
+  // the first cycle has decayed to min_lr at its start. 0 = no tail.
+  double patch_drop_tail = 0.0;
+  std::optional<double> tail_lr;
 
   // Augmentation.
   double scale_min = 0.08;
@@ -136,6 +141,8 @@ struct TrainOptions {
 
   // Throws std::invalid_argument naming the option (as its command-line flag) and the value.
   void validate() const;
+  // The rate --patch-drop-tail's cycle starts from.
+  double tail_start_lr() const { return tail_lr.value_or(lr / 4.0); }
 };
 
 // JSON with every field under its own name: the run directory's config.json and the resume state. A field missing
@@ -143,10 +150,10 @@ struct TrainOptions {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(MixupOptions, mixup_alpha, cutmix_alpha, prob, switch_prob)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainOptions, data_dir, out_dir, val_dir, val_split, max_pixels, model,
                                                 overrides, init, epochs, batch_size, lr, min_lr, weight_decay,
-                                                warmup_epochs, label_smoothing, clip_grad, grad_accum, scale_min,
-                                                scale_max, ratio_min, ratio_max, hflip, auto_augment, ra_num_ops,
-                                                ra_magnitude, random_erasing, mixup, ema, ema_decay, amp, device,
-                                                threads, workers, cache_images_mib, seed, time_limit, resume,
-                                                dist_backend, dist_timeout)
+                                                warmup_epochs, label_smoothing, clip_grad, grad_accum, patch_drop_tail,
+                                                tail_lr, scale_min, scale_max, ratio_min, ratio_max, hflip,
+                                                auto_augment, ra_num_ops, ra_magnitude, random_erasing, mixup, ema,
+                                                ema_decay, amp, device, threads, workers, cache_images_mib, seed,
+                                                time_limit, resume, dist_backend, dist_timeout)
 
 }  // namespace vit::engine

@@ -61,6 +61,10 @@ class TrainingRun {
   void train_batch(data::Batch&& batch);
   void collect_totals();
   void optimizer_step();
+  double next_learning_rate(double now);
+  bool tail_due(double now) const;
+  void begin_tail(double now);
+  int64_t first_cycle_steps() const;
   void end_epoch();
   bool any_rank(bool flag);
   double agreed_elapsed();
@@ -98,6 +102,7 @@ class TrainingRun {
   RunProgress progress_;
   int64_t steps_per_epoch_ = 0;
   int64_t micro_batches_ = 0;  // since the last optimizer step
+  double step_patch_drop_ = 0.0;  // the PatchDropout rate the last step trained with
   // The epoch's loss and correct predictions so far, summed on the model's device: reading them back after every
   // step would make the host wait for the GPU each time. Seeded from the totals at the epoch's (re)start, so the
   // sum is the same sequence of additions however often it is read.
@@ -181,12 +186,25 @@ void TrainingRun::prepare(std::optional<RunState> resumed) {
     progress_.current.correct = 0;
     progress_.current.seen = 0;
   }
-  schedule_.total_steps = progress_.total_steps;
+  schedule_.total_steps = first_cycle_steps();
   budget_ = TimeBudget(options_.time_limit);
   if (schedule_.warmup_steps == 0 && progress_.warmup_end_s < 0.0) progress_.warmup_end_s = 0.0;
   // A state saved before the warm-up's end was recorded: past the warm-up, the decay by time starts now.
   if (progress_.warmup_end_s < 0.0 && progress_.step >= schedule_.warmup_steps)
     progress_.warmup_end_s = progress_.elapsed_s;
+  if (options_.patch_drop_tail > 0.0) {
+    if (metadata_.config.patch_drop_rate == 0.0)
+      throw std::invalid_argument(
+          "--patch-drop-tail: the model trains without PatchDropout (--patch-drop 0), so a "
+          "tail without it would change nothing");
+    if (progress_.tail_start_step >= 0) model_->set_patch_drop_rate(0.0);
+    if (!resumed)
+      spdlog::info(
+          "--patch-drop-tail {:g}: PatchDropout {:g} until the last {:.3g}% of the run{}, then every token, the "
+          "learning rate restarting at {:g}",
+          options_.patch_drop_tail, metadata_.config.patch_drop_rate, 100.0 * options_.patch_drop_tail,
+          budget_.limited() ? " (of its steps or its time, whichever comes first)" : "", options_.tail_start_lr());
+  }
   if (budget_.limited() && !resumed) {
     spdlog::info(
         "time limit {:g} s: after the warm-up the learning rate decays with the time left (or over the {} "
@@ -215,7 +233,7 @@ void TrainingRun::continue_on_world_size(int64_t saved_world_size) {
       steps_per_epoch_ - (progress_.next_batch + options_.grad_accum - 1) / options_.grad_accum;
   progress_.total_steps =
       progress_.step + steps_left_in_epoch + (progress_.epochs_target - progress_.epoch - 1) * steps_per_epoch_;
-  schedule_.total_steps = progress_.total_steps;
+  schedule_.total_steps = first_cycle_steps();
   spdlog::info("resuming a run of {} process{} on {}: epoch {} continues at batch {} of {}, {} steps left", saved_world_size,
                saved_world_size == 1 ? "" : "es", env_.world_size, progress_.epoch + 1, progress_.next_batch, batches,
                progress_.total_steps - progress_.step);
@@ -308,18 +326,62 @@ void TrainingRun::optimizer_step() {
   window_samples_ = 0;
   if (options_.clip_grad > 0.0) clip_grad_norm(model_->parameters(), options_.clip_grad);
   const double now = agreed_elapsed();
-  const double warmup_time = progress_.warmup_end_s >= 0.0 ? 1.0 : budget_.warmup_progress(now);
-  if (progress_.warmup_end_s < 0.0 && !schedule_.warming_up(progress_.step, warmup_time)) {
-    progress_.warmup_end_s = now;
-  }
-  // The decay never goes back, even when the time kept for the last epoch's end is revised down.
-  progress_.decay_time = std::max(progress_.decay_time, budget_.decay_progress(now, progress_.warmup_end_s));
-  progress_.lr = schedule_.at(progress_.step, warmup_time, progress_.decay_time);
+  progress_.lr = next_learning_rate(now);
+  step_patch_drop_ = model_->config().patch_drop_rate;
   optimizer_->step(progress_.lr);
   optimizer_->zero_grad();
   if (ema_) ema_->update(model_);
   ++progress_.step;
   micro_batches_ = 0;
+  // Decided between steps from the agreed time, so every rank switches before the same step.
+  if (tail_due(now)) begin_tail(now);
+}
+
+// The learning rate of the step about to be taken: warm-up and cosine decay (to the tail's start with
+// --patch-drop-tail), or in the tail its own cosine from --tail-lr; each decay by steps or by time, whichever is
+// further along.
+double TrainingRun::next_learning_rate(double now) {
+  if (progress_.tail_start_step >= 0) {
+    const LrSchedule tail{options_.tail_start_lr(), options_.min_lr, 0,
+                          std::max<int64_t>(1, progress_.total_steps - progress_.tail_start_step)};
+    progress_.decay_time =
+        std::max(progress_.decay_time, budget_.decay_progress(now, progress_.tail_start_s, budget_.training_end_s()));
+    return tail.at(progress_.step - progress_.tail_start_step, 0.0, progress_.decay_time);
+  }
+  const double warmup_time = progress_.warmup_end_s >= 0.0 ? 1.0 : budget_.warmup_progress(now);
+  if (progress_.warmup_end_s < 0.0 && !schedule_.warming_up(progress_.step, warmup_time)) {
+    progress_.warmup_end_s = now;
+  }
+  const double decay_end_s =
+      options_.patch_drop_tail > 0.0 ? budget_.tail_start_s(options_.patch_drop_tail) : budget_.training_end_s();
+  // The decay never goes back, even when the time kept for the last epoch's end is revised down.
+  progress_.decay_time =
+      std::max(progress_.decay_time, budget_.decay_progress(now, progress_.warmup_end_s, decay_end_s));
+  return schedule_.at(progress_.step, warmup_time, progress_.decay_time);
+}
+
+// --patch-drop-tail: the steps before the tail, the first cycle's length.
+int64_t TrainingRun::first_cycle_steps() const {
+  const auto tail_steps =
+      static_cast<int64_t>(std::llround(options_.patch_drop_tail * static_cast<double>(progress_.total_steps)));
+  return progress_.total_steps - tail_steps;
+}
+
+bool TrainingRun::tail_due(double now) const {
+  if (options_.patch_drop_tail <= 0.0 || progress_.tail_start_step >= 0) return false;
+  return progress_.step >= first_cycle_steps() ||
+         (budget_.limited() && now >= budget_.tail_start_s(options_.patch_drop_tail));
+}
+
+void TrainingRun::begin_tail(double now) {
+  progress_.tail_start_step = progress_.step;
+  progress_.tail_start_s = now;
+  progress_.decay_time = 0.0;
+  model_->set_patch_drop_rate(0.0);
+  spdlog::info(
+      "after step {} (epoch {}, {:.0f} s): PatchDropout off for the rest of the run (--patch-drop-tail "
+      "{:g}), the learning rate restarting at {:g}",
+      progress_.step, progress_.epoch + 1, now, options_.patch_drop_tail, options_.tail_start_lr());
 }
 
 // Whether `flag` holds on any rank: decisions that change the loop are taken by all ranks together.
@@ -387,6 +449,7 @@ StepReport TrainingRun::step_report(int64_t batches, int64_t first_batch) const 
   report.loss = progress_.current.loss_sum / seen;
   report.accuracy = static_cast<double>(progress_.current.correct) / seen;
   report.lr = progress_.lr;
+  report.patch_drop = step_patch_drop_;
   report.images_per_s = static_cast<double>(progress_.current.seen) / std::max(1e-9, progress_.current.seconds);
   const double per_batch = seconds_since(epoch_start_) / static_cast<double>(progress_.next_batch - first_batch);
   report.eta_s = per_batch * static_cast<double>(batches - progress_.next_batch);

@@ -22,6 +22,7 @@ struct StepReport {
   double loss = 0.0;  // epoch means so far
   double accuracy = 0.0;
   double lr = 0.0;
+  double patch_drop = 0.0;  // the PatchDropout rate the step trained with (0 in a --patch-drop-tail)
   double images_per_s = 0.0;
   double eta_s = 0.0;  // to the end of the epoch
 };

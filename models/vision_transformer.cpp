@@ -163,6 +163,13 @@ torch::Tensor VisionTransformerImpl::forward_head(const torch::Tensor& tokens, b
   return head_->forward(pooled);  // (B, num_classes)
 }
 
+void VisionTransformerImpl::set_patch_drop_rate(double rate) {
+  ViTConfig changed = config_;
+  changed.patch_drop_rate = rate;
+  changed.validate();  // a rate outside [0, 1) is refused as the config's own would be
+  config_ = changed;
+}
+
 torch::Tensor VisionTransformerImpl::forward(const torch::Tensor& images) {
   return forward_head(forward_features(images));
 }

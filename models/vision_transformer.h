@@ -34,6 +34,8 @@ class VisionTransformerImpl : public torch::nn::Module {
   torch::Tensor forward_head(const torch::Tensor& tokens, bool pre_logits = false);
 
   const ViTConfig& config() const { return config_; }
+  // PatchDropout's rate from now on (training only): `vit train --patch-drop-tail` ends a run with every token.
+  void set_patch_drop_rate(double rate);
 
  private:
   void init_weights();

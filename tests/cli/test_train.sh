@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end checks of `vit dataset` and `vit train` as a user runs them: a small Fashion-MNIST-shaped data set
-# (IDX files written here), a short training run and its files, Ctrl-C and --resume, the time limit, and
-# errors for bad arguments.
+# (IDX files written here), a short training run and its files, Ctrl-C and --resume, the time limit,
+# --patch-drop-tail, and errors for bad arguments.
 # usage: test_train.sh VIT_BINARY PYTHON
 set -uo pipefail
 vit=$1
@@ -95,6 +95,19 @@ seconds = float(sys.argv[3]) - float(sys.argv[2])
 assert 5 <= seconds < 8, seconds
 PY
 check "time limit: the last epoch is validated and the learning rate annealed" $?
+# --patch-drop-tail: the switch is announced, and the tail's epoch shows a rate of its own cycle (from --tail-lr
+# 1e-3, 80% decayed at its last step: ~1e-4), far above the first cycle's end (~1e-5, from 5e-4).
+expect "--patch-drop-tail ends the run with every token" 0 "after step 15 \(epoch 3, .*PatchDropout off for the rest" \
+  -- "$vit" train "$work/data" --out "$work/tail" --epochs 4 --patch-drop 0.5 --patch-drop-tail 0.25 --tail-lr 1e-3 \
+  "${common[@]}"
+"$python" - "$work/tail/metrics.csv" <<'PY'
+import csv, sys
+lrs = [float(row["lr"]) for row in csv.DictReader(open(sys.argv[1]))]
+assert lrs[2] < 2e-5 and 5e-5 < lrs[3] < 1.5e-4, lrs
+PY
+check "--patch-drop-tail: the last epoch trains in a cycle of its own" $?
+expect "--patch-drop-tail without PatchDropout" 2 "--patch-drop-tail: the model trains without PatchDropout" \
+  -- "$vit" train "$work/data" --out "$work/x" --epochs 4 --patch-drop-tail 0.25 "${common[@]}"
 expect "missing --out" 2 "--out is required" -- "$vit" train "$work/data"
 expect "missing data folder" 2 "Directory does not exist" -- "$vit" train "$work/none" --out "$work/x"
 expect "bad option value" 2 "--amp: fp8 not in \{none,bf16\}" -- "$vit" train "$work/data" --out "$work/x" --amp fp8

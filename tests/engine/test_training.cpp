@@ -186,7 +186,7 @@ namespace {
 // A clock that moves only with the training steps: each takes `step_s`, and steps `first`..`last` (1-based) take
 // `extra_s` more, as a busy neighbour would slow them. A time-limited schedule is so checked step by step, the same
 // on a loaded machine as on an idle one (validating and saving take no time on it). Records every step's learning
-// rate; with `stop`, asks for a stop after `stop_after` steps.
+// rate, PatchDropout rate and time; with `stop`, asks for a stop after `stop_after` steps.
 class SteppedClock : public TrainObserver, public TrainClock {
  public:
   explicit SteppedClock(double step_s) : step_s_(step_s) {}
@@ -205,6 +205,8 @@ class SteppedClock : public TrainObserver, public TrainClock {
   double now_s() const override { return now_; }
   void on_step(const StepReport& report) override {
     lrs.push_back(report.lr);
+    patch_drops.push_back(report.patch_drop);
+    times.push_back(now_ - kOrigin);
     const auto step = static_cast<int64_t>(lrs.size());
     now_ += step_s_ + (step >= first_ && step <= last_ ? extra_s_ : 0.0);
     if (stop_ != nullptr && step == stop_after_) stop_->store(true);
@@ -212,11 +214,14 @@ class SteppedClock : public TrainObserver, public TrainClock {
   void on_epoch_end(const MetricsRow& row) override { rows.push_back(row); }
 
   std::vector<double> lrs;
+  std::vector<double> patch_drops;  // the rate each step trained with
+  std::vector<double> times;        // seconds since the run began, when each step was taken
   std::vector<MetricsRow> rows;
 
  private:
+  static constexpr double kOrigin = 1000.0;  // any
   double step_s_;
-  double now_ = 1000.0;  // any origin
+  double now_ = kOrigin;
   int64_t first_ = 0, last_ = -1;
   double extra_s_ = 0.0;
   int64_t stop_after_ = -1;
@@ -310,6 +315,107 @@ TEST_CASE("a time-limited run interrupted and resumed keeps its schedule: the ra
   CHECK(state.progress.elapsed_s <= o.time_limit + 0.5);
 }
 
+namespace {
+
+// The index of the first step trained with every token (PatchDropout 0), or the step count if none was.
+size_t first_all_token_step(const std::vector<double>& patch_drops) {
+  return static_cast<size_t>(std::find(patch_drops.begin(), patch_drops.end(), 0.0) - patch_drops.begin());
+}
+
+}  // namespace
+
+TEST_CASE("--patch-drop-tail ends the run with every token, in a cosine cycle of its own from --tail-lr",
+          "[training][patch_drop_tail]") {
+  TempDir dir;
+  write_dataset(dir / "data", 20, 6);
+  TrainOptions o = tiny_options(dir / "data", dir / "run");
+  o.epochs = 4;  // 4 steps per epoch: 16 steps, the last 4 the tail
+  o.overrides.patch_drop = 0.5;
+  o.patch_drop_tail = 0.25;
+  o.min_lr = 1e-5;
+  SteppedClock observer(0.05);  // no time limit: the clock only keeps the test's records
+  REQUIRE(train(o, observer, nullptr, {}, observer).outcome == TrainOutcome::Completed);
+  const auto& lrs = observer.lrs;
+  REQUIRE(lrs.size() == 16);
+  REQUIRE(first_all_token_step(observer.patch_drops) == 12);
+  for (size_t i = 0; i < 16; ++i) CHECK(observer.patch_drops[i] == (i < 12 ? 0.5 : 0.0));
+  // The first cycle warms up (2 steps) and decays over its 12 steps, short of the minimum by one step's worth ...
+  CHECK(lrs[1] == Approx(o.lr));
+  for (size_t i = 3; i < 12; ++i) REQUIRE(lrs[i] < lrs[i - 1]);
+  CHECK(lrs[11] < 0.03 * o.lr);
+  // ... then the tail restarts at --tail-lr (default --lr / 4) and decays again, to near the minimum at the end.
+  CHECK(o.tail_start_lr() == Approx(o.lr / 4.0));
+  CHECK(lrs[12] == Approx(o.lr / 4.0));
+  for (size_t i = 13; i < 16; ++i) REQUIRE(lrs[i] < lrs[i - 1]);
+  CHECK(lrs[15] - o.min_lr < 0.15 * (o.tail_start_lr() - o.min_lr));
+  // The last epoch's row shows the tail's rate; the weights files keep the model's PatchDropout for whoever
+  // trains them on.
+  REQUIRE(observer.rows.size() == 4);
+  CHECK(observer.rows.back().lr == lrs.back());
+  CHECK(load_weights(dir / "run/last.safetensors").metadata.config.patch_drop_rate == 0.5);
+}
+
+TEST_CASE("with a time limit, --patch-drop-tail begins when the last share of the time is left, slow stretch or not",
+          "[training][patch_drop_tail][time_limit]") {
+  TempDir dir;
+  write_dataset(dir / "data", 20, 6);
+  TrainOptions o = tiny_options(dir / "data", dir / "run");
+  o.epochs = 100000;  // the time decides
+  o.time_limit = 8.0;
+  o.min_lr = 1e-5;
+  o.overrides.patch_drop = 0.5;
+  o.patch_drop_tail = 0.25;
+  o.tail_lr = 1e-3;
+  SteppedClock observer(0.05);
+  observer.slow(10, 30, 0.1);  // a slow stretch early on: by steps the tail would start far too late
+  REQUIRE(train(o, observer, nullptr, {}, observer).outcome == TrainOutcome::TimeLimit);
+  const auto& lrs = observer.lrs;
+  const size_t tail = first_all_token_step(observer.patch_drops);
+  REQUIRE(tail > 60);
+  REQUIRE(tail < lrs.size() - 20);
+  // Every step from then on has every token; the switch came with a quarter of the training time left (the time
+  // kept back for the last epoch's end is 0.15 s on this clock).
+  for (size_t i = tail; i < lrs.size(); ++i) REQUIRE(observer.patch_drops[i] == 0.0);
+  CHECK(observer.times[tail] == Approx(0.75 * (0.99 * o.time_limit - 0.15)).margin(0.1));
+  // The first cycle had decayed to its minimum by then; the tail restarts at --tail-lr and anneals at the limit.
+  CHECK(lrs[tail - 1] - o.min_lr < 0.01 * (o.lr - o.min_lr));
+  CHECK(lrs[tail] == Approx(*o.tail_lr).epsilon(0.01));  // one step of its decay done
+  for (size_t i = tail + 1; i < lrs.size(); ++i) REQUIRE(lrs[i] <= lrs[i - 1]);
+  CHECK(lrs.back() - o.min_lr < 0.05 * (*o.tail_lr - o.min_lr));
+}
+
+TEST_CASE("a --patch-drop-tail run interrupted before or in its tail and resumed ends bit-identical",
+          "[training][patch_drop_tail]") {
+  TempDir dir;
+  write_dataset(dir / "data", 20, 6);
+  TrainOptions o = tiny_options(dir / "data", dir / "straight");
+  o.overrides.patch_drop = 0.5;
+  o.patch_drop_tail = 0.34;  // 3 epochs of 4 steps: the tail is the last 4
+  Recorder straight;
+  REQUIRE(train(o, straight).outcome == TrainOutcome::Completed);
+  const auto expected = read_safetensors(dir / "straight/last.safetensors").tensors;
+
+  for (const int64_t stop_after : {6, 10}) {  // before the tail, and in it
+    INFO("stopped after step " << stop_after);
+    o.out_dir = dir / ("stopped-" + std::to_string(stop_after));
+    o.resume = false;
+    std::atomic<bool> stop{false};
+    Recorder first(&stop, stop_after);
+    REQUIRE(train(o, first, &stop).outcome == TrainOutcome::Interrupted);
+    CHECK(load_run_state(o.out_dir / "resume.safetensors").progress.tail_start_step == (stop_after > 8 ? 8 : -1));
+    o.resume = true;
+    Recorder second;
+    REQUIRE(train(o, second).outcome == TrainOutcome::Completed);
+    const auto resumed = read_safetensors(o.out_dir / "last.safetensors").tensors;
+    REQUIRE(resumed.size() == expected.size());
+    for (const auto& [name, tensor] : expected) {
+      INFO(name);
+      CHECK(torch::equal(tensor, resumed.at(name)));
+    }
+    CHECK(second.rows.back().train_loss == straight.rows.back().train_loss);
+  }
+}
+
 TEST_CASE("a resume state saved before the time-limit fields existed still resumes", "[training]") {
   TempDir dir;
   TrainOptions o = interrupted_run(dir);
@@ -355,6 +461,7 @@ TEST_CASE("a damaged resume state is refused naming the file and what is wrong, 
            {"progress", "epochs_target", "", 0, "progress: epochs_target 0 is not at least 1"},
            {"progress", "current", "correct", 1000000, "correct of"},
            {"progress", "decay_time", "", 7.5, "elapsed_s or decay_time out of range"},
+           {"progress", "tail_start_step", "", 999999, "progress: tail_start_step 999999 is after step"},
            {"options", "batch_size", "", 0, "--batch-size: expected at least 1, got 0"},
            {"options", "lr", "", -1.0, "--lr: expected a positive learning rate"},
            {"model", "preprocess", "mean", {0.5, 0.5}, "mean"},
@@ -452,6 +559,14 @@ TEST_CASE("training refuses unusable options and data with a clear message", "[t
   CHECK_THROWS_WITH(train(o, recorder), Contains("embed_dim 32 must be divisible by num_heads 3"));
   o = tiny_options(dir / "nothing", dir / "run");
   CHECK_THROWS_WITH(train(o, recorder), Contains("does not exist or is not a folder"));
+  o = tiny_options(dir / "data", dir / "run");
+  o.patch_drop_tail = 1.0;
+  CHECK_THROWS_WITH(train(o, recorder), Contains("--patch-drop-tail: expected a share of the run in [0, 1), got 1"));
+  o.patch_drop_tail = 0.2;
+  CHECK_THROWS_WITH(train(o, recorder), Contains("--patch-drop-tail: the model trains without PatchDropout"));
+  o.overrides.patch_drop = 0.5;
+  o.tail_lr = 0.0;
+  CHECK_THROWS_WITH(train(o, recorder), Contains("--tail-lr: expected a positive learning rate, at least --min-lr"));
 }
 
 }  // namespace vit::engine
