@@ -524,6 +524,7 @@ void TrainingRun::end_epoch() {
       row.ema_val_top5 = ema_result.top5;
     }
   }
+  const double validated = clock_.now_s();
   save_weights_as("last.safetensors", model_);
   if (ema_) save_weights_as("ema.safetensors", ema_->model());
   // Without validation data the latest weights are the best we know of.
@@ -535,6 +536,7 @@ void TrainingRun::end_epoch() {
     save_weights_as("best.safetensors", model_);
   }
   progress_.history.push_back(row);
+  const double saved = clock_.now_s();
   if (lead()) {
     write_metrics_csv(options_.out_dir / "metrics.csv", progress_.history);
     try {  // a picture is not worth stopping a run for
@@ -544,6 +546,7 @@ void TrainingRun::end_epoch() {
       spdlog::warn("curves.png not written: {}", e.what());
     }
   }
+  const double drawn = clock_.now_s();
   observer_.on_epoch_end(row);
   if (progress_.epoch == 0 && progress_.next_batch == train_loader_->batches_per_epoch()) {
     spdlog::info("image cache (--cache-images {} MiB): decoded training images {}", options_.cache_images_mib,
@@ -559,7 +562,12 @@ void TrainingRun::end_epoch() {
   epoch_correct_ = at::Tensor();
   // Timed up to here; the resume state saved below records it, so a resumed run keeps back as much.
   progress_.longest_epoch_end_s = std::max(progress_.longest_epoch_end_s, seconds_since(end_start) + 0.1);
+  const double state_start = clock_.now_s();
   save_state();
+  spdlog::debug(
+      "epoch {} end: validation {:.2f} s, weights files {:.2f} s, metrics and curves {:.2f} s, resume state "
+      "{:.2f} s",
+      progress_.epoch, validated - end_start, saved - validated, drawn - saved, seconds_since(state_start));
   update_time_reserve();
 }
 
