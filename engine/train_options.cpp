@@ -32,9 +32,12 @@ void TrainOptions::validate() const {
   require(grad_accum >= 1, "--grad-accum", "at least 1", str(grad_accum));
   require(patch_drop_tail >= 0.0 && patch_drop_tail < 1.0, "--patch-drop-tail", "a share of the run in [0, 1)",
           str(patch_drop_tail));
-  if (tail_lr)
-    require(*tail_lr > 0.0 && *tail_lr >= min_lr, "--tail-lr", "a positive learning rate, at least --min-lr",
-            str(*tail_lr));
+  if (tail_lr && patch_drop_tail == 0.0)
+    throw std::invalid_argument("--tail-lr is the learning rate of a --patch-drop-tail, and none is asked for");
+  if (patch_drop_tail > 0.0)
+    require(tail_start_lr() > 0.0 && tail_start_lr() >= min_lr, "--tail-lr",
+            std::string("a positive learning rate, at least --min-lr") + (tail_lr ? "" : " (the default is --lr / 4)"),
+            str(tail_start_lr()));
   require(val_split >= 0.0 && val_split < 1.0, "--val-split", "a fraction in [0, 1)", str(val_split));
   require(max_pixels > 0, "--max-pixels", "a positive pixel count", str(max_pixels));
   require(auto_augment == "none" || auto_augment == "trivial" || auto_augment == "rand", "--auto-augment",

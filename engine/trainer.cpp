@@ -63,6 +63,8 @@ class TrainingRun {
   void optimizer_step();
   double next_learning_rate(double now);
   bool tail_due(double now) const;
+  // The first cycle's decay ending is not the run's: a --patch-drop-tail is still to come.
+  bool tail_pending() const { return options_.patch_drop_tail > 0.0 && progress_.tail_start_step < 0; }
   void begin_tail(double now);
   int64_t first_cycle_steps() const;
   void end_epoch();
@@ -197,6 +199,16 @@ void TrainingRun::prepare(std::optional<RunState> resumed) {
       throw std::invalid_argument(
           "--patch-drop-tail: the model trains without PatchDropout (--patch-drop 0), so a "
           "tail without it would change nothing");
+    if (!budget_.limited() && first_cycle_steps() >= progress_.total_steps)
+      throw std::invalid_argument(fmt::format("--patch-drop-tail {:g}: less than one of the run's {} steps",
+                                              options_.patch_drop_tail, progress_.total_steps));
+    if (schedule_.warmup_steps >= first_cycle_steps() ||
+        (budget_.limited() && options_.patch_drop_tail >= 1.0 - TimeBudget::kWarmupShare))
+      throw std::invalid_argument(fmt::format(
+          "--patch-drop-tail {:g}: the warm-up ({} steps{}) must end before the tail begins (after step {})",
+          options_.patch_drop_tail, schedule_.warmup_steps,
+          budget_.limited() ? fmt::format(", or {:g}% of --time-limit", 100.0 * TimeBudget::kWarmupShare) : "",
+          first_cycle_steps()));
     if (progress_.tail_start_step >= 0) model_->set_patch_drop_rate(0.0);
     if (!resumed)
       spdlog::info(
@@ -221,18 +233,25 @@ void TrainingRun::prepare(std::optional<RunState> resumed) {
 }
 
 // A run saved by another number of processes: the epoch's position is carried over by images trained (the rest
-// of that epoch is dealt anew, so a few images may be seen twice or not at all in it), and the schedule's
-// remaining steps are recounted at the new global batch.
+// of that epoch is dealt anew, so a few images may be seen twice or not at all in it), and the steps, done and
+// left, are recounted at the new global batch.
 void TrainingRun::continue_on_world_size(int64_t saved_world_size) {
   if (saved_world_size == env_.world_size) return;
   const int64_t batches = train_loader_->batches_per_epoch();
   const int64_t images_done = progress_.next_batch * options_.batch_size * saved_world_size;
   const int64_t global_batch = options_.batch_size * env_.world_size;
   progress_.next_batch = std::min(batches, (images_done + global_batch - 1) / global_batch);
-  const int64_t steps_left_in_epoch =
-      steps_per_epoch_ - (progress_.next_batch + options_.grad_accum - 1) / options_.grad_accum;
-  progress_.total_steps =
-      progress_.step + steps_left_in_epoch + (progress_.epochs_target - progress_.epoch - 1) * steps_per_epoch_;
+  // As if the run had always had the new size (AdamW keeps its own count, for its bias correction): the schedule
+  // -- warm-up, decay, the --patch-drop-tail boundary -- then goes on from where it was, by images trained.
+  // Recounting only the steps left had restarted the decay from a step count of the old size.
+  const int64_t saved_step = progress_.step;
+  const int64_t steps_in_epoch = (progress_.next_batch + options_.grad_accum - 1) / options_.grad_accum;
+  progress_.step = progress_.epoch * steps_per_epoch_ + steps_in_epoch;
+  if (progress_.tail_start_step >= 0 && saved_step > 0) {
+    progress_.tail_start_step = std::llround(static_cast<double>(progress_.tail_start_step) *
+                                             static_cast<double>(progress_.step) / static_cast<double>(saved_step));
+  }
+  progress_.total_steps = progress_.epochs_target * steps_per_epoch_;
   schedule_.total_steps = first_cycle_steps();
   spdlog::info("resuming a run of {} process{} on {}: epoch {} continues at batch {} of {}, {} steps left", saved_world_size,
                saved_world_size == 1 ? "" : "es", env_.world_size, progress_.epoch + 1, progress_.next_batch, batches,
@@ -368,7 +387,7 @@ int64_t TrainingRun::first_cycle_steps() const {
 }
 
 bool TrainingRun::tail_due(double now) const {
-  if (options_.patch_drop_tail <= 0.0 || progress_.tail_start_step >= 0) return false;
+  if (!tail_pending() || progress_.step >= progress_.total_steps) return false;
   return progress_.step >= first_cycle_steps() ||
          (budget_.limited() && now >= budget_.tail_start_s(options_.patch_drop_tail));
 }
@@ -687,10 +706,10 @@ TrainSummary TrainingRun::run() {
       break;
     }
     end_epoch();  // after the time is spent too: the last, partial epoch is validated and saved like any other
-    const bool time_spent =
-        end == EpochEnd::TimeSpent ||
-        (any_rank(budget_.stop_after_epoch(elapsed(), progress_.decay_time, progress_.last_epoch_train_s)) &&
-         progress_.epoch < progress_.epochs_target);
+    const bool time_spent = end == EpochEnd::TimeSpent ||
+                            (any_rank(budget_.stop_after_epoch(elapsed(), tail_pending() ? 0.0 : progress_.decay_time,
+                                                               progress_.last_epoch_train_s)) &&
+                             progress_.epoch < progress_.epochs_target);
     if (time_spent) {
       outcome_ = TrainOutcome::TimeLimit;
       if (progress_.epochs_target != progress_.epoch) {  // the run's final length, in the state too (for --resume)

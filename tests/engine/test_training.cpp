@@ -324,7 +324,7 @@ size_t first_all_token_step(const std::vector<double>& patch_drops) {
 
 }  // namespace
 
-TEST_CASE("--patch-drop-tail ends the run with every token, in a cosine cycle of its own from --tail-lr",
+TEST_CASE("a run with --patch-drop-tail ends with every token, in a cosine cycle of its own from --tail-lr",
           "[training][patch_drop_tail]") {
   TempDir dir;
   write_dataset(dir / "data", 20, 6);
@@ -384,35 +384,61 @@ TEST_CASE("with a time limit, --patch-drop-tail begins when the last share of th
   CHECK(lrs.back() - o.min_lr < 0.05 * (*o.tail_lr - o.min_lr));
 }
 
-TEST_CASE("a --patch-drop-tail run interrupted before or in its tail and resumed ends bit-identical",
-          "[training][patch_drop_tail]") {
+TEST_CASE(
+    "a --patch-drop-tail run interrupted before or in its tail and resumed ends bit-identical, and one saved "
+    "by another number of processes keeps its schedule",
+    "[training][patch_drop_tail]") {
   TempDir dir;
   write_dataset(dir / "data", 20, 6);
   TrainOptions o = tiny_options(dir / "data", dir / "straight");
   o.overrides.patch_drop = 0.5;
   o.patch_drop_tail = 0.34;  // 3 epochs of 4 steps: the tail is the last 4
-  Recorder straight;
-  REQUIRE(train(o, straight).outcome == TrainOutcome::Completed);
+  SteppedClock straight(0.05);
+  REQUIRE(train(o, straight, nullptr, {}, straight).outcome == TrainOutcome::Completed);
+  REQUIRE(straight.lrs.size() == 12);
   const auto expected = read_safetensors(dir / "straight/last.safetensors").tensors;
 
   for (const int64_t stop_after : {6, 10}) {  // before the tail, and in it
-    INFO("stopped after step " << stop_after);
-    o.out_dir = dir / ("stopped-" + std::to_string(stop_after));
-    o.resume = false;
-    std::atomic<bool> stop{false};
-    Recorder first(&stop, stop_after);
-    REQUIRE(train(o, first, &stop).outcome == TrainOutcome::Interrupted);
-    CHECK(load_run_state(o.out_dir / "resume.safetensors").progress.tail_start_step == (stop_after > 8 ? 8 : -1));
-    o.resume = true;
-    Recorder second;
-    REQUIRE(train(o, second).outcome == TrainOutcome::Completed);
-    const auto resumed = read_safetensors(o.out_dir / "last.safetensors").tensors;
-    REQUIRE(resumed.size() == expected.size());
-    for (const auto& [name, tensor] : expected) {
-      INFO(name);
-      CHECK(torch::equal(tensor, resumed.at(name)));
+    for (const bool as_two_processes : {false, true}) {
+      INFO("stopped after step " << stop_after << (as_two_processes ? ", saved as by two processes" : ""));
+      o.out_dir = dir / ("stopped-" + std::to_string(stop_after) + (as_two_processes ? "-two" : ""));
+      o.resume = false;
+      std::atomic<bool> stop{false};
+      SteppedClock first(0.05);
+      first.stop_after(stop_after, &stop);
+      REQUIRE(train(o, first, &stop, {}, first).outcome == TrainOutcome::Interrupted);
+      const fs::path state = o.out_dir / "resume.safetensors";
+      CHECK(load_run_state(state).progress.tail_start_step == (stop_after > 8 ? 8 : -1));
+      if (as_two_processes) {
+        // The same images trained by two processes of 16 images a batch take half the steps and batches: resumed on
+        // one, the run recounts them, or its schedule (and the tail's start) would shift.
+        auto saved = read_safetensors(state);
+        auto progress = nlohmann::json::parse(saved.metadata.at("progress"));
+        for (const char* key : {"step", "next_batch", "tail_start_step"}) {
+          if (progress[key].get<int64_t>() > 0) progress[key] = progress[key].get<int64_t>() / 2;
+        }
+        progress["world_size"] = 2;
+        saved.metadata["progress"] = progress.dump();
+        write_safetensors(state, saved.tensors, saved.metadata);
+      }
+      o.resume = true;
+      SteppedClock second(0.05);
+      REQUIRE(train(o, second, nullptr, {}, second).outcome == TrainOutcome::Completed);
+      // The rest of the schedule as the uninterrupted run had it: learning rates and PatchDropout, step by step.
+      const auto rest = static_cast<std::ptrdiff_t>(stop_after);
+      CHECK(second.lrs == std::vector<double>(straight.lrs.begin() + rest, straight.lrs.end()));
+      CHECK(second.patch_drops == std::vector<double>(straight.patch_drops.begin() + rest, straight.patch_drops.end()));
+      // On the same number of processes, the same weights bit for bit (AdamW's bias correction counts the steps
+      // taken, fewer for two processes: not so there).
+      if (as_two_processes) continue;
+      const auto resumed = read_safetensors(o.out_dir / "last.safetensors").tensors;
+      REQUIRE(resumed.size() == expected.size());
+      for (const auto& [name, tensor] : expected) {
+        INFO(name);
+        CHECK(torch::equal(tensor, resumed.at(name)));
+      }
+      CHECK(second.rows.back().train_loss == straight.rows.back().train_loss);
     }
-    CHECK(second.rows.back().train_loss == straight.rows.back().train_loss);
   }
 }
 
@@ -567,6 +593,20 @@ TEST_CASE("training refuses unusable options and data with a clear message", "[t
   o.overrides.patch_drop = 0.5;
   o.tail_lr = 0.0;
   CHECK_THROWS_WITH(train(o, recorder), Contains("--tail-lr: expected a positive learning rate, at least --min-lr"));
+  o.tail_lr.reset();
+  o.lr = 2e-6;  // the default tail rate, lr / 4, falls below --min-lr 1e-6
+  CHECK_THROWS_WITH(train(o, recorder), Contains("at least --min-lr (the default is --lr / 4), got 5e-07"));
+  o.lr = 3e-3;
+  o.patch_drop_tail = 0.1;  // 3 steps (one batch per epoch): 0.3 of a step
+  CHECK_THROWS_WITH(train(o, recorder), Contains("--patch-drop-tail 0.1: less than one of the run's 3 steps"));
+  o.patch_drop_tail = 0.2;
+  o.warmup_epochs = 2;
+  CHECK_THROWS_WITH(train(o, recorder),
+                    Contains("the warm-up (2 steps) must end before the tail begins (after step 2)"));
+  o.warmup_epochs = 0.5;
+  o.patch_drop_tail = 0.0;
+  o.tail_lr = 1e-3;
+  CHECK_THROWS_WITH(train(o, recorder), Contains("--tail-lr is the learning rate of a --patch-drop-tail"));
 }
 
 }  // namespace vit::engine
