@@ -55,7 +55,8 @@ class TimeBudget {
     return decay_progress(elapsed_s, start_s, training_end_s());
   }
   double decay_progress(double elapsed_s, double start_s, double end_s) const;
-  // With --patch-drop-tail `share`: when the all-token cycle begins, the last `share` of the training time left.
+  // With --patch-drop-tail `share`: when the all-token cycle begins, the last `share` of the training time left
+  // (the training's end for share 0).
   double tail_start_s(double share) const { return (1.0 - share) * training_end_s(); }
 
   // For progress display: the epochs that will have been trained when the time is spent, at `epoch_seconds` per

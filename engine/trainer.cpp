@@ -104,7 +104,6 @@ class TrainingRun {
   RunProgress progress_;
   int64_t steps_per_epoch_ = 0;
   int64_t micro_batches_ = 0;  // since the last optimizer step
-  double step_patch_drop_ = 0.0;  // the PatchDropout rate the last step trained with
   // The epoch's loss and correct predictions so far, summed on the model's device: reading them back after every
   // step would make the host wait for the GPU each time. Seeded from the totals at the epoch's (re)start, so the
   // sum is the same sequence of additions however often it is read.
@@ -346,7 +345,6 @@ void TrainingRun::optimizer_step() {
   if (options_.clip_grad > 0.0) clip_grad_norm(model_->parameters(), options_.clip_grad);
   const double now = agreed_elapsed();
   progress_.lr = next_learning_rate(now);
-  step_patch_drop_ = model_->config().patch_drop_rate;
   optimizer_->step(progress_.lr);
   optimizer_->zero_grad();
   if (ema_) ema_->update(model_);
@@ -363,17 +361,16 @@ double TrainingRun::next_learning_rate(double now) {
   if (progress_.tail_start_step >= 0) {
     const LrSchedule tail{options_.tail_start_lr(), options_.min_lr, 0,
                           std::max<int64_t>(1, progress_.total_steps - progress_.tail_start_step)};
-    progress_.decay_time =
-        std::max(progress_.decay_time, budget_.decay_progress(now, progress_.tail_start_s, budget_.training_end_s()));
+    progress_.decay_time = std::max(progress_.decay_time, budget_.decay_progress(now, progress_.tail_start_s));
     return tail.at(progress_.step - progress_.tail_start_step, 0.0, progress_.decay_time);
   }
   const double warmup_time = progress_.warmup_end_s >= 0.0 ? 1.0 : budget_.warmup_progress(now);
   if (progress_.warmup_end_s < 0.0 && !schedule_.warming_up(progress_.step, warmup_time)) {
     progress_.warmup_end_s = now;
   }
-  const double decay_end_s =
-      options_.patch_drop_tail > 0.0 ? budget_.tail_start_s(options_.patch_drop_tail) : budget_.training_end_s();
-  // The decay never goes back, even when the time kept for the last epoch's end is revised down.
+  // The decay never goes back, even when the time kept for the last epoch's end is revised down. It ends where
+  // the tail begins: at the training's end without one.
+  const double decay_end_s = budget_.tail_start_s(options_.patch_drop_tail);
   progress_.decay_time =
       std::max(progress_.decay_time, budget_.decay_progress(now, progress_.warmup_end_s, decay_end_s));
   return schedule_.at(progress_.step, warmup_time, progress_.decay_time);
@@ -468,7 +465,9 @@ StepReport TrainingRun::step_report(int64_t batches, int64_t first_batch) const 
   report.loss = progress_.current.loss_sum / seen;
   report.accuracy = static_cast<double>(progress_.current.correct) / seen;
   report.lr = progress_.lr;
-  report.patch_drop = step_patch_drop_;
+  // The tail's first step is the one after tail_start_step steps.
+  const bool in_tail = progress_.tail_start_step >= 0 && progress_.step > progress_.tail_start_step;
+  report.patch_drop = in_tail ? 0.0 : metadata_.config.patch_drop_rate;
   report.images_per_s = static_cast<double>(progress_.current.seen) / std::max(1e-9, progress_.current.seconds);
   const double per_batch = seconds_since(epoch_start_) / static_cast<double>(progress_.next_batch - first_batch);
   report.eta_s = per_batch * static_cast<double>(batches - progress_.next_batch);
