@@ -63,7 +63,7 @@ void TrainProgress::on_step(const engine::StepReport& r) {
 void TrainProgress::on_epoch_end(const engine::MetricsRow& row) {
   clear_bar();
   if (quiet_) return;
-  std::string val = std::isnan(row.val_top1) ? std::string("no validation data")
+  std::string val = std::isnan(row.val_top1) ? std::string("not validated")
                                              : fmt::format("val loss {:.4f} top-1 {:.4f} top-5 {:.4f}", row.val_loss,
                                                            row.val_top1, row.val_top5);
   if (!std::isnan(row.ema_val_top1)) val += fmt::format(" (EMA top-1 {:.4f})", row.ema_val_top1);

@@ -205,6 +205,9 @@ Command setup_train(CLI::App& app) {
       ->check(CLI::ExistingDirectory);
   cli->add_option("--val-split", options->val_split, "Without a validation folder, hold out this fraction per class")
       ->capture_default_str();
+  cli->add_option("--val-every", options->val_every,
+                  "Validate after every N-th epoch and after the last (best.safetensors is the best validated one)")
+      ->capture_default_str();
   add_starting_model_options(cli, *options);
   add_optimization_options(cli, *options);
   add_augmentation_options(cli, *options);

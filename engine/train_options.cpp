@@ -39,6 +39,7 @@ void TrainOptions::validate() const {
             std::string("a positive learning rate, at least --min-lr") + (tail_lr ? "" : " (the default is --lr / 4)"),
             str(tail_start_lr()));
   require(val_split >= 0.0 && val_split < 1.0, "--val-split", "a fraction in [0, 1)", str(val_split));
+  require(val_every >= 1, "--val-every", "at least 1 (1 = after every epoch)", str(val_every));
   require(max_pixels > 0, "--max-pixels", "a positive pixel count", str(max_pixels));
   require(auto_augment == "none" || auto_augment == "trivial" || auto_augment == "rand", "--auto-augment",
           "none, trivial or rand", "'" + auto_augment + "'");

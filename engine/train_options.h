@@ -86,6 +86,9 @@ struct TrainOptions {
   std::filesystem::path out_dir;
   std::optional<std::filesystem::path> val_dir;  // default: DATA_DIR/val next to DATA_DIR/train
   double val_split = 0.0;                        // hold out this fraction per class when there is no val folder
+  // Validate after every val_every-th epoch and after the run's last (the one --epochs or --time-limit ends it
+  // with): the epochs between keep their weights and resume state but cost no validation.
+  int64_t val_every = 1;
   int64_t max_pixels = 100'000'000;              // decompression-bomb guard
 
   // Model.
@@ -148,12 +151,12 @@ struct TrainOptions {
 // JSON with every field under its own name: the run directory's config.json and the resume state. A field missing
 // from a file (one written before the field existed) takes its default.
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(MixupOptions, mixup_alpha, cutmix_alpha, prob, switch_prob)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainOptions, data_dir, out_dir, val_dir, val_split, max_pixels, model,
-                                                overrides, init, epochs, batch_size, lr, min_lr, weight_decay,
-                                                warmup_epochs, label_smoothing, clip_grad, grad_accum, patch_drop_tail,
-                                                tail_lr, scale_min, scale_max, ratio_min, ratio_max, hflip,
-                                                auto_augment, ra_num_ops, ra_magnitude, random_erasing, mixup, ema,
-                                                ema_decay, amp, device, threads, workers, cache_images_mib, seed,
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainOptions, data_dir, out_dir, val_dir, val_split, val_every,
+                                                max_pixels, model, overrides, init, epochs, batch_size, lr, min_lr,
+                                                weight_decay, warmup_epochs, label_smoothing, clip_grad, grad_accum,
+                                                patch_drop_tail, tail_lr, scale_min, scale_max, ratio_min, ratio_max,
+                                                hflip, auto_augment, ra_num_ops, ra_magnitude, random_erasing, mixup,
+                                                ema, ema_decay, amp, device, threads, workers, cache_images_mib, seed,
                                                 time_limit, resume, dist_backend, dist_timeout)
 
 }  // namespace vit::engine

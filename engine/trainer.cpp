@@ -67,7 +67,8 @@ class TrainingRun {
   bool tail_pending() const { return options_.patch_drop_tail > 0.0 && progress_.tail_start_step < 0; }
   void begin_tail(double now);
   int64_t first_cycle_steps() const;
-  void end_epoch();
+  bool validation_due(EpochEnd end);
+  void end_epoch(bool validate);
   bool any_rank(bool flag);
   double agreed_elapsed();
   EpochTotals summed(const EpochTotals& local);
@@ -436,8 +437,10 @@ void TrainingRun::update_time_reserve() {
     return;
   }
   const double val_images = split_.val ? static_cast<double>(split_.val->samples.size()) : 0.0;
+  // A step with PatchDropout computes only the tokens it keeps; validation computes them all.
+  const double kept = progress_.tail_start_step >= 0 ? 1.0 : 1.0 - metadata_.config.patch_drop_rate;
   const double seconds_per_image =
-      progress_.current.seen > 0 ? progress_.current.seconds / static_cast<double>(progress_.current.seen) : 0.0;
+      progress_.current.seen > 0 ? progress_.current.seconds / static_cast<double>(progress_.current.seen) / kept : 0.0;
   budget_.reserve(TimeBudget::estimate_epoch_end(val_images, seconds_per_image, count_parameters(metadata_.config),
                                                  ema_ != nullptr));
 }
@@ -518,7 +521,21 @@ void TrainingRun::save_weights_as(const std::string& name, VisionTransformer& mo
   if (lead()) vit::save_weights(options_.out_dir / name, model, metadata_);
 }
 
-void TrainingRun::end_epoch() {
+// Whether the epoch just trained is validated: every --val-every-th, and the run's last. That one is the epoch
+// --epochs ends with, the one the time limit stopped, or one after which so little time is left that the run
+// ends (TimeBudget::stop_after_epoch), judged as if its end took as long as the longest validated one so far. An
+// epoch ended without validation never ends the run (run() holds to that): were the guess wrong, the next epoch
+// trains until the time is spent, and is validated.
+bool TrainingRun::validation_due(EpochEnd end) {
+  const int64_t number = progress_.epoch + 1;
+  if (number % options_.val_every == 0 || number >= progress_.epochs_target || end == EpochEnd::TimeSpent) return true;
+  const double train_s = progress_.next_batch == train_loader_->batches_per_epoch() ? progress_.current.seconds
+                                                                                    : progress_.last_epoch_train_s;
+  return any_rank(budget_.stop_after_epoch(elapsed() + std::max(0.0, progress_.longest_epoch_end_s),
+                                           tail_pending() ? 0.0 : progress_.decay_time, train_s));
+}
+
+void TrainingRun::end_epoch(bool validate) {
   const double end_start = clock_.now_s();
   collect_totals();
   const EpochTotals totals = summed(progress_.current);
@@ -530,7 +547,7 @@ void TrainingRun::end_epoch() {
   row.lr = progress_.lr;
   row.images_per_s = static_cast<double>(totals.seen) / std::max(1e-9, totals.seconds);
   row.seconds = totals.seconds;
-  if (val_loader_) {
+  if (val_loader_ && validate) {
     EvalResult result = evaluate(model_, *val_loader_, device_, bf16_, group_.get());
     report_failures(result.failures);
     row.val_loss = result.loss;
@@ -547,7 +564,7 @@ void TrainingRun::end_epoch() {
   if (ema_) save_weights_as("ema.safetensors", ema_->model());
   // Without validation data the latest weights are the best we know of.
   const double score = val_loader_ ? row.val_top1 : 0.0;
-  if (score > progress_.best_top1 || !val_loader_) {
+  if ((validate && score > progress_.best_top1) || !val_loader_) {
     progress_.best_top1 = score;
     progress_.best_top5 = val_loader_ ? row.val_top5 : 0.0;
     progress_.best_epoch = row.epoch;
@@ -578,8 +595,10 @@ void TrainingRun::end_epoch() {
   progress_.current = EpochTotals{};
   epoch_loss_ = at::Tensor();
   epoch_correct_ = at::Tensor();
-  // Timed up to here; the resume state saved below records it, so a resumed run keeps back as much.
-  progress_.longest_epoch_end_s = std::max(progress_.longest_epoch_end_s, seconds_since(end_start) + 0.1);
+  // Timed up to here; the resume state saved below records it, so a resumed run keeps back as much. Only a validated
+  // end counts: the time kept back is for the last epoch's, which is always validated.
+  if (validate || !val_loader_)
+    progress_.longest_epoch_end_s = std::max(progress_.longest_epoch_end_s, seconds_since(end_start) + 0.1);
   const double state_start = clock_.now_s();
   save_state();
   spdlog::debug(
@@ -704,9 +723,12 @@ TrainSummary TrainingRun::run() {
       save_state();
       break;
     }
-    end_epoch();  // after the time is spent too: the last, partial epoch is validated and saved like any other
+    // After the time is spent too: the last, partial epoch is validated and saved like any other.
+    const bool validate = validation_due(end);
+    end_epoch(validate);
     const bool time_spent = end == EpochEnd::TimeSpent ||
-                            (any_rank(budget_.stop_after_epoch(elapsed(), tail_pending() ? 0.0 : progress_.decay_time,
+                            (validate &&
+                             any_rank(budget_.stop_after_epoch(elapsed(), tail_pending() ? 0.0 : progress_.decay_time,
                                                                progress_.last_epoch_train_s)) &&
                              progress_.epoch < progress_.epochs_target);
     if (time_spent) {

@@ -84,23 +84,15 @@ void draw_panel(cv::Mat& canvas, cv::Rect area, const Panel& panel) {
 
   int legend_x = plot.x;  // the legend: one row under the x axis, clear of the lines
   for (const auto& s : panel.series) {
-    std::vector<cv::Point> run;
-    bool any = false;
-    auto flush = [&] {
-      if (run.size() > 1) cv::polylines(canvas, run, false, s.colour, 2, cv::LINE_AA);
-      run.clear();
-    };
+    // Epochs without a value (not validated: --val-every) are stepped over; the line joins the ones around them.
+    std::vector<cv::Point> line;
     for (size_t i = 0; i < s.x.size(); ++i) {
-      if (!std::isfinite(s.y[i])) {
-        flush();
-        continue;
-      }
-      any = true;
-      run.emplace_back(px(s.x[i]), py(s.y[i]));
-      cv::circle(canvas, run.back(), 3, s.colour, cv::FILLED, cv::LINE_AA);
+      if (!std::isfinite(s.y[i])) continue;
+      line.emplace_back(px(s.x[i]), py(s.y[i]));
+      cv::circle(canvas, line.back(), 3, s.colour, cv::FILLED, cv::LINE_AA);
     }
-    flush();
-    if (!any) continue;
+    if (line.size() > 1) cv::polylines(canvas, line, false, s.colour, 2, cv::LINE_AA);
+    if (line.empty()) continue;
     const cv::Point at(legend_x, plot.y + plot.height + 60);
     cv::line(canvas, at + cv::Point(0, -4), at + cv::Point(22, -4), s.colour, 2, cv::LINE_AA);
     put_text(canvas, s.name, at + cv::Point(28, 0), 0.42);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end checks of `vit dataset` and `vit train` as a user runs them: a small Fashion-MNIST-shaped data set
 # (IDX files written here), a short training run and its files, Ctrl-C and --resume, the time limit,
-# --patch-drop-tail, and errors for bad arguments.
+# --patch-drop-tail, --val-every, and errors for bad arguments.
 # usage: test_train.sh VIT_BINARY PYTHON
 set -uo pipefail
 vit=$1
@@ -108,6 +108,17 @@ PY
 check "--patch-drop-tail: the last epoch trains in a cycle of its own" $?
 expect "--patch-drop-tail without PatchDropout" 2 "--patch-drop-tail: the model trains without PatchDropout" \
   -- "$vit" train "$work/data" --out "$work/x" --epochs 4 --patch-drop-tail 0.25 "${common[@]}"
+# --val-every 2 on a 3-epoch run: epochs 2 and 3 (the last) validated, epoch 1's validation cells empty.
+expect "--val-every says which epochs it skips" 0 "epoch 1: .*, not validated, " \
+  -- "$vit" train "$work/data" --out "$work/sparse" --epochs 3 --val-every 2 "${common[@]}"
+"$python" - "$work/sparse/metrics.csv" <<'PY'
+import csv, sys
+top1 = [row["val_top1"] for row in csv.DictReader(open(sys.argv[1]))]
+assert top1[0] == "" and float(top1[1]) >= 0 and float(top1[2]) >= 0, top1
+PY
+check "--val-every 2: metrics.csv has the 2nd and 3rd epochs' validation only" $?
+expect "--val-every 0" 2 "--val-every: expected at least 1" \
+  -- "$vit" train "$work/data" --out "$work/x" --val-every 0 "${common[@]}"
 expect "missing --out" 2 "--out is required" -- "$vit" train "$work/data"
 expect "missing data folder" 2 "Directory does not exist" -- "$vit" train "$work/none" --out "$work/x"
 expect "bad option value" 2 "--amp: fp8 not in \{none,bf16\}" -- "$vit" train "$work/data" --out "$work/x" --amp fp8

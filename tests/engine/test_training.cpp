@@ -567,6 +567,54 @@ TEST_CASE("without validation data, best.safetensors holds the latest weights", 
   }
 }
 
+TEST_CASE(
+    "with --val-every N, every N-th epoch and the run's last are validated, and best.safetensors is the best of those",
+    "[training][val_every]") {
+  TempDir dir;
+  write_dataset(dir / "data", 20, 6);
+
+  SECTION("by epochs: the 3rd, the 6th and the 7th, the last") {
+    TrainOptions o = tiny_options(dir / "data", dir / "run");
+    o.epochs = 7;
+    o.val_every = 3;
+    Recorder recorder;
+    const auto summary = train(o, recorder);
+    REQUIRE(recorder.rows.size() == 7);
+    double best = -1.0;
+    for (const auto& row : recorder.rows) {
+      INFO("epoch " << row.epoch);
+      const bool due = row.epoch % 3 == 0 || row.epoch == 7;
+      CHECK(std::isnan(row.val_top1) == !due);
+      CHECK(std::isnan(row.val_loss) == !due);
+      if (due) best = std::max(best, row.val_top1);
+    }
+    CHECK(summary.best_top1 == best);
+    CHECK((summary.best_epoch == 3 || summary.best_epoch == 6 || summary.best_epoch == 7));
+    // metrics.csv leaves the validation columns of the epochs between empty.
+    std::ifstream csv(dir / "run/metrics.csv");
+    std::string line;
+    std::getline(csv, line);  // header
+    std::getline(csv, line);
+    CHECK_THAT(line, Catch::Matchers::StartsWith("1,"));
+    CHECK_THAT(line, Contains(",,,,,"));  // val_loss, val_top1, val_top5 and the two EMA columns
+  }
+
+  SECTION("by time: the epoch the limit ends is validated, whatever N") {
+    TrainOptions o = tiny_options(dir / "data", dir / "run");
+    o.epochs = 100000;
+    o.time_limit = 4.0;
+    o.val_every = 1000;
+    SteppedClock observer(0.05);
+    const auto summary = train(o, observer, nullptr, {}, observer);
+    CHECK(summary.outcome == TrainOutcome::TimeLimit);
+    REQUIRE(observer.rows.size() >= 3);
+    for (size_t i = 0; i + 1 < observer.rows.size(); ++i) CHECK(std::isnan(observer.rows[i].val_top1));
+    CHECK(observer.rows.back().val_top1 >= 0.0);
+    CHECK(summary.best_epoch == static_cast<int64_t>(observer.rows.size()));
+    CHECK(summary.best_top1 == observer.rows.back().val_top1);
+  }
+}
+
 TEST_CASE("training refuses unusable options and data with a clear message", "[training]") {
   TempDir dir;
   write_dataset(dir / "data", 2, 1);
