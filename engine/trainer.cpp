@@ -525,10 +525,14 @@ void TrainingRun::save_weights_as(const std::string& name, VisionTransformer& mo
 // --epochs ends with, the one the time limit stopped, or one after which so little time is left that the run
 // ends (TimeBudget::stop_after_epoch), judged as if its end took as long as the longest validated one so far. An
 // epoch ended without validation never ends the run (run() holds to that): were the guess wrong, the next epoch
-// trains until the time is spent, and is validated.
+// trains until the time is spent, and is validated. With a time limit the first epoch is validated too: from then
+// on the time kept back for the last epoch's end comes from a timed validation, not from an estimate.
 bool TrainingRun::validation_due(EpochEnd end) {
+  if (!val_loader_) return true;  // nothing to skip: every epoch end is alike
   const int64_t number = progress_.epoch + 1;
-  if (number % options_.val_every == 0 || number >= progress_.epochs_target || end == EpochEnd::TimeSpent) return true;
+  if (number % options_.val_every == 0 || number >= progress_.epochs_target || end == EpochEnd::TimeSpent ||
+      (number == 1 && budget_.limited()))
+    return true;
   const double train_s = progress_.next_batch == train_loader_->batches_per_epoch() ? progress_.current.seconds
                                                                                     : progress_.last_epoch_train_s;
   return any_rank(budget_.stop_after_epoch(elapsed() + std::max(0.0, progress_.longest_epoch_end_s),
@@ -597,8 +601,7 @@ void TrainingRun::end_epoch(bool validate) {
   epoch_correct_ = at::Tensor();
   // Timed up to here; the resume state saved below records it, so a resumed run keeps back as much. Only a validated
   // end counts: the time kept back is for the last epoch's, which is always validated.
-  if (validate || !val_loader_)
-    progress_.longest_epoch_end_s = std::max(progress_.longest_epoch_end_s, seconds_since(end_start) + 0.1);
+  if (validate) progress_.longest_epoch_end_s = std::max(progress_.longest_epoch_end_s, seconds_since(end_start) + 0.1);
   const double state_start = clock_.now_s();
   save_state();
   spdlog::debug(
@@ -726,6 +729,7 @@ TrainSummary TrainingRun::run() {
     // After the time is spent too: the last, partial epoch is validated and saved like any other.
     const bool validate = validation_due(end);
     end_epoch(validate);
+    // Only a validated epoch may be the last (validation_due decides with this rule in mind).
     const bool time_spent = end == EpochEnd::TimeSpent ||
                             (validate &&
                              any_rank(budget_.stop_after_epoch(elapsed(), tail_pending() ? 0.0 : progress_.decay_time,

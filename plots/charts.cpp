@@ -19,6 +19,9 @@ struct Series {
   std::string name;
   std::vector<double> x, y;
   cv::Scalar colour;
+  // Values on some epochs only (validation with --val-every): the line joins them across the epochs between. Any
+  // other series breaks at a missing value (a diverged loss), so that the gap shows.
+  bool sparse = false;
 };
 
 struct Panel {
@@ -84,15 +87,23 @@ void draw_panel(cv::Mat& canvas, cv::Rect area, const Panel& panel) {
 
   int legend_x = plot.x;  // the legend: one row under the x axis, clear of the lines
   for (const auto& s : panel.series) {
-    // Epochs without a value (not validated: --val-every) are stepped over; the line joins the ones around them.
-    std::vector<cv::Point> line;
+    std::vector<cv::Point> run;
+    bool any = false;
+    auto flush = [&] {
+      if (run.size() > 1) cv::polylines(canvas, run, false, s.colour, 2, cv::LINE_AA);
+      run.clear();
+    };
     for (size_t i = 0; i < s.x.size(); ++i) {
-      if (!std::isfinite(s.y[i])) continue;
-      line.emplace_back(px(s.x[i]), py(s.y[i]));
-      cv::circle(canvas, line.back(), 3, s.colour, cv::FILLED, cv::LINE_AA);
+      if (!std::isfinite(s.y[i])) {
+        if (!s.sparse) flush();
+        continue;
+      }
+      any = true;
+      run.emplace_back(px(s.x[i]), py(s.y[i]));
+      cv::circle(canvas, run.back(), 3, s.colour, cv::FILLED, cv::LINE_AA);
     }
-    if (line.size() > 1) cv::polylines(canvas, line, false, s.colour, 2, cv::LINE_AA);
-    if (line.empty()) continue;
+    flush();
+    if (!any) continue;
     const cv::Point at(legend_x, plot.y + plot.height + 60);
     cv::line(canvas, at + cv::Point(0, -4), at + cv::Point(22, -4), s.colour, 2, cv::LINE_AA);
     put_text(canvas, s.name, at + cv::Point(28, 0), 0.42);
@@ -104,8 +115,8 @@ void draw_panel(cv::Mat& canvas, cv::Rect area, const Panel& panel) {
 
 cv::Mat training_curves(const std::vector<EpochPoint>& points, const std::string& title) {
   if (points.empty()) throw std::invalid_argument("training curves: no epochs to plot");
-  auto series = [&](const std::string& name, double EpochPoint::*field, cv::Scalar colour) {
-    Series s{name, {}, {}, colour};
+  auto series = [&](const std::string& name, double EpochPoint::*field, cv::Scalar colour, bool sparse = false) {
+    Series s{name, {}, {}, colour, sparse};
     for (const auto& p : points) {
       s.x.push_back(p.epoch);
       s.y.push_back(p.*field);
@@ -116,11 +127,11 @@ cv::Mat training_curves(const std::vector<EpochPoint>& points, const std::string
   const Panel panels[] = {
       {"loss",
        "cross-entropy",
-       {series("train", &EpochPoint::train_loss, blue), series("validation", &EpochPoint::val_loss, orange)}},
+       {series("train", &EpochPoint::train_loss, blue), series("validation", &EpochPoint::val_loss, orange, true)}},
       {"accuracy",
        "fraction",
-       {series("train", &EpochPoint::train_acc, blue), series("val top-1", &EpochPoint::val_top1, orange),
-        series("val top-5", &EpochPoint::val_top5, green)}},
+       {series("train", &EpochPoint::train_acc, blue), series("val top-1", &EpochPoint::val_top1, orange, true),
+        series("val top-5", &EpochPoint::val_top5, green, true)}},
       {"learning rate", "lr", {series("lr (epoch end)", &EpochPoint::lr, grey)}},
   };
   constexpr int kPanelWidth = 420, kPanelHeight = 340, kTitle = 30;

@@ -599,7 +599,7 @@ TEST_CASE(
     CHECK_THAT(line, Contains(",,,,,"));  // val_loss, val_top1, val_top5 and the two EMA columns
   }
 
-  SECTION("by time: the epoch the limit ends is validated, whatever N") {
+  SECTION("by time: the first epoch (timing the validation) and the one the limit ends, whatever N") {
     TrainOptions o = tiny_options(dir / "data", dir / "run");
     o.epochs = 100000;
     o.time_limit = 4.0;
@@ -607,11 +607,29 @@ TEST_CASE(
     SteppedClock observer(0.05);
     const auto summary = train(o, observer, nullptr, {}, observer);
     CHECK(summary.outcome == TrainOutcome::TimeLimit);
+    CHECK(summary.seconds <= o.time_limit);
     REQUIRE(observer.rows.size() >= 3);
-    for (size_t i = 0; i + 1 < observer.rows.size(); ++i) CHECK(std::isnan(observer.rows[i].val_top1));
+    CHECK(observer.rows.front().val_top1 >= 0.0);
+    for (size_t i = 1; i + 1 < observer.rows.size(); ++i) CHECK(std::isnan(observer.rows[i].val_top1));
     CHECK(observer.rows.back().val_top1 >= 0.0);
-    CHECK(summary.best_epoch == static_cast<int64_t>(observer.rows.size()));
-    CHECK(summary.best_top1 == observer.rows.back().val_top1);
+    CHECK(summary.best_top1 == std::max(observer.rows.front().val_top1, observer.rows.back().val_top1));
+  }
+
+  SECTION("by time: an epoch after which too little time is left for another is the last, and validated") {
+    // 4 steps of 0.05 s per epoch: this limit leaves under a quarter of an epoch after the 20th, so the run ends
+    // there (TimeBudget::stop_after_epoch). Were that epoch not validated, the run would go on to a 21st of one
+    // step, stopped by the time, to validate that.
+    TrainOptions o = tiny_options(dir / "data", dir / "run");
+    o.epochs = 100000;
+    o.time_limit = 4.21;
+    o.val_every = 1000;
+    SteppedClock observer(0.05);
+    const auto summary = train(o, observer, nullptr, {}, observer);
+    CHECK(summary.outcome == TrainOutcome::TimeLimit);
+    REQUIRE(observer.rows.size() == 20);
+    CHECK(observer.lrs.size() == 80);
+    CHECK(std::isnan(observer.rows[18].val_top1));
+    CHECK(observer.rows[19].val_top1 >= 0.0);
   }
 }
 
