@@ -68,6 +68,7 @@ class TrainingRun {
   void begin_tail(double now);
   int64_t first_cycle_steps() const;
   bool validation_due(EpochEnd end);
+  bool little_time_left(double elapsed_s, double epoch_train_s);
   void end_epoch(bool validate);
   bool any_rank(bool flag);
   double agreed_elapsed();
@@ -535,8 +536,13 @@ bool TrainingRun::validation_due(EpochEnd end) {
     return true;
   const double train_s = progress_.next_batch == train_loader_->batches_per_epoch() ? progress_.current.seconds
                                                                                     : progress_.last_epoch_train_s;
-  return any_rank(budget_.stop_after_epoch(elapsed() + std::max(0.0, progress_.longest_epoch_end_s),
-                                           tail_pending() ? 0.0 : progress_.decay_time, train_s));
+  return little_time_left(elapsed() + std::max(0.0, progress_.longest_epoch_end_s), train_s);
+}
+
+// Whether the run ends at `elapsed_s`, after an epoch that trained for `epoch_train_s`: its time spent, or too little
+// left for another (TimeBudget::stop_after_epoch; the first cycle's decay does not count while a tail is to come).
+bool TrainingRun::little_time_left(double elapsed_s, double epoch_train_s) {
+  return any_rank(budget_.stop_after_epoch(elapsed_s, tail_pending() ? 0.0 : progress_.decay_time, epoch_train_s));
 }
 
 void TrainingRun::end_epoch(bool validate) {
@@ -730,11 +736,9 @@ TrainSummary TrainingRun::run() {
     const bool validate = validation_due(end);
     end_epoch(validate);
     // Only a validated epoch may be the last (validation_due decides with this rule in mind).
-    const bool time_spent = end == EpochEnd::TimeSpent ||
-                            (validate &&
-                             any_rank(budget_.stop_after_epoch(elapsed(), tail_pending() ? 0.0 : progress_.decay_time,
-                                                               progress_.last_epoch_train_s)) &&
-                             progress_.epoch < progress_.epochs_target);
+    const bool time_spent =
+        end == EpochEnd::TimeSpent || (validate && little_time_left(elapsed(), progress_.last_epoch_train_s) &&
+                                       progress_.epoch < progress_.epochs_target);
     if (time_spent) {
       outcome_ = TrainOutcome::TimeLimit;
       if (progress_.epochs_target != progress_.epoch) {  // the run's final length, in the state too (for --resume)

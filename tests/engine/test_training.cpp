@@ -599,15 +599,21 @@ TEST_CASE(
     CHECK_THAT(line, Contains(",,,,,"));  // val_loss, val_top1, val_top5 and the two EMA columns
   }
 
-  SECTION("by time: the first epoch (timing the validation) and the one the limit ends, whatever N") {
+  // Epochs of 4 steps of 0.05 s until `limit` s are spent, validated only when they must be.
+  SteppedClock observer(0.05);
+  auto run_by_time = [&](double limit) {
     TrainOptions o = tiny_options(dir / "data", dir / "run");
     o.epochs = 100000;
-    o.time_limit = 4.0;
+    o.time_limit = limit;
     o.val_every = 1000;
-    SteppedClock observer(0.05);
     const auto summary = train(o, observer, nullptr, {}, observer);
     CHECK(summary.outcome == TrainOutcome::TimeLimit);
-    CHECK(summary.seconds <= o.time_limit);
+    CHECK(summary.seconds <= limit);
+    return summary;
+  };
+
+  SECTION("by time: the first epoch (timing the validation) and the one the limit ends, whatever N") {
+    const auto summary = run_by_time(4.0);
     REQUIRE(observer.rows.size() >= 3);
     CHECK(observer.rows.front().val_top1 >= 0.0);
     for (size_t i = 1; i + 1 < observer.rows.size(); ++i) CHECK(std::isnan(observer.rows[i].val_top1));
@@ -619,13 +625,7 @@ TEST_CASE(
     // 4 steps of 0.05 s per epoch: this limit leaves under a quarter of an epoch after the 20th, so the run ends
     // there (TimeBudget::stop_after_epoch). Were that epoch not validated, the run would go on to a 21st of one
     // step, stopped by the time, to validate that.
-    TrainOptions o = tiny_options(dir / "data", dir / "run");
-    o.epochs = 100000;
-    o.time_limit = 4.21;
-    o.val_every = 1000;
-    SteppedClock observer(0.05);
-    const auto summary = train(o, observer, nullptr, {}, observer);
-    CHECK(summary.outcome == TrainOutcome::TimeLimit);
+    run_by_time(4.21);
     REQUIRE(observer.rows.size() == 20);
     CHECK(observer.lrs.size() == 80);
     CHECK(std::isnan(observer.rows[18].val_top1));
