@@ -212,6 +212,10 @@ ModelMetadata hf_metadata(const json& config, const json* preprocessor, const Te
     const json& patch = config.at("patch_size");
     c.patch_size = whole(patch.is_array() ? patch.at(0) : patch, "patch_size");
     c.in_chans = config.contains("num_channels") ? whole(config.at("num_channels"), "num_channels") : 3;
+    // Checked here, not only by the config's validation: the default mean and std below are sized by it (found by
+    // fuzz_hf_config: a negative count asked for a vector of 2^64 - 1 values).
+    if (c.in_chans != 1 && c.in_chans != 3)
+      fail(source, "config.json num_channels must be 1 or 3, got " + std::to_string(c.in_chans));
     c.norm_eps = config.value("layer_norm_eps", hf_class == HfClass::Dinov2 ? 1e-6 : 1e-12);
     const std::string act = config.value("hidden_act", std::string("gelu"));
     const auto activation = hf_activation(act);

@@ -355,6 +355,13 @@ TEST_CASE("Hugging Face: config.json and preprocessor_config.json", "[checkpoint
   CHECK_THAT(error_of([&] { hf_metadata(config, &bad_resample, shapes, "hf"); }),
              Contains("'hf': preprocessor_config.json resample is out of range, got 3e+30") ||
                  Contains("'hf': preprocessor_config.json resample must be a whole number, got 3e+30"));
+  // Found by fuzz_hf_config: a negative channel count sized the default mean and std (a std::length_error).
+  for (const int channels : {-1, 0, 2}) {
+    wrong = config;
+    wrong["num_channels"] = channels;
+    CHECK_THAT(error_of([&] { hf_metadata(wrong, nullptr, shapes, "hf"); }),
+               Contains("'hf': config.json num_channels must be 1 or 3, got " + std::to_string(channels)));
+  }
 }
 
 TEST_CASE("model files: layouts told apart, with errors naming the file and tensor", "[checkpoint]") {
