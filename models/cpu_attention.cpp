@@ -1,8 +1,6 @@
 #include "models/cpu_attention.h"
 
 #include <ATen/Parallel.h>
-#include <ATen/ops/_softmax.h>
-#include <ATen/ops/_softmax_backward_data.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
 #include <torch/csrc/autograd/custom_function.h>
@@ -10,6 +8,7 @@
 #include <cmath>
 
 #include "models/cpu_gemm.h"
+#include "models/cpu_softmax.h"
 
 namespace vit {
 namespace {
@@ -56,7 +55,8 @@ class CpuAttention : public torch::autograd::Function<CpuAttention> {
       cpu::sgemm(false, true, n, n, d, scale, x + s.qkv_offset(b, 0, h), s.qkv_row(), x + s.qkv_offset(b, 1, h),
                  s.qkv_row(), 0.0f, sc + s.square_offset(b, h), n);
     });
-    const at::Tensor probs = at::_softmax(scores, -1, false);
+    const at::Tensor probs = at::empty_like(scores);
+    cpu::softmax_rows(sc, probs.data_ptr<float>(), s.batch * s.heads * n, n, 1.0f);  // the scale is in S
     const float* p = probs.data_ptr<float>();
     at::Tensor out = at::empty({s.batch, n, s.dim}, qkv.options());
     float* o = out.data_ptr<float>();
@@ -92,8 +92,9 @@ class CpuAttention : public torch::autograd::Function<CpuAttention> {
       cpu::sgemm(false, true, n, n, d, 1.0f, go + s.out_offset(b, h), s.dim, x + s.qkv_offset(b, 2, h), s.qkv_row(),
                  0.0f, dp + s.square_offset(b, h), n);
     });
-    const at::Tensor dscores = at::_softmax_backward_data(dprobs, probs, -1, at::kFloat);
-    const float* ds = dscores.data_ptr<float>();
+    at::Tensor dscores = at::empty_like(probs);
+    float* ds = dscores.data_ptr<float>();
+    cpu::softmax_backward_rows(p, dp, ds, s.batch * s.heads * n, n, 1.0f);
     s.for_each([&](int64_t b, int64_t h) {
       // dQ = scale * dS K, dK = scale * dS^T Q
       cpu::sgemm(false, false, n, d, n, scale, ds + s.square_offset(b, h), n, x + s.qkv_offset(b, 1, h), s.qkv_row(),

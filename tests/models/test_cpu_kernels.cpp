@@ -1,14 +1,18 @@
-// The oneDNN routes of the float32 CPU model (cpu_linear, cpu_attention) against LibTorch's own operators:
-// same outputs and same gradients, for the layouts the model feeds them.
+// The oneDNN routes of the float32 CPU model (cpu_linear, cpu_attention) and vit's softmax (cpu_softmax) against
+// LibTorch's own operators: same outputs and same gradients, for the layouts the model feeds them.
 
 #include <ATen/ops/linear.h>
 #include <torch/torch.h>
 
 #include <cmath>
+#include <utility>
+#include <vector>
 
 #include "models/cpu_attention.h"
 #include "models/cpu_gemm.h"
 #include "models/cpu_linear.h"
+#include "models/cpu_softmax.h"
+#include "models/layers.h"
 #include "tests/catch.h"
 
 namespace vit {
@@ -25,6 +29,20 @@ torch::Tensor reference_attention(const torch::Tensor& qkv, int64_t heads) {
   const auto parts = qkv.reshape({b, n, 3, heads, hd}).permute({2, 0, 3, 1, 4}).unbind(0);  // each (B, H, N, Dh)
   const auto scores = torch::matmul(parts[0], parts[1].transpose(2, 3)) / std::sqrt(static_cast<double>(hd));
   return torch::matmul(scores.softmax(-1), parts[2]).transpose(1, 2).reshape({b, n, dim});
+}
+
+// Every vector width the softmax kernels have that this CPU runs (the widest last, and left in place).
+std::vector<int> softmax_widths() {
+  cpu::set_softmax_lanes(0);
+  std::vector<int> widths;
+  for (const int lanes : {4, 8, 16})
+    if (lanes <= cpu::softmax_lanes()) widths.push_back(lanes);
+  return widths;
+}
+
+// Whether a is within one bf16 rounding step (2^-8 relative) of b, element by element.
+bool within_bf16_step(const torch::Tensor& a, const torch::Tensor& b) {
+  return ((a.to(torch::kFloat) - b).abs() <= b.abs() * (1.0 / 256) + 1e-6).all().item<bool>();
 }
 
 }  // namespace
@@ -83,6 +101,95 @@ TEST_CASE("CPU attention reads a non-contiguous projection and runs without auto
   const auto qkv = wide.narrow(2, 8, 3 * 16);  // a view with row stride 56
   torch::NoGradGuard no_grad;
   CHECK(max_diff(cpu_attention(qkv, 2), reference_attention(qkv, 2)) < 1e-5);
+}
+
+}  // namespace vit
+
+namespace vit {
+
+TEST_CASE("vit's softmax gives LibTorch's in float32 and bf16, forward and backward, at every vector width",
+          "[model][cpu][softmax]") {
+  torch::manual_seed(3);
+  const double scale = 0.37;
+  for (const int lanes : softmax_widths()) {
+    cpu::set_softmax_lanes(lanes);
+    REQUIRE(cpu::softmax_lanes() == lanes);
+    // Rows shorter than a vector, whole vectors, a vector and one, and long rows.
+    for (const int64_t n : {1, 3, 13, 16, 17, 65, 200, 1030}) {
+      CAPTURE(lanes, n);
+      const auto x = torch::randn({37, n}) * 4.0;
+      const auto upstream = torch::randn({37, n});
+
+      auto a = leaf(x), b = leaf(x);
+      const auto ours = cpu::scaled_softmax(a, scale);
+      const auto theirs = torch::softmax(b * scale, -1);
+      CHECK(max_diff(ours, theirs) < 1e-6);
+      (ours * upstream).sum().backward();
+      (theirs * upstream).sum().backward();
+      CHECK(max_diff(a.grad(), b.grad()) < 1e-6);
+      if (n > 1) CHECK(b.grad().abs().max().item<double>() > 0.01);  // not a comparison of zeros
+
+      // bf16 in and out: float32's softmax of the same bf16 scores, rounded once; the gradient likewise, from the
+      // bf16 probabilities and the bf16 upstream gradient the autograd engine hands over.
+      auto c = leaf(x.to(torch::kBFloat16));
+      const auto ours_bf16 = cpu::scaled_softmax(c, scale);
+      REQUIRE(ours_bf16.scalar_type() == torch::kBFloat16);
+      CHECK(within_bf16_step(ours_bf16, torch::softmax(c.detach().to(torch::kFloat) * scale, -1)));
+      (ours_bf16 * upstream).sum().backward();
+      REQUIRE(c.grad().scalar_type() == torch::kBFloat16);
+      const auto p = ours_bf16.detach().to(torch::kFloat);
+      const auto g = upstream.to(torch::kBFloat16).to(torch::kFloat);
+      const auto expected = scale * p * (g - (p * g).sum(-1, /*keepdim=*/true));
+      CHECK(within_bf16_step(c.grad(), expected));
+    }
+  }
+}
+
+TEST_CASE("vit's softmax keeps every row to itself: a NaN, huge scores, rows split across threads",
+          "[model][cpu][softmax]") {
+  torch::manual_seed(4);
+  for (const int lanes : softmax_widths()) {
+    cpu::set_softmax_lanes(lanes);
+    for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
+      CAPTURE(lanes, dtype);
+      // 13 tokens: every row's vector reaches into the next row, which holds a NaN or scores of 10^4.
+      auto x = torch::randn({4, 13});
+      x[1][2].fill_(std::nan(""));
+      x[2].mul_(1e4);
+      x = x.to(dtype);
+      const auto ours = cpu::scaled_softmax(x, 1.0).to(torch::kFloat);
+      const auto theirs = torch::softmax(x.to(torch::kFloat), -1);
+      CHECK(ours[1].isnan().all().item<bool>());  // as LibTorch's: a NaN score makes its row NaN
+      for (const int64_t row : {0, 2, 3}) CHECK(within_bf16_step(ours[row], theirs[row]));
+      CHECK(ours[2].max().item<double>() == 1.0);  // the huge row: one-hot
+
+      // Many rows: each thread's range ends in a row read and written element by element.
+      const auto many = torch::randn({5003, 13}).to(dtype);
+      CHECK(within_bf16_step(cpu::scaled_softmax(many, 0.5), torch::softmax(many.to(torch::kFloat) * 0.5, -1)));
+    }
+  }
+}
+
+TEST_CASE("bf16 attention on vit's softmax gives LibTorch's fused attention", "[model][cpu][softmax]") {
+  torch::manual_seed(5);
+  const auto make = [](int64_t tokens) { return torch::randn({2, 3, tokens, 8}).to(torch::kBFloat16); };
+  for (const int64_t tokens : {13, 50}) {
+    const auto q = make(tokens) * 2, k = make(tokens), v = make(tokens);
+    const auto upstream = torch::randn({2, tokens, 24});
+    auto q1 = leaf(q), k1 = leaf(k), v1 = leaf(v);
+    auto q2 = leaf(q), k2 = leaf(k), v2 = leaf(v);
+    const auto ours = attend(q1, k1, v1, 0.0, /*training=*/true, nullptr);  // (B, N, H * Dh)
+    const auto theirs = fused_attention(q2, k2, v2, 0.0).transpose(1, 2).reshape({2, tokens, 24});
+    REQUIRE(ours.scalar_type() == torch::kBFloat16);
+    // bf16 products either way; LibTorch rounds q * scale to bf16 before its product, vit scales in float32.
+    CHECK(max_diff(ours.to(torch::kFloat), theirs.to(torch::kFloat)) < 0.03);
+    (ours * upstream).sum().backward();
+    (theirs * upstream).sum().backward();
+    for (const auto& [mine, reference] : {std::pair{q1, q2}, std::pair{k1, k2}, std::pair{v1, v2}}) {
+      const auto expected = reference.grad().to(torch::kFloat);
+      CHECK(max_diff(mine.grad().to(torch::kFloat), expected) < 0.03 * expected.abs().max().item<double>() + 1e-3);
+    }
+  }
 }
 
 }  // namespace vit
