@@ -1,7 +1,10 @@
 #include "models/cpu_softmax.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/TensorOperators.h>
+#include <ATen/core/grad_mode.h>
 #include <ATen/ops/empty_like.h>
+#include <ATen/ops/sum.h>
 #include <c10/util/BFloat16.h>
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/custom_function.h>
@@ -9,6 +12,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -35,7 +39,6 @@ struct Lanes;
   template <>                                               \
   struct Lanes<W> {                                         \
     typedef float f __attribute__((vector_size(W * 4)));    \
-    typedef int32_t i __attribute__((vector_size(W * 4)));  \
     typedef uint32_t u __attribute__((vector_size(W * 4))); \
     typedef uint16_t h __attribute__((vector_size(W * 2))); \
   };
@@ -46,25 +49,28 @@ VIT_LANES(16)
 template <int W>
 using Vec = typename Lanes<W>::f;
 template <int W>
-using IntVec = typename Lanes<W>::i;
-template <int W>
 using BitsVec = typename Lanes<W>::u;  // float32 bit patterns
 template <int W>
 using HalfVec = typename Lanes<W>::h;
 static_assert(sizeof(Vec<16>) == 64, "the vector extension is in use");
 
-constexpr float kLowest = -3.0e38f;  // padding for a row's last, partial vector: never the maximum
+constexpr float kLowest = -std::numeric_limits<float>::infinity();  // a partial vector's padding
 
 // e^x for x <= 0 (softmax subtracts the row's maximum first): 2^k * e^f with k = round(x / ln 2) and
-// |f| <= ln(2) / 2, e^f by its Taylor series to degree 7 (truncation below 6e-9 relative, under float32's
-// rounding).
-// Below -87 the result would leave float32's normal range; it is clamped there (e^-87 ~ 1.6e-38, zero beside 1).
+// |f| <= ln(2) / 2 (x - k ln 2 in two steps, Cody and Waite's, so that f keeps its precision), e^f by its Taylor
+// series to degree 7 (truncation below 6e-9 relative, under float32's rounding). Below -87, where 2^k would leave
+// float32's normal range, the result is 0, as -inf's is (e^-87 ~ 1.6e-38: nothing beside the maximum's 1); a NaN
+// stays NaN.
 template <int W>
-[[gnu::always_inline]] inline Vec<W> exp_nonpositive(const Vec<W>& in) {
-  const Vec<W> x = in < -87.0f ? Vec<W>{} - 87.0f : in;
-  const Vec<W> t = x * 1.44269504088896341f;         // x / ln 2
-  const Vec<W> k = (t + 12582912.0f) - 12582912.0f;  // round to nearest: adding 1.5 * 2^23 drops the fraction
-  const Vec<W> f = (t - k) * 0.69314718055994531f;
+[[gnu::always_inline]] inline Vec<W> exp_nonpositive(const Vec<W>& x) {
+  // Adding 1.5 * 2^23 rounds x / ln 2 to an integer, held in the sum's low mantissa bits; with the 127 of
+  // float32's exponent bias added too, those bits shifted into the exponent field are 2^k (k in [-126, 0]; bit
+  // operations only, defined whatever x is).
+  constexpr float kShifter = 12582912.0f + 127.0f;
+  const Vec<W> shifted = x * 1.44269504088896341f + kShifter;
+  const Vec<W> k = shifted - kShifter;
+  Vec<W> f = x - k * 0.693359375f;  // ln 2's leading bits: k times them is exact
+  f = f - k * -2.12194440e-4f;      // and the rest of ln 2
   Vec<W> p = 1.0f / 720 + f * (1.0f / 5040);
   p = 1.0f / 120 + f * p;
   p = 1.0f / 24 + f * p;
@@ -72,10 +78,12 @@ template <int W>
   p = 0.5f + f * p;
   p = 1.0f + f * p;
   p = 1.0f + f * p;
-  const IntVec<W> exponent = (__builtin_convertvector(k, IntVec<W>) + 127) << 23;  // 2^k's bits
+  BitsVec<W> bits;
+  std::memcpy(&bits, &shifted, sizeof bits);
+  bits <<= 23;
   Vec<W> two_k;
-  std::memcpy(&two_k, &exponent, sizeof two_k);
-  return p * two_k;
+  std::memcpy(&two_k, &bits, sizeof two_k);
+  return x < -87.0f ? Vec<W>{} : p * two_k;
 }
 
 template <int W>
@@ -134,31 +142,46 @@ template <int W, int Shift, size_t... Lane>
 }
 #endif
 
+// The two reductions' operations, inlined wherever they are used: a call would pass vectors by an ABI that
+// depends on the caller's instruction set.
+struct Maximum {
+  template <int W>
+  [[gnu::always_inline]] static Vec<W> apply(const Vec<W>& a, const Vec<W>& b) {
+    return a > b ? a : b;
+  }
+};
+struct Sum {
+  template <int W>
+  [[gnu::always_inline]] static Vec<W> apply(const Vec<W>& a, const Vec<W>& b) {
+    return a + b;
+  }
+};
+
 // Horizontal maximum and sum as a tree of log2(W) vector steps (element-wise loops compile to stores and scalar
 // loads that stall).
-template <int W, typename Combine>
-[[gnu::always_inline]] inline float reduce(const Vec<W>& in, const Combine& combine) {
+template <int W, typename Op>
+[[gnu::always_inline]] inline float reduce(const Vec<W>& in) {
   Vec<W> v = in;
 #ifdef VIT_HAVE_SHUFFLEVECTOR
   constexpr auto lanes = std::make_index_sequence<W>{};
-  if constexpr (W >= 16) v = combine(v, rotated<W, 8>(v, lanes));
-  if constexpr (W >= 8) v = combine(v, rotated<W, 4>(v, lanes));
-  v = combine(v, rotated<W, 2>(v, lanes));
-  v = combine(v, rotated<W, 1>(v, lanes));
+  if constexpr (W >= 16) v = Op::template apply<W>(v, rotated<W, 8>(v, lanes));
+  if constexpr (W >= 8) v = Op::template apply<W>(v, rotated<W, 4>(v, lanes));
+  v = Op::template apply<W>(v, rotated<W, 2>(v, lanes));
+  v = Op::template apply<W>(v, rotated<W, 1>(v, lanes));
 #else  // GCC before 12: lane by lane
-  for (int l = 1; l < W; ++l) v = combine(v, Vec<W>{} + v[l]);
+  for (int l = 1; l < W; ++l) v = Op::template apply<W>(v, Vec<W>{} + in[l]);
 #endif
   return v[0];
 }
 
 template <int W>
 [[gnu::always_inline]] inline float max_of(const Vec<W>& v) {
-  return reduce<W>(v, [](const Vec<W>& a, const Vec<W>& b) { return a > b ? a : b; });
+  return reduce<W, Maximum>(v);
 }
 
 template <int W>
 [[gnu::always_inline]] inline float sum_of(const Vec<W>& v) {
-  return reduce<W>(v, [](const Vec<W>& a, const Vec<W>& b) { return a + b; });
+  return reduce<W, Sum>(v);
 }
 
 // 1 in a partial vector's lanes that belong to the row, 0 in the others.
@@ -197,7 +220,7 @@ template <int W, typename T>
     Vec<W> total{};
     for (int64_t c = 0; c < vectors; ++c) {
       Vec<W> e = exp_nonpositive<W>(load<W>(buffer + c * W) - row_max);
-      if (c == full) e *= in_row;  // the padding's exponentials: zero
+      if (c == full) e = in_row > 0.0f ? e : Vec<W>{};  // the padding's exponentials: zero
       store<W>(buffer + c * W, e);
       total += e;
     }
@@ -362,6 +385,10 @@ class ScaledSoftmax : public torch::autograd::Function<ScaledSoftmax> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const at::Tensor p = ctx->get_saved_variables()[0];
     const at::Tensor g = grads[0].to(p.scalar_type()).contiguous();
+    if (at::GradMode::is_enabled()) {  // create_graph: the gradient must be differentiable itself
+      const auto scale = ctx->saved_data["scale"].toDouble();
+      return {p * (g - (p * g).sum(-1, /*keepdim=*/true)) * scale, at::Tensor()};
+    }
     at::Tensor dx = at::empty_like(p, at::MemoryFormat::Contiguous);
     const int64_t n = p.size(-1), rows = n > 0 ? p.numel() / n : 0;
     const auto s = static_cast<float>(ctx->saved_data["scale"].toDouble());

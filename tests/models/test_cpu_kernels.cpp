@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -152,22 +153,46 @@ TEST_CASE("vit's softmax keeps every row to itself: a NaN, huge scores, rows spl
     cpu::set_softmax_lanes(lanes);
     for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
       CAPTURE(lanes, dtype);
-      // 13 tokens: every row's vector reaches into the next row, which holds a NaN or scores of 10^4.
-      auto x = torch::randn({4, 13});
+      // 13 tokens: every row's vector reaches into the next row, which holds a NaN, scores of 10^4, a masked
+      // (-inf) score, or only masked ones.
+      const double inf = std::numeric_limits<double>::infinity();
+      auto x = torch::randn({5, 13});
       x[1][2].fill_(std::nan(""));
       x[2].mul_(1e4);
+      x[3][5].fill_(-inf);
+      x[4].fill_(-inf);
       x = x.to(dtype);
       const auto ours = cpu::scaled_softmax(x, 1.0).to(torch::kFloat);
       const auto theirs = torch::softmax(x.to(torch::kFloat), -1);
-      CHECK(ours[1].isnan().all().item<bool>());  // as LibTorch's: a NaN score makes its row NaN
+      // As LibTorch's: a NaN score makes its row NaN, and so does a row with every score masked.
+      CHECK(ours[1].isnan().all().item<bool>());
+      CHECK(ours[4].isnan().all().item<bool>());
+      REQUIRE(theirs[4].isnan().all().item<bool>());
       for (const int64_t row : {0, 2, 3}) CHECK(within_bf16_step(ours[row], theirs[row]));
       CHECK(ours[2].max().item<double>() == 1.0);  // the huge row: one-hot
+      CHECK(ours[3][5].item<double>() == 0.0);     // a masked score: exactly 0
 
       // Many rows: each thread's range ends in a row read and written element by element.
       const auto many = torch::randn({5003, 13}).to(dtype);
       CHECK(within_bf16_step(cpu::scaled_softmax(many, 0.5), torch::softmax(many.to(torch::kFloat) * 0.5, -1)));
     }
   }
+}
+
+TEST_CASE("vit's softmax has LibTorch's second derivative (create_graph)", "[model][cpu][softmax]") {
+  torch::manual_seed(6);
+  const auto x = torch::randn({7, 19});
+  const auto u = torch::randn({7, 19}), v = torch::randn({7, 19});
+  std::vector<torch::Tensor> second;
+  for (const bool ours : {true, false}) {
+    auto leaf_x = leaf(x);
+    const auto y = ours ? cpu::scaled_softmax(leaf_x, 0.7) : torch::softmax(leaf_x * 0.7, -1);
+    const auto g = torch::autograd::grad({(y * u).sum()}, {leaf_x}, {}, /*retain_graph=*/true, /*create_graph=*/true);
+    (g[0] * v).sum().backward();
+    second.push_back(leaf_x.grad());
+  }
+  CHECK(max_diff(second[0], second[1]) < 1e-6);
+  CHECK(second[1].abs().max().item<double>() > 0.01);
 }
 
 TEST_CASE("bf16 attention on vit's softmax gives LibTorch's fused attention", "[model][cpu][softmax]") {
