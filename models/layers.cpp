@@ -120,8 +120,8 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
   } else if (cpu::kSoftmaxInTrainingAttention && dropout == 0.0 && cpu::softmax_available(q) &&
              backward_follows(q, k, v)) {
     // LibTorch 1.x's fused attention on CPU is this same formulation with its own softmax, whose backward is
-    // twice as slow as vit's (cpu_softmax.h; their forwards are level, so inference keeps LibTorch's). bf16
-    // under autocast, and float32 where cpu_attention does not apply.
+    // twice as slow as vit's (cpu_softmax.h; their forwards are within a tenth of each other, so inference keeps
+    // LibTorch's). bf16 under autocast, and float32 where cpu_attention does not apply.
     const auto scores = torch::matmul(q, k.transpose(2, 3));  // (B, H, N, N)
     out = torch::matmul(cpu::scaled_softmax(scores, 1.0 / std::sqrt(static_cast<double>(q.size(3)))), v);
   } else {
