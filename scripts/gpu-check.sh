@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # For the lent GPU machine (pip PyTorch with CUDA, no OpenCV C++), in the order that matters when time runs out:
-#   1. builds `vit` (the commands that need no images) against that PyTorch's LibTorch;
+#   1. builds `vit` (the commands that need no images) and the tests against that PyTorch's LibTorch;
 #   2. `vit bench --device cuda --amp bf16` beside timm's model in eager PyTorch (bench/compare.py), same run;
 #   3. the gradient all-reduce over NCCL through torchrun (one GPU);
-#   4. builds the tests and runs them: the torchvision reference, the CUDA check and the export check
+#   4. runs the tests: the torchvision reference, the CUDA check and the export check
 #      (python_reads_exports: torch.jit.load in PyTorch 2.x, timm.create_model, transformers) included.
 # The machine lacks CLI11, spdlog, nlohmann-json and Catch2: scripts/gpu-carry-deps.sh copies Debian's into
 # .gpudeps, which the device tool carries. Every stage is bounded so that the whole run ends within
@@ -38,8 +38,10 @@ until_keep() { local s=$(($(left) - $1)); echo $((s < 10 ? 10 : s)); }
   # The machine's own Catch2 where it has one; Debian's, carried, where not.
   configure "$prefix" || { [[ -d .gpudeps/catch2 ]] && configure "$prefix;$PWD/.gpudeps/catch2"; } || exit 1
 
-  echo "== 1. vit ($(left) s left)"
+  echo "== 1. vit and the tests ($(left) s left)"
   time cmake --build build-gpu -j"$(nproc)" --target vit -- -k 0
+  # The tests are built now too (a minute more on 16 cores), so that a run short of time still runs them.
+  timeout "$(until_keep 300)" cmake --build build-gpu -j"$(nproc)" -- -k 0
 
   if [[ -x build-gpu/app/vit ]]; then
     echo "== 2. vit beside timm, CUDA bf16 ($(left) s left)"
@@ -57,7 +59,6 @@ until_keep() { local s=$(($(left) - $1)); echo $((s < 10 ? 10 : s)); }
   fi
 
   echo "== 4. tests ($(left) s left)"
-  timeout "$(until_keep 150)" cmake --build build-gpu -j"$(nproc)" -- -k 0
   timeout "$(until_keep 10)" ctest --test-dir build-gpu --output-on-failure -j8 --timeout 120
   echo "std::filesystem symbols exported by libtorch_cpu: $(nm -D --defined-only "$torch_dir/lib/libtorch_cpu.so" \
     | c++filt | grep -c 'std::filesystem' || true)"
