@@ -5,8 +5,8 @@
 #   3. the gradient all-reduce over NCCL through torchrun (one GPU);
 #   4. runs the tests: the torchvision reference, the CUDA check and the export check
 #      (python_reads_exports: torch.jit.load in PyTorch 2.x, timm.create_model, transformers) included.
-# The machine lacks CLI11, spdlog, nlohmann-json and Catch2: scripts/gpu-carry-deps.sh copies Debian's into
-# .gpudeps, which the device tool carries. Every stage is bounded so that the whole run ends within
+# The machine lacks CLI11, spdlog and nlohmann-json (it has Catch2 3): scripts/gpu-carry-deps.sh copies Debian's
+# into .gpudeps, which the device tool carries. Every stage is bounded so that the whole run ends within
 # GPU_CHECK_SECONDS (default 540). The log goes to $OUT/gpu-check.log when $OUT is set (the device tool), else
 # to build-gpu/.
 set -uo pipefail
@@ -59,7 +59,13 @@ until_keep() { local s=$(($(left) - $1)); echo $((s < 10 ? 10 : s)); }
   fi
 
   echo "== 4. tests ($(left) s left)"
-  timeout "$(until_keep 10)" ctest --test-dir build-gpu --output-on-failure -j8 --timeout 120
+  if ! timeout "$(until_keep 40)" ctest --test-dir build-gpu --output-on-failure -j8 --timeout 120; then
+    # A backtrace of the first failed unit test, where a debugger is at hand (cuda-gdb debugs host code too).
+    failed=$(sed -n 's/^[0-9]*:models: *//p' build-gpu/Testing/Temporary/LastTestsFailed.log 2>/dev/null | head -n 1)
+    if [[ -n $failed ]] && command -v cuda-gdb >/dev/null; then
+      timeout 30 cuda-gdb -batch -ex run -ex bt --args build-gpu/tests/vit_models_tests "$failed" 2>&1 | tail -n 40
+    fi
+  fi
   echo "std::filesystem symbols exported by libtorch_cpu: $(nm -D --defined-only "$torch_dir/lib/libtorch_cpu.so" \
     | c++filt | grep -c 'std::filesystem' || true)"
   echo "== done ($(left) s left)"
