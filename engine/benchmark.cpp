@@ -127,12 +127,12 @@ std::string describe_kernels(c10::Device device, bool bf16) {
   const std::string lanes = " (" + std::to_string(cpu::vector_lanes()) + " float lanes)";
   const std::string softmax = "attention's softmax vit's" + lanes;
   if (bf16) {
-    return "LibTorch's bf16 kernels (oneDNN) under autocast, LayerNorm vit's" + lanes +
+    return "LibTorch's bf16 kernels (oneDNN) under autocast" +
            (cpu::kSoftmaxInTrainingAttention ? "; in training, " + softmax : std::string());
   }
-  return cpu::onednn_available() ? "float32 linear and attention products on oneDNN sgemm, " + softmax +
-                                       ", LayerNorm vit's; the rest LibTorch"
-                                 : "LibTorch's float32 kernels (BLAS); this build has no oneDNN";
+  return cpu::onednn_available()
+             ? "float32 linear and attention products on oneDNN sgemm, " + softmax + "; the rest LibTorch"
+             : "LibTorch's float32 kernels (BLAS); this build has no oneDNN";
 }
 
 }  // namespace

@@ -150,7 +150,7 @@ class LayerNorm : public torch::autograd::Function<LayerNorm> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, const at::Tensor& weight,
                             const at::Tensor& bias, double eps) {
-    const at::Tensor& x = input;  // contiguous (layer_norm_available)
+    const at::Tensor x = input.contiguous();
     const at::Tensor w = weight.contiguous();
     const at::Tensor b = bias.contiguous();
     const int64_t n = x.size(-1), rows = x.numel() / n;
@@ -217,16 +217,14 @@ bool layer_norm_available(const at::Tensor& x, const at::Tensor& weight, const a
   };
   if (!cpu_float(x) || !cpu_float(weight) || !cpu_float(bias) || x.dim() < 1 || x.numel() == 0) return false;
   const int64_t n = x.size(-1);
-  // Contiguous x only: the function then saves the caller's own tensor, whose history a second derivative
-  // (create_graph) needs; a copy made inside would cut it. (The residual stream is contiguous.)
-  return n % kWidthMultiple == 0 && x.is_contiguous() && weight.dim() == 1 && weight.size(0) == n && bias.dim() == 1 &&
-         bias.size(0) == n && !torch::jit::tracer::isTracing();
+  return n % kWidthMultiple == 0 && weight.dim() == 1 && weight.size(0) == n && bias.dim() == 1 && bias.size(0) == n &&
+         !torch::jit::tracer::isTracing();
 }
 
 at::Tensor layer_norm(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, double eps) {
   TORCH_CHECK(layer_norm_available(x, weight, bias),
-              "vit's LayerNorm needs float32 CPU tensors, x contiguous, its last dimension a multiple of 16 that "
-              "matches the weight and bias, got x ",
+              "vit's LayerNorm needs float32 CPU tensors whose last dimension is a multiple of 16 and matches the "
+              "weight and bias, got x ",
               x.toString(), " ", x.sizes(), ", weight ", weight.sizes(), ", bias ", bias.sizes());
   return LayerNorm::apply(x, weight, bias, eps);
 }

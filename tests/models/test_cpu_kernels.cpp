@@ -230,9 +230,6 @@ TEST_CASE("vit's LayerNorm gives float64's output and gradients to float32 preci
   const auto error = [](const torch::Tensor& t, const torch::Tensor& reference) {
     return max_diff(t.to(torch::kDouble), reference) / reference.abs().max().item<double>();
   };
-  // Three threads (LibTorch starts with one here): the backward's per-task weight and bias sums are then added up.
-  const int threads = at::get_num_threads();
-  at::set_num_threads(3);
   for (const int lanes : vector_widths()) {
     cpu::set_vector_lanes(lanes);
     // One vector per row and several; few rows, and enough for every thread to take a range.
@@ -262,7 +259,6 @@ TEST_CASE("vit's LayerNorm gives float64's output and gradients to float32 preci
     }
   }
   cpu::set_vector_lanes(0);
-  at::set_num_threads(threads);
 }
 
 TEST_CASE("vit's LayerNorm has LibTorch's second derivative (create_graph)", "[model][cpu][layer_norm]") {
@@ -290,43 +286,19 @@ TEST_CASE("the model's LayerNorm takes vit's kernel only where it applies, and L
   CHECK(cpu::layer_norm_available(torch::randn({3, 32}), w, b));
   CHECK_FALSE(cpu::layer_norm_available(torch::randn({3, 40}), torch::randn({40}), torch::randn({40})));  // width
   CHECK_FALSE(cpu::layer_norm_available(torch::randn({3, 32}).to(torch::kBFloat16), w, b));               // dtype
-  CHECK_FALSE(cpu::layer_norm_available(torch::randn({32, 3}).t(), w, b));                                // layout
   CHECK_FALSE(cpu::layer_norm_available(torch::randn({3, 32}), w, torch::Tensor()));                      // no bias
   CHECK_FALSE(cpu::layer_norm_available(torch::randn({3, 16}), w, b));                                    // mismatch
   CHECK_THROWS_WITH(cpu::layer_norm(torch::randn({3, 40}), torch::randn({40}), torch::randn({40}), 1e-6),
                     test::Contains("multiple of 16"));
-  // The module's output is torch.nn.LayerNorm's on either path, and its gradient node says which path ran: vit's
-  // for a contiguous width-32 input, LibTorch's for width 40 and for a transposed (non-contiguous) input. Only the
-  // input requires a gradient here, as when the norm's weights are frozen.
-  struct Case {
-    int64_t width;
-    bool transposed;
-    bool ours;
-  };
-  for (const auto& c : {Case{32, false, true}, Case{40, false, false}, Case{32, true, false}}) {
-    CAPTURE(c.width, c.transposed);
-    Norm norm(c.width, NormLayer::LayerNorm, 1e-6);
-    {
-      torch::NoGradGuard no_grad;
-      norm->weight.normal_();
-      norm->bias.normal_();
-    }
-    norm->weight.set_requires_grad(false);
-    norm->bias.set_requires_grad(false);
-    const auto data = c.transposed ? torch::randn({4, c.width, 9}).transpose(1, 2) : torch::randn({4, 9, c.width});
-    auto x = leaf(data * 2.0), x_ref = leaf(data * 2.0);  // clone keeps a transposed layout
-    REQUIRE(x.is_contiguous() == !c.transposed);
-    const auto y = norm->forward(x);
-    const auto expected = torch::layer_norm(x_ref, {c.width}, norm->weight, norm->bias, 1e-6);
-    CHECK(max_diff(y, expected) < 1e-5);
-    REQUIRE(y.grad_fn());
-    const std::string node = y.grad_fn()->name();
-    CHECK((node.find("LayerNorm") != std::string::npos && node.find("Native") == std::string::npos) == c.ours);
-    const auto upstream = torch::randn_like(expected);
-    (y * upstream).sum().backward();
-    (expected * upstream).sum().backward();
-    CHECK(max_diff(x.grad(), x_ref.grad()) < 1e-5);
-    CHECK(x_ref.grad().abs().max().item<double>() > 0.01);
+  // Either way the module gives torch.nn.LayerNorm's output: a width vit's kernel takes, and one it leaves.
+  for (const int64_t width : {32, 40}) {
+    Norm norm(width, NormLayer::LayerNorm, 1e-6);
+    torch::NoGradGuard no_grad;
+    norm->weight.normal_();
+    norm->bias.normal_();
+    const auto x = torch::randn({4, 9, width}) * 2.0;
+    const auto expected = torch::layer_norm(x, {width}, norm->weight, norm->bias, 1e-6);
+    CHECK(max_diff(norm->forward(x), expected) < 1e-5);
   }
 }
 
