@@ -9,7 +9,6 @@
 #include <stdexcept>
 
 #include "models/cpu_attention.h"
-#include "models/cpu_layer_norm.h"
 #include "models/cpu_linear.h"
 #include "models/cpu_softmax.h"
 
@@ -67,11 +66,7 @@ NormImpl::NormImpl(int64_t dim, NormLayer kind, double eps) : kind_(kind), eps_(
 }
 
 torch::Tensor NormImpl::forward(const torch::Tensor& x) {
-  if (kind_ == NormLayer::LayerNorm) {
-    // vit's kernel where it applies (float32 CPU, a width of whole vectors): cpu_layer_norm.h says why.
-    if (cpu::layer_norm_available(x, weight, bias)) return cpu::layer_norm(x, weight, bias, eps_);
-    return torch::layer_norm(x, {x.size(-1)}, weight, bias, eps_);
-  }
+  if (kind_ == NormLayer::LayerNorm) return torch::layer_norm(x, {x.size(-1)}, weight, bias, eps_);
   // timm's RmsNorm: x * rsqrt(mean(x^2) + eps) * weight, in the input's precision.
   return x * torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps_) * weight;
 }

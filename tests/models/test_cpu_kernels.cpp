@@ -1,6 +1,5 @@
-// The oneDNN routes of the float32 CPU model (cpu_linear, cpu_attention), vit's softmax (cpu_softmax) and LayerNorm
-// (cpu_layer_norm) against LibTorch's own operators: same outputs and same gradients, for the layouts the model
-// feeds them.
+// The oneDNN routes of the float32 CPU model (cpu_linear, cpu_attention) and vit's softmax (cpu_softmax) against
+// LibTorch's own operators: same outputs and same gradients, for the layouts the model feeds them.
 
 #include <ATen/ops/linear.h>
 #include <torch/torch.h>
@@ -12,8 +11,6 @@
 
 #include "models/cpu_attention.h"
 #include "models/cpu_gemm.h"
-#include "models/cpu_lanes.h"
-#include "models/cpu_layer_norm.h"
 #include "models/cpu_linear.h"
 #include "models/cpu_softmax.h"
 #include "models/layers.h"
@@ -35,12 +32,12 @@ torch::Tensor reference_attention(const torch::Tensor& qkv, int64_t heads) {
   return torch::matmul(scores.softmax(-1), parts[2]).transpose(1, 2).reshape({b, n, dim});
 }
 
-// Every vector width vit's CPU kernels have that this CPU runs (the widest last, and left in place).
-std::vector<int> vector_widths() {
-  cpu::set_vector_lanes(0);
+// Every vector width the softmax kernels have that this CPU runs (the widest last, and left in place).
+std::vector<int> softmax_widths() {
+  cpu::set_softmax_lanes(0);
   std::vector<int> widths;
   for (const int lanes : {4, 8, 16})
-    if (lanes <= cpu::vector_lanes()) widths.push_back(lanes);
+    if (lanes <= cpu::softmax_lanes()) widths.push_back(lanes);
   return widths;
 }
 
@@ -115,9 +112,9 @@ TEST_CASE("vit's softmax gives LibTorch's in float32 and bf16, forward and backw
           "[model][cpu][softmax]") {
   torch::manual_seed(3);
   const double scale = 0.37;
-  for (const int lanes : vector_widths()) {
-    cpu::set_vector_lanes(lanes);
-    REQUIRE(cpu::vector_lanes() == lanes);
+  for (const int lanes : softmax_widths()) {
+    cpu::set_softmax_lanes(lanes);
+    REQUIRE(cpu::softmax_lanes() == lanes);
     // Rows shorter than a vector, whole vectors, a vector and one, and long rows.
     for (const int64_t n : {1, 3, 13, 16, 17, 65, 200, 1030}) {
       CAPTURE(lanes, n);
@@ -152,8 +149,8 @@ TEST_CASE("vit's softmax gives LibTorch's in float32 and bf16, forward and backw
 TEST_CASE("vit's softmax keeps every row to itself: a NaN, huge scores, rows split across threads",
           "[model][cpu][softmax]") {
   torch::manual_seed(4);
-  for (const int lanes : vector_widths()) {
-    cpu::set_vector_lanes(lanes);
+  for (const int lanes : softmax_widths()) {
+    cpu::set_softmax_lanes(lanes);
     for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
       CAPTURE(lanes, dtype);
       // 13 tokens: every row's vector reaches into the next row, which holds a NaN, scores of 10^4, a masked
@@ -217,88 +214,6 @@ TEST_CASE("bf16 attention on vit's softmax gives LibTorch's fused attention", "[
       const auto expected = reference.grad().to(torch::kFloat);
       CHECK(max_diff(mine.grad().to(torch::kFloat), expected) < 0.03 * expected.abs().max().item<double>() + 1e-3);
     }
-  }
-}
-
-TEST_CASE("vit's LayerNorm gives float64's output and gradients to float32 precision, at every vector width",
-          "[model][cpu][layer_norm]") {
-  torch::manual_seed(7);
-  const double eps = 1e-6;
-  // The largest deviation from LayerNorm computed in float64, relative to the reference's largest value: a few
-  // 1e-6 for vit's and for LibTorch's float32 LayerNorm alike, set by the row far from zero, whose mean float32 holds
-  // only to ~3e-5.
-  const auto error = [](const torch::Tensor& t, const torch::Tensor& reference) {
-    return max_diff(t.to(torch::kDouble), reference) / reference.abs().max().item<double>();
-  };
-  for (const int lanes : vector_widths()) {
-    cpu::set_vector_lanes(lanes);
-    // One vector per row and several; few rows, and enough for every thread to take a range.
-    for (const int64_t n : {16, 128, 400}) {
-      for (const int64_t rows : {7, 3001}) {
-        CAPTURE(lanes, n, rows);
-        // Rows of different offsets and spreads, one of them far from zero (where E[x^2] - mean^2 would lose its
-        // variance to rounding).
-        auto x = torch::randn({rows, n}) * 3.0 + torch::randn({rows, 1}) * 5.0;
-        x[0].add_(1000.0);
-        const auto weight = torch::randn({n}), bias = torch::randn({n});
-        const auto upstream = torch::randn({rows, n});
-        // Output, then the input, weight and bias gradients: from vit, and from LibTorch in float64.
-        const auto run = [&](bool ours, torch::ScalarType dtype) {
-          auto lx = leaf(x.to(dtype)), lw = leaf(weight.to(dtype)), lb = leaf(bias.to(dtype));
-          const auto y = ours ? cpu::layer_norm(lx, lw, lb, eps) : torch::layer_norm(lx, {n}, lw, lb, eps);
-          (y * upstream.to(dtype)).sum().backward();
-          return std::vector<torch::Tensor>{y.detach(), lx.grad(), lw.grad(), lb.grad()};
-        };
-        const auto ours = run(true, torch::kFloat), reference = run(false, torch::kDouble);
-        for (size_t i = 0; i < reference.size(); ++i) {
-          CAPTURE(i);
-          CHECK(error(ours[i], reference[i]) < 1e-5);
-        }
-        CHECK(reference[1].abs().max().item<double>() > 0.01);  // not a comparison of zeros
-      }
-    }
-  }
-  cpu::set_vector_lanes(0);
-}
-
-TEST_CASE("vit's LayerNorm has LibTorch's second derivative (create_graph)", "[model][cpu][layer_norm]") {
-  torch::manual_seed(8);
-  const auto x = torch::randn({2, 5, 32}) * 2.0;
-  const auto weight = torch::randn({32}), bias = torch::randn({32});
-  const auto u = torch::randn({2, 5, 32}), v = torch::randn({2, 5, 32});
-  std::vector<torch::Tensor> second;
-  for (const bool ours : {true, false}) {
-    auto leaf_x = leaf(x), leaf_w = leaf(weight), leaf_b = leaf(bias);
-    const auto y =
-        ours ? cpu::layer_norm(leaf_x, leaf_w, leaf_b, 1e-5) : torch::layer_norm(leaf_x, {32}, leaf_w, leaf_b, 1e-5);
-    const auto g = torch::autograd::grad({(y * u).sum()}, {leaf_x}, {}, /*retain_graph=*/true, /*create_graph=*/true);
-    (g[0] * v).sum().backward();
-    second.push_back(leaf_x.grad());
-  }
-  CHECK(max_diff(second[0], second[1]) < 1e-5);
-  CHECK(second[1].abs().max().item<double>() > 0.01);
-}
-
-TEST_CASE("the model's LayerNorm takes vit's kernel only where it applies, and LibTorch's elsewhere",
-          "[model][cpu][layer_norm]") {
-  torch::manual_seed(9);
-  const auto w = torch::randn({32}), b = torch::randn({32});
-  CHECK(cpu::layer_norm_available(torch::randn({3, 32}), w, b));
-  CHECK_FALSE(cpu::layer_norm_available(torch::randn({3, 40}), torch::randn({40}), torch::randn({40})));  // width
-  CHECK_FALSE(cpu::layer_norm_available(torch::randn({3, 32}).to(torch::kBFloat16), w, b));               // dtype
-  CHECK_FALSE(cpu::layer_norm_available(torch::randn({3, 32}), w, torch::Tensor()));                      // no bias
-  CHECK_FALSE(cpu::layer_norm_available(torch::randn({3, 16}), w, b));                                    // mismatch
-  CHECK_THROWS_WITH(cpu::layer_norm(torch::randn({3, 40}), torch::randn({40}), torch::randn({40}), 1e-6),
-                    test::Contains("multiple of 16"));
-  // Either way the module gives torch.nn.LayerNorm's output: a width vit's kernel takes, and one it leaves.
-  for (const int64_t width : {32, 40}) {
-    Norm norm(width, NormLayer::LayerNorm, 1e-6);
-    torch::NoGradGuard no_grad;
-    norm->weight.normal_();
-    norm->bias.normal_();
-    const auto x = torch::randn({4, 9, width}) * 2.0;
-    const auto expected = torch::layer_norm(x, {width}, norm->weight, norm->bias, 1e-6);
-    CHECK(max_diff(norm->forward(x), expected) < 1e-5);
   }
 }
 
