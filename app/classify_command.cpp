@@ -51,13 +51,9 @@ void check_attention_options(const ClassifyOptions& o, const ImageClassifier& mo
 
 int run_classify(const ClassifyOptions& o) {
   auto model = open_inference_model(o.model);
-  engine::PredictOptions predict;
-  predict.batch_size = o.model.batch_size;
-  predict.workers = workers_or_default(o.model);
+  engine::PredictOptions predict = predict_options(o.model);
   predict.top_k = o.top_k;
   predict.keep_logits = o.logits;
-  predict.bf16 = o.model.amp == "bf16";
-  predict.max_pixels = o.model.max_pixels;
 
   check_attention_options(o, *model);
   predict.attention_maps = !o.attention_dir.empty();

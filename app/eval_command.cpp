@@ -104,12 +104,7 @@ int run_eval(const EvalOptions& o) {
   if (!o.confusion_csv.empty() && !fs::is_directory(csv_folder, error))
     throw std::invalid_argument("--confusion-csv: folder '" + csv_folder.string() + "' does not exist");
   auto model = open_inference_model(o.model);
-  engine::PredictOptions run;
-  run.batch_size = o.model.batch_size;
-  run.workers = workers_or_default(o.model);
-  run.max_pixels = o.model.max_pixels;
-  run.bf16 = o.model.amp == "bf16";
-  const engine::FolderEvaluation evaluation = engine::evaluate_folder(*model, o.data_dir, run);
+  const engine::FolderEvaluation evaluation = engine::evaluate_folder(*model, o.data_dir, predict_options(o.model));
   const data::ImageFolder& folder = evaluation.folder;
   const engine::EvalResult& result = evaluation.result;
 

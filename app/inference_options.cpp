@@ -69,6 +69,12 @@ void add_inference_options(CLI::App* cli, InferenceOptions& o) {
       ->capture_default_str()
       ->group(run);
   add_runtime_options(cli, o.device, o.amp, o.threads, o.workers, run);
+  cli->add_option("--tta", o.tta,
+                  "Test-time augmentation: hflip averages each image's class probabilities with its mirror image's "
+                  "(two forward passes; for models trained with horizontal flips)")
+      ->check(CLI::IsMember({"none", "hflip"}))
+      ->capture_default_str()
+      ->group(run);
   cli->add_option("--max-pixels", o.max_pixels, "Reject images with more pixels than this (checked before decoding)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str()
@@ -112,8 +118,14 @@ std::unique_ptr<ImageClassifier> open_inference_model(const InferenceOptions& op
   return model;
 }
 
-int workers_or_default(const InferenceOptions& options) {
-  return options.workers > 0 ? options.workers : engine::default_workers();
+engine::PredictOptions predict_options(const InferenceOptions& options) {
+  engine::PredictOptions predict;
+  predict.batch_size = options.batch_size;
+  predict.workers = options.workers > 0 ? options.workers : engine::default_workers();
+  predict.max_pixels = options.max_pixels;
+  predict.bf16 = options.amp == "bf16";
+  predict.tta = engine::parse_test_time_augmentation(options.tta, "--tta");
+  return predict;
 }
 
 }  // namespace vit::app

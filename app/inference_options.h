@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "engine/predict.h"
 #include "models/image_classifier.h"
 
 namespace vit::app {
@@ -20,6 +21,7 @@ struct InferenceOptions {
   int threads = 0;  // 0: one per core
   int workers = 0;  // 0: automatic
   int64_t max_pixels = 100'000'000;
+  std::string tta = "none";  // test-time augmentation: none | hflip
 };
 
 // Adds MODEL (positional) and the options.
@@ -36,6 +38,8 @@ void add_cache_option(CLI::App* cli, int64_t& cache_images_mib, const std::strin
 // unusable model or option.
 std::unique_ptr<ImageClassifier> open_inference_model(const InferenceOptions& options);
 
-int workers_or_default(const InferenceOptions& options);
+// The prediction settings these options give (batch size, workers, pixel limit, bf16, test-time augmentation);
+// the caller adds its own (top-k, logits, attention maps).
+engine::PredictOptions predict_options(const InferenceOptions& options);
 
 }  // namespace vit::app

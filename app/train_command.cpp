@@ -208,6 +208,11 @@ Command setup_train(CLI::App& app) {
   cli->add_option("--val-every", options->val_every,
                   "Validate after every N-th epoch and after the last (best.safetensors is the best validated one)")
       ->capture_default_str();
+  cli->add_option("--val-tta", options->val_tta,
+                  "Validation's test-time augmentation: hflip averages each image's class probabilities with its "
+                  "mirror image's (two forward passes per validation image)")
+      ->check(CLI::IsMember({"none", "hflip"}))
+      ->capture_default_str();
   add_starting_model_options(cli, *options);
   add_optimization_options(cli, *options);
   add_augmentation_options(cli, *options);

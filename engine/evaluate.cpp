@@ -45,7 +45,7 @@ void sum_over_ranks(Collectives& group, double& loss_sum, int64_t& top1, int64_t
 }  // namespace
 
 EvalResult evaluate(const ForwardFn& forward, data::Loader& loader, const c10::Device& device, bool bf16,
-                    Collectives* group) {
+                    TestTimeAugmentation tta, Collectives* group) {
   torch::NoGradGuard no_grad;
   EvalResult result;
   double loss_sum = 0.0;
@@ -62,7 +62,7 @@ EvalResult evaluate(const ForwardFn& forward, data::Loader& loader, const c10::D
     torch::Tensor logits;
     {
       AutocastGuard autocast(device.type(), bf16);
-      logits = forward(images);
+      logits = forward_with_tta(forward, images, tta);
     }
     logits = logits.to(torch::kFloat);
     const int64_t classes = logits.size(1);
@@ -94,11 +94,11 @@ EvalResult evaluate(const ForwardFn& forward, data::Loader& loader, const c10::D
 }
 
 EvalResult evaluate(VisionTransformer& model, data::Loader& loader, const c10::Device& device, bool bf16,
-                    Collectives* group) {
+                    TestTimeAugmentation tta, Collectives* group) {
   const bool was_training = model->is_training();
   model->eval();
   EvalResult result =
-      evaluate([&](const at::Tensor& images) { return model->forward(images); }, loader, device, bf16, group);
+      evaluate([&](const at::Tensor& images) { return model->forward(images); }, loader, device, bf16, tta, group);
   model->train(was_training);
   return result;
 }
@@ -131,8 +131,8 @@ FolderEvaluation evaluate_folder(ImageClassifier& model, const fs::path& root, c
   data::Loader loader = make_inference_loader(evaluation.folder.samples, info, options);
   spdlog::info("evaluating on {} images in {} classes from '{}'", evaluation.folder.samples.size(),
                evaluation.folder.classes.size(), root.string());
-  evaluation.result =
-      evaluate([&](const at::Tensor& images) { return model.forward(images); }, loader, model.device(), options.bf16);
+  evaluation.result = evaluate([&](const at::Tensor& images) { return model.forward(images); }, loader, model.device(),
+                               options.bf16, options.tta);
   evaluation.report = classification_report(evaluation.result.confusion, evaluation.result.num_classes);
   return evaluation;
 }

@@ -14,6 +14,7 @@
 #include "engine/classification_report.h"
 #include "engine/collectives.h"
 #include "engine/predict.h"
+#include "engine/test_time_augmentation.h"
 #include "models/image_classifier.h"
 #include "models/vision_transformer.h"
 
@@ -29,19 +30,17 @@ struct EvalResult {
   std::vector<data::DecodeFailure> failures;  // files that failed for the first time
 };
 
-// (B, C, H, W) images on the device -> (B, K) logits.
-using ForwardFn = std::function<at::Tensor(const at::Tensor& images)>;
-
-// Runs `forward` over the loader's epoch without gradients, optionally under bf16 autocast. Labels must be
+// Runs `forward` over the loader's epoch without gradients, optionally under bf16 autocast, with test-time
+// augmentation `tta` (forward_with_tta: the loss and top-k are then those of the averaged answer). Labels must be
 // class indices of the model's output. With `group`, each rank evaluates its share (the loader's) and the sums
 // (in double) and the confusion matrix are added up over the ranks: every rank returns the whole set's figures,
 // the failures excepted (each rank's own).
 EvalResult evaluate(const ForwardFn& forward, data::Loader& loader, const c10::Device& device, bool bf16,
-                    Collectives* group = nullptr);
+                    TestTimeAugmentation tta, Collectives* group = nullptr);
 
 // The same for a model being trained: in eval mode, restoring its previous mode after.
 EvalResult evaluate(VisionTransformer& model, data::Loader& loader, const c10::Device& device, bool bf16,
-                    Collectives* group = nullptr);
+                    TestTimeAugmentation tta, Collectives* group = nullptr);
 
 struct FolderEvaluation {
   data::ImageFolder folder;  // the images evaluated; classes in the model's order
@@ -52,7 +51,7 @@ struct FolderEvaluation {
 // Evaluates `model` on ROOT/<class>/**/<image>, whose class folders must be named as the model's classes (a
 // Python TorchScript without names gets 0, 1, ... from one forward pass). Pointed at a data set root by mistake
 // (ROOT/val exists), the error says where the images probably are. Uses options.batch_size, workers, max_pixels
-// and bf16. Throws std::invalid_argument for a folder that does not fit the model.
+// bf16 and tta. Throws std::invalid_argument for a folder that does not fit the model.
 FolderEvaluation evaluate_folder(ImageClassifier& model, const std::filesystem::path& root,
                                  const PredictOptions& options);
 

@@ -68,7 +68,8 @@ class ChunkClassifier {
     at::Tensor logits;
     {
       AutocastGuard autocast(model_.device().type(), options_.bf16);
-      logits = model_.forward(tensors.images.to(model_.device()));
+      logits = forward_with_tta([this](const at::Tensor& images) { return model_.forward(images); },
+                                tensors.images.to(model_.device()), options_.tta);
     }
     logits = logits.to(at::kFloat).cpu().contiguous();  // (B, K)
     AttentionMaps maps;

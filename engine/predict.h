@@ -13,6 +13,7 @@
 #include "data/image_decode.h"
 #include "data/input_paths.h"
 #include "data/loader.h"
+#include "engine/test_time_augmentation.h"
 #include "models/image_classifier.h"
 
 namespace vit::engine {
@@ -23,6 +24,7 @@ struct PredictOptions {
   int64_t top_k = 5;                      // capped at the number of classes
   bool keep_logits = false;               // also return every class's raw score
   bool bf16 = false;                      // autocast
+  TestTimeAugmentation tta = TestTimeAugmentation::kNone;  // probabilities and logits are those it averages
   bool attention_maps = false;            // also compute each image's attention maps (ImageClassifier::attention_maps)
   std::optional<int64_t> attention_head;  // one head instead of the mean over heads
   int64_t max_pixels = data::DecodeOptions().max_pixels;

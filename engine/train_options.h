@@ -89,6 +89,7 @@ struct TrainOptions {
   // Validate after every val_every-th epoch and after the run's last (the one --epochs or --time-limit ends it
   // with): the epochs between keep their weights and resume state but cost no validation.
   int64_t val_every = 1;
+  std::string val_tta = "none";  // validation's test-time augmentation: "none" | "hflip" (test_time_augmentation.h)
   int64_t max_pixels = 100'000'000;              // decompression-bomb guard
 
   // Model.
@@ -151,7 +152,7 @@ struct TrainOptions {
 // JSON with every field under its own name: the run directory's config.json and the resume state. A field missing
 // from a file (one written before the field existed) takes its default.
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(MixupOptions, mixup_alpha, cutmix_alpha, prob, switch_prob)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainOptions, data_dir, out_dir, val_dir, val_split, val_every,
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainOptions, data_dir, out_dir, val_dir, val_split, val_every, val_tta,
                                                 max_pixels, model, overrides, init, epochs, batch_size, lr, min_lr,
                                                 weight_decay, warmup_epochs, label_smoothing, clip_grad, grad_accum,
                                                 patch_drop_tail, tail_lr, scale_min, scale_max, ratio_min, ratio_max,

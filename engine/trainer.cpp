@@ -94,6 +94,7 @@ class TrainingRun {
   int64_t window_samples_ = 0;                 // samples in the gradients since the last optimizer step
   c10::Device device_{c10::kCPU};
   bool bf16_ = false;
+  TestTimeAugmentation val_tta_ = TestTimeAugmentation::kNone;
   data::DatasetSplit split_;
   ModelMetadata metadata_;
   VisionTransformer model_{nullptr};
@@ -122,6 +123,7 @@ void TrainingRun::prepare(std::optional<RunState> resumed) {
   device_ = select_device(options_.device);
   if (device_.is_cuda() && group_) device_ = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(env_.local_rank));
   bf16_ = options_.amp == "bf16";
+  val_tta_ = parse_test_time_augmentation(options_.val_tta, "--val-tta");
   torch::manual_seed(options_.seed);
 
   if (options_.val_split > 0.0) {
@@ -558,13 +560,13 @@ void TrainingRun::end_epoch(bool validate) {
   row.images_per_s = static_cast<double>(totals.seen) / std::max(1e-9, totals.seconds);
   row.seconds = totals.seconds;
   if (val_loader_ && validate) {
-    EvalResult result = evaluate(model_, *val_loader_, device_, bf16_, group_.get());
+    EvalResult result = evaluate(model_, *val_loader_, device_, bf16_, val_tta_, group_.get());
     report_failures(result.failures);
     row.val_loss = result.loss;
     row.val_top1 = result.top1;
     row.val_top5 = result.top5;
     if (ema_) {
-      EvalResult ema_result = evaluate(ema_->model(), *val_loader_, device_, bf16_, group_.get());
+      EvalResult ema_result = evaluate(ema_->model(), *val_loader_, device_, bf16_, val_tta_, group_.get());
       row.ema_val_top1 = ema_result.top1;
       row.ema_val_top5 = ema_result.top5;
     }

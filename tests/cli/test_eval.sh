@@ -66,6 +66,16 @@ expect "eval: text report" 0 "top-1 +0\.7000.*
 dark +0\.7500 +0\.7500 +0\.7500 +4" -- "$vit" eval "$model" "$data"
 expect "eval: text confusion matrix" 0 "  0 dark +3 0 1" -- "$vit" eval "$model" "$data"
 
+# The brightness model cannot tell an image from its mirror image: --tta hflip must leave its figures unchanged.
+"$vit" eval "$model" "$data" --tta hflip --format json >"$work/hflip.json" 2>/dev/null
+"$python" -c "
+import json
+r, plain = json.load(open('$work/hflip.json')), json.load(open('$work/report.json'))
+assert r['confusion'] == plain['confusion'] and abs(r['loss'] - plain['loss']) < 1e-5, (r, plain)
+"
+check "eval --tta hflip: a mirror-invariant model's figures are unchanged" $? "$(cat "$work/hflip.json")"
+expect "eval --tta names its values" 2 "--tta: flip not in \{none,hflip\}" -- "$vit" eval "$model" "$data" --tta flip
+
 # A model trained on the folders' classes in another order: classes are matched by name, not position.
 printf 'bright\nmid\ndark\n' >"$work/reordered.txt"
 "$vit" eval "$work/brightness.pt" "$data" --mean 0 0 0 --std 1 1 1 --crop-pct 1 --labels "$work/reordered.txt" \

@@ -117,6 +117,23 @@ top1 = [row["val_top1"] for row in csv.DictReader(open(sys.argv[1]))]
 assert top1[0] == "" and float(top1[1]) >= 0 and float(top1[2]) >= 0, top1
 PY
 check "--val-every 2: metrics.csv has the 2nd and 3rd epochs' validation only" $?
+# --val-tta hflip: validation's figures are those `vit eval --tta hflip` gives the same weights, not the plain ones.
+expect "--val-tta hflip trains" 0 "best validation top-1" \
+  -- "$vit" train "$work/data" --out "$work/tta" --epochs 1 --val-tta hflip "${common[@]}"
+"$vit" eval "$work/tta/last.safetensors" "$work/data/val" --tta hflip --threads 1 --format json >"$work/tta/hflip.json" &&
+  "$vit" eval "$work/tta/last.safetensors" "$work/data/val" --threads 1 --format json >"$work/tta/none.json"
+check "eval --tta hflip and none on the run's weights" $?
+"$python" - "$work/tta" <<'PY'
+import csv, json, sys
+run = sys.argv[1]
+val_loss = float(next(csv.DictReader(open(run + "/metrics.csv")))["val_loss"])
+hflip, none = (json.load(open(f"{run}/{name}.json"))["loss"] for name in ("hflip", "none"))
+assert abs(val_loss - hflip) < 1e-4 * hflip, (val_loss, hflip)
+assert abs(hflip - none) > 1e-4, (hflip, none)  # the noisy images are not mirror-symmetric
+PY
+check "--val-tta hflip: metrics.csv's validation loss is eval --tta hflip's" $?
+expect "--val-tta names its values" 2 "--val-tta: vflip not in \{none,hflip\}" \
+  -- "$vit" train "$work/data" --out "$work/x" --val-tta vflip "${common[@]}"
 expect "--val-every 0" 2 "--val-every: expected at least 1" \
   -- "$vit" train "$work/data" --out "$work/x" --val-every 0 "${common[@]}"
 expect "missing --out" 2 "--out is required" -- "$vit" train "$work/data"

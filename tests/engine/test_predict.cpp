@@ -139,6 +139,55 @@ TEST_CASE("predict: with standard input not ready, what was read is classified f
   CHECK(read_at_result[3] == 4 * line_length);
 }
 
+TEST_CASE("predict: with hflip test-time augmentation, the mean of the image's and its mirror's probabilities",
+          "[predict]") {
+  TempDir dir;
+  auto model = open_classifier(write_model(dir), {}, c10::Device(c10::kCPU));
+  cv::Mat pixels(8, 8, CV_8UC1);
+  cv::randu(pixels, 0, 255);
+  REQUIRE(cv::imwrite((dir / "image.png").string(), pixels));
+
+  // The reference: the model on the pixels / 255 and on them mirrored by OpenCV, probabilities averaged.
+  at::Tensor mean_probabilities;
+  {
+    c10::InferenceMode guard;
+    cv::Mat mirrored;
+    cv::flip(pixels, mirrored, 1);
+    at::Tensor sum = at::zeros({3});
+    for (const cv::Mat& image : {pixels, mirrored}) {
+      cv::Mat scaled;
+      image.convertTo(scaled, CV_32F, 1.0 / 255);
+      sum += torch::nn::functional::softmax(model->forward(torch::from_blob(scaled.data, {1, 1, 8, 8}).clone())[0], 0);
+    }
+    mean_probabilities = sum / 2;
+  }
+
+  std::istringstream no_stdin;
+  data::InputPaths inputs({(dir / "image.png").string()}, no_stdin);
+  PredictOptions options;
+  options.top_k = 3;
+  options.keep_logits = true;
+  options.tta = TestTimeAugmentation::kHorizontalFlip;
+  std::vector<Prediction> results;
+  predict(*model, inputs, options, [&](const Prediction& p) { results.push_back(p); });
+  REQUIRE(results.size() == 1);
+  const Prediction& p = results[0];
+  REQUIRE(p.error.empty());
+  REQUIRE(p.classes.size() == 3);
+  for (size_t i = 0; i < 3; ++i) {
+    const int64_t c = p.classes[i];
+    CHECK(p.probabilities[i] == Approx(mean_probabilities[c].item<float>()).margin(1e-6));
+    // The logits reported are the log of that mean.
+    CHECK(p.logits[static_cast<size_t>(c)] == Approx(std::log(mean_probabilities[c].item<float>())).margin(1e-5));
+  }
+  // This random image is not symmetric: without augmentation the answer differs.
+  std::istringstream no_stdin_again;
+  data::InputPaths again({(dir / "image.png").string()}, no_stdin_again);
+  options.tta = TestTimeAugmentation::kNone;
+  predict(*model, again, options,
+          [&](const Prediction& plain) { CHECK(std::abs(plain.probabilities[0] - p.probabilities[0]) > 1e-5); });
+}
+
 TEST_CASE("predict: options are checked", "[predict]") {
   PredictOptions options;
   options.top_k = 0;

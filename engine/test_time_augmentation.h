@@ -1,0 +1,31 @@
+#pragma once
+// Test-time augmentation: a classifier's answer for an image taken over the image and a mirror image of it.
+// Training with random horizontal flips teaches the model both orientations; averaging over them at test time
+// removes part of the model's noise for the price of a second forward pass.
+
+#include <functional>
+#include <string>
+
+#include <ATen/core/Tensor.h>
+
+namespace vit::engine {
+
+// (B, C, H, W) images on the device -> (B, K) logits.
+using ForwardFn = std::function<at::Tensor(const at::Tensor& images)>;
+
+enum class TestTimeAugmentation {
+  kNone,
+  kHorizontalFlip,  // the images and their left-right mirror images
+};
+
+// "none" or "hflip"; std::invalid_argument naming `option` otherwise.
+TestTimeAugmentation parse_test_time_augmentation(const std::string& name, const std::string& option);
+std::string to_string(TestTimeAugmentation tta);
+
+// `forward(images)` under `tta`. With kNone, the model's logits as they are. With kHorizontalFlip, float32
+// log-probabilities: the log of the mean of the two passes' softmax probabilities (computed from the two
+// log-softmaxes, so a class one pass rules out keeps the other's probability, and nothing overflows). They are
+// valid logits: their softmax is that mean, so cross-entropy, top-k and probabilities read them unchanged.
+at::Tensor forward_with_tta(const ForwardFn& forward, const at::Tensor& images, TestTimeAugmentation tta);
+
+}  // namespace vit::engine
