@@ -103,7 +103,8 @@ Command setup_classify(CLI::App& app) {
   cli->add_option("--format", options->format, "text (a table per image), json (one object per line) or csv")
       ->check(CLI::IsMember({"text", "json", "csv"}))
       ->capture_default_str();
-  cli->add_flag("--logits", options->logits, "Also print every class's raw score");
+  cli->add_flag("--logits", options->logits,
+                "Also print every class's raw score (with --tta hflip, the log of the averaged probability)");
   cli->add_option("--attention-maps", options->attention_dir,
                   "Also write a picture per image into DIR: the image beside its last-block attention and attention "
                   "rollout (weights files and timm / Hugging Face checkpoints)");

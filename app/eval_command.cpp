@@ -37,6 +37,7 @@ void print_text(const EvalOptions& o, const data::ImageFolder& folder, const eng
   for (const auto& name : names) width = std::max(width, name.size());
   fmt::print("model       {}\n", o.model.model);
   fmt::print("data        {} ({} images)\n", o.data_dir.string(), r.count);
+  if (o.model.tta != "none") fmt::print("tta         {}\n", o.model.tta);
   fmt::print("top-1       {:.4f}\ntop-5       {:.4f}\nloss        {:.4f}\n\n", r.top1, r.top5, r.loss);
   fmt::print("{:<{}}  precision  recall      f1  support\n", "class", width);
   for (size_t c = 0; c < names.size(); ++c) {
@@ -87,6 +88,7 @@ void print_json(const EvalOptions& o, const data::ImageFolder& folder, const eng
       {"model", o.model.model},
       {"data", o.data_dir.string()},
       {"images", r.count},
+      {"tta", o.model.tta},
       {"failed", failed},
       {"top1", r.top1},
       {"top5", r.top5},

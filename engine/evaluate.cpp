@@ -129,8 +129,9 @@ FolderEvaluation evaluate_folder(ImageClassifier& model, const fs::path& root, c
   FolderEvaluation evaluation;
   evaluation.folder = scan_model_classes(root, info.class_names);
   data::Loader loader = make_inference_loader(evaluation.folder.samples, info, options);
-  spdlog::info("evaluating on {} images in {} classes from '{}'", evaluation.folder.samples.size(),
-               evaluation.folder.classes.size(), root.string());
+  spdlog::info("evaluating on {} images in {} classes from '{}'{}", evaluation.folder.samples.size(),
+               evaluation.folder.classes.size(), root.string(),
+               options.tta == TestTimeAugmentation::kNone ? "" : ", each with its mirror image (--tta hflip)");
   evaluation.result = evaluate([&](const at::Tensor& images) { return model.forward(images); }, loader, model.device(),
                                options.bf16, options.tta);
   evaluation.report = classification_report(evaluation.result.confusion, evaluation.result.num_classes);

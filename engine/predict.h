@@ -22,7 +22,7 @@ struct PredictOptions {
   int64_t batch_size = 32;
   int workers = 1;
   int64_t top_k = 5;                      // capped at the number of classes
-  bool keep_logits = false;               // also return every class's raw score
+  bool keep_logits = false;               // also return every class's raw score (forward_with_tta's, with tta)
   bool bf16 = false;                      // autocast
   TestTimeAugmentation tta = TestTimeAugmentation::kNone;  // probabilities and logits are those it averages
   bool attention_maps = false;            // also compute each image's attention maps (ImageClassifier::attention_maps)
@@ -36,7 +36,7 @@ struct Prediction {
   std::string error;                 // why this input has no prediction; empty on success
   std::vector<int64_t> classes;      // the top-k class indices, most probable first
   std::vector<float> probabilities;  // softmax probability of each of `classes`
-  std::vector<float> logits;         // all classes' raw scores, with keep_logits
+  std::vector<float> logits;         // all classes' raw scores, with keep_logits (with tta: log-probabilities)
   // With attention_maps: the preprocessed image (C, H, W, normalised, CPU float) and its maps (grid, grid).
   at::Tensor image;
   at::Tensor attention_last_block;

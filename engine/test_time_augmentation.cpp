@@ -18,6 +18,8 @@ std::string to_string(TestTimeAugmentation tta) {
   return tta == TestTimeAugmentation::kHorizontalFlip ? "hflip" : "none";
 }
 
+size_t forward_passes(TestTimeAugmentation tta) { return tta == TestTimeAugmentation::kHorizontalFlip ? 2 : 1; }
+
 at::Tensor forward_with_tta(const ForwardFn& forward, const at::Tensor& images, TestTimeAugmentation tta) {
   if (tta == TestTimeAugmentation::kNone) return forward(images);
   // Two passes rather than one of twice the batch: the same peak memory as without augmentation.

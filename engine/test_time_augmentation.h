@@ -3,6 +3,7 @@
 // Training with random horizontal flips teaches the model both orientations; averaging over them at test time
 // removes part of the model's noise for the price of a second forward pass.
 
+#include <cstddef>
 #include <functional>
 #include <string>
 
@@ -21,11 +22,14 @@ enum class TestTimeAugmentation {
 // "none" or "hflip"; std::invalid_argument naming `option` otherwise.
 TestTimeAugmentation parse_test_time_augmentation(const std::string& name, const std::string& option);
 std::string to_string(TestTimeAugmentation tta);
+// Forward passes per image: 1, or 2 with a mirror image.
+size_t forward_passes(TestTimeAugmentation tta);
 
 // `forward(images)` under `tta`. With kNone, the model's logits as they are. With kHorizontalFlip, float32
-// log-probabilities: the log of the mean of the two passes' softmax probabilities (computed from the two
-// log-softmaxes, so a class one pass rules out keeps the other's probability, and nothing overflows). They are
-// valid logits: their softmax is that mean, so cross-entropy, top-k and probabilities read them unchanged.
+// log-probabilities: the log of the mean of the two passes' softmax probabilities, computed from the two
+// log-softmaxes so that a class whose probability underflows to 0 in float32 in both passes keeps a finite
+// log-probability (a log taken after averaging would be -inf, and an image of that class an infinite loss). They
+// are valid logits: their softmax is that mean, so cross-entropy, top-k and probabilities read them unchanged.
 at::Tensor forward_with_tta(const ForwardFn& forward, const at::Tensor& images, TestTimeAugmentation tta);
 
 }  // namespace vit::engine

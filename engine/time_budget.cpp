@@ -36,10 +36,10 @@ double TimeBudget::epochs_at_end(double epochs_done, double elapsed_s, double ep
   return epochs_done + std::max(0.0, training_end_s() - elapsed_s) / epoch_seconds;
 }
 
-double TimeBudget::estimate_epoch_end(double val_images, double train_seconds_per_image, int64_t parameters, bool ema) {
-  const double passes = ema ? 2.0 : 1.0;
+double TimeBudget::estimate_epoch_end(double val_passes, double train_seconds_per_image, int64_t parameters, bool ema) {
+  const double models = ema ? 2.0 : 1.0;
   const double bytes = 4.0 * static_cast<double>(parameters) * (ema ? 7.0 : 5.0);
-  return passes * val_images * train_seconds_per_image / 3.0 + bytes / 100e6 + 1.0;
+  return models * val_passes * train_seconds_per_image / 3.0 + bytes / 100e6 + 1.0;
 }
 
 }  // namespace vit::engine

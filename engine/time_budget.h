@@ -32,11 +32,12 @@ class TimeBudget {
   // The longest epoch end timed so far, half again: the last may take longer (a bigger best.safetensors to write,
   // a busy disk).
   static double reserve_after_timing(double longest_epoch_end_s) { return 1.5 * longest_epoch_end_s; }
-  // Before any validated epoch end has been timed: validating `val_images` (twice with EMA) at a third of a training
-  // step's time per image on every token (forward only; the trainer scales up a PatchDropout step's), writing the
+  // Before any validated epoch end has been timed: `val_passes` forward passes of an image (the validation images,
+  // twice each with test-time augmentation; all that again with EMA) at a third of a training step's time per image
+  // on every token (forward only; the trainer scales up a PatchDropout step's), writing the
   // weights files and the resume state (weights, EMA and two AdamW moments: 5 or 7 copies of `parameters` floats) at a
   // cautious 100 MB/s, and a second.
-  static double estimate_epoch_end(double val_images, double train_seconds_per_image, int64_t parameters, bool ema);
+  static double estimate_epoch_end(double val_passes, double train_seconds_per_image, int64_t parameters, bool ema);
   // When training must stop, in seconds since the run began: what is left is kept for the last epoch's end.
   double training_end_s() const;
   bool training_done(double elapsed_s) const { return limited() && elapsed_s >= training_end_s(); }

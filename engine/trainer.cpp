@@ -132,11 +132,15 @@ void TrainingRun::prepare(std::optional<RunState> resumed) {
                                   "')");
   }
   split_ = data::open_dataset(options_.data_dir, options_.val_dir, options_.val_split, options_.seed);
-  spdlog::info("data: {} training images in {} classes from '{}'{}", split_.train.samples.size(),
-               split_.train.classes.size(), split_.train.root.string(),
-               split_.val ? fmt::format(", {} validation images from '{}'", split_.val->samples.size(),
-                                        split_.val->root.string())
-                          : std::string(", no validation data"));
+  spdlog::info(
+      "data: {} training images in {} classes from '{}'{}", split_.train.samples.size(), split_.train.classes.size(),
+      split_.train.root.string(),
+      split_.val
+          ? fmt::format(
+                ", {} validation images from '{}'{}", split_.val->samples.size(), split_.val->root.string(),
+                val_tta_ == TestTimeAugmentation::kNone ? "" : ", validated with their mirror images (--val-tta hflip)")
+          : std::string(", no validation data") +
+                (val_tta_ == TestTimeAugmentation::kNone ? "" : " (--val-tta has nothing to do)"));
 
   if (resumed) {
     metadata_ = resumed->metadata;
@@ -439,12 +443,13 @@ void TrainingRun::update_time_reserve() {
     budget_.reserve(TimeBudget::reserve_after_timing(progress_.longest_epoch_end_s));
     return;
   }
-  const double val_images = split_.val ? static_cast<double>(split_.val->samples.size()) : 0.0;
+  const double val_passes =
+      split_.val ? static_cast<double>(split_.val->samples.size() * forward_passes(val_tta_)) : 0.0;
   // A step with PatchDropout computes only the tokens it keeps; validation computes them all.
   const double kept = progress_.tail_start_step >= 0 ? 1.0 : 1.0 - metadata_.config.patch_drop_rate;
   const double seconds_per_image =
       progress_.current.seen > 0 ? progress_.current.seconds / static_cast<double>(progress_.current.seen) / kept : 0.0;
-  budget_.reserve(TimeBudget::estimate_epoch_end(val_images, seconds_per_image, count_parameters(metadata_.config),
+  budget_.reserve(TimeBudget::estimate_epoch_end(val_passes, seconds_per_image, count_parameters(metadata_.config),
                                                  ema_ != nullptr));
 }
 

@@ -66,12 +66,14 @@ expect "eval: text report" 0 "top-1 +0\.7000.*
 dark +0\.7500 +0\.7500 +0\.7500 +4" -- "$vit" eval "$model" "$data"
 expect "eval: text confusion matrix" 0 "  0 dark +3 0 1" -- "$vit" eval "$model" "$data"
 
-# The brightness model cannot tell an image from its mirror image: --tta hflip must leave its figures unchanged.
+# The brightness model cannot tell an image from its mirror image: --tta hflip must leave its figures unchanged
+# (that --tta changes a model's answer at all is checked in test_train.sh, against train's --val-tta).
 "$vit" eval "$model" "$data" --tta hflip --format json >"$work/hflip.json" 2>/dev/null
 "$python" -c "
 import json
 r, plain = json.load(open('$work/hflip.json')), json.load(open('$work/report.json'))
 assert r['confusion'] == plain['confusion'] and abs(r['loss'] - plain['loss']) < 1e-5, (r, plain)
+assert r['tta'] == 'hflip' and plain['tta'] == 'none', (r['tta'], plain['tta'])
 "
 check "eval --tta hflip: a mirror-invariant model's figures are unchanged" $? "$(cat "$work/hflip.json")"
 expect "eval --tta names its values" 2 "--tta: flip not in \{none,hflip\}" -- "$vit" eval "$model" "$data" --tta flip

@@ -118,7 +118,7 @@ assert top1[0] == "" and float(top1[1]) >= 0 and float(top1[2]) >= 0, top1
 PY
 check "--val-every 2: metrics.csv has the 2nd and 3rd epochs' validation only" $?
 # --val-tta hflip: validation's figures are those `vit eval --tta hflip` gives the same weights, not the plain ones.
-expect "--val-tta hflip trains" 0 "best validation top-1" \
+expect "--val-tta hflip trains and says so" 0 "30 validation images from .*, validated with their mirror images" \
   -- "$vit" train "$work/data" --out "$work/tta" --epochs 1 --val-tta hflip "${common[@]}"
 "$vit" eval "$work/tta/last.safetensors" "$work/data/val" --tta hflip --threads 1 --format json >"$work/tta/hflip.json" &&
   "$vit" eval "$work/tta/last.safetensors" "$work/data/val" --threads 1 --format json >"$work/tta/none.json"
@@ -128,8 +128,9 @@ import csv, json, sys
 run = sys.argv[1]
 val_loss = float(next(csv.DictReader(open(run + "/metrics.csv")))["val_loss"])
 hflip, none = (json.load(open(f"{run}/{name}.json"))["loss"] for name in ("hflip", "none"))
-assert abs(val_loss - hflip) < 1e-4 * hflip, (val_loss, hflip)
-assert abs(hflip - none) > 1e-4, (hflip, none)  # the noisy images are not mirror-symmetric
+# metrics.csv keeps 6 digits; the noisy images are not mirror-symmetric, so the plain loss lies well outside that.
+assert abs(val_loss - hflip) < 2e-5 * hflip, (val_loss, hflip)
+assert abs(val_loss - none) > 1e-4 * none, (val_loss, none)
 PY
 check "--val-tta hflip: metrics.csv's validation loss is eval --tta hflip's" $?
 expect "--val-tta names its values" 2 "--val-tta: vflip not in \{none,hflip\}" \

@@ -184,8 +184,11 @@ TEST_CASE("predict: with hflip test-time augmentation, the mean of the image's a
   std::istringstream no_stdin_again;
   data::InputPaths again({(dir / "image.png").string()}, no_stdin_again);
   options.tta = TestTimeAugmentation::kNone;
-  predict(*model, again, options,
-          [&](const Prediction& plain) { CHECK(std::abs(plain.probabilities[0] - p.probabilities[0]) > 1e-5); });
+  std::vector<Prediction> plain;
+  predict(*model, again, options, [&](const Prediction& result) { plain.push_back(result); });
+  REQUIRE(plain.size() == 1);
+  REQUIRE(plain[0].error.empty());
+  CHECK(std::abs(plain[0].probabilities[0] - p.probabilities[0]) > 1e-5);
 }
 
 TEST_CASE("predict: options are checked", "[predict]") {

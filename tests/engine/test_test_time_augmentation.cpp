@@ -80,6 +80,8 @@ TEST_CASE("tta: names are parsed, and a wrong one names the option", "[tta]") {
   CHECK(parse_test_time_augmentation("none", "--tta") == TestTimeAugmentation::kNone);
   CHECK(parse_test_time_augmentation("hflip", "--tta") == TestTimeAugmentation::kHorizontalFlip);
   CHECK(to_string(TestTimeAugmentation::kHorizontalFlip) == "hflip");
+  CHECK(forward_passes(TestTimeAugmentation::kNone) == 1);
+  CHECK(forward_passes(TestTimeAugmentation::kHorizontalFlip) == 2);
   CHECK_THROWS_WITH(parse_test_time_augmentation("vflip", "--val-tta"),
                     Contains("--val-tta") && Contains("hflip") && Contains("'vflip'"));
 }

@@ -3,6 +3,7 @@
 
 #include <stdexcept>
 
+#include "engine/test_time_augmentation.h"
 #include "engine/time_budget.h"
 #include "tests/catch.h"
 
@@ -38,6 +39,9 @@ TEST_CASE("the time kept back for an epoch's end: estimated from the pace before
   // With EMA: both models validated, EMA weights in the files and the state (7 copies).
   CHECK(TimeBudget::estimate_epoch_end(10000.0, 0.003, 1'000'000, true) == Approx(20.0 + 0.28 + 1.0));
   CHECK(TimeBudget::estimate_epoch_end(0.0, 0.003, 0, false) == Approx(1.0));  // no validation data
+  // With test-time augmentation (--val-tta hflip) the trainer counts two passes per validation image.
+  const auto hflip_passes = static_cast<double>(10000 * forward_passes(TestTimeAugmentation::kHorizontalFlip));
+  CHECK(TimeBudget::estimate_epoch_end(hflip_passes, 0.003, 1'000'000, false) == Approx(20.0 + 0.2 + 1.0));
   CHECK(TimeBudget::reserve_after_timing(8.0) == Approx(12.0));
 }
 
