@@ -11,11 +11,7 @@ namespace vit::engine {
 TestTimeAugmentation parse_test_time_augmentation(const std::string& name, const std::string& option) {
   if (name == "none") return TestTimeAugmentation::kNone;
   if (name == "hflip") return TestTimeAugmentation::kHorizontalFlip;
-  throw std::invalid_argument(option + " must be none or hflip, got '" + name + "'");
-}
-
-std::string to_string(TestTimeAugmentation tta) {
-  return tta == TestTimeAugmentation::kHorizontalFlip ? "hflip" : "none";
+  throw std::invalid_argument(option + ": expected none or hflip, got '" + name + "'");
 }
 
 size_t forward_passes(TestTimeAugmentation tta) { return tta == TestTimeAugmentation::kHorizontalFlip ? 2 : 1; }

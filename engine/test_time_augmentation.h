@@ -21,7 +21,6 @@ enum class TestTimeAugmentation {
 
 // "none" or "hflip"; std::invalid_argument naming `option` otherwise.
 TestTimeAugmentation parse_test_time_augmentation(const std::string& name, const std::string& option);
-std::string to_string(TestTimeAugmentation tta);
 // Forward passes per image: 1, or 2 with a mirror image.
 size_t forward_passes(TestTimeAugmentation tta);
 

@@ -3,6 +3,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "engine/test_time_augmentation.h"
+
 namespace vit::engine {
 namespace {
 
@@ -40,7 +42,7 @@ void TrainOptions::validate() const {
             str(tail_start_lr()));
   require(val_split >= 0.0 && val_split < 1.0, "--val-split", "a fraction in [0, 1)", str(val_split));
   require(val_every >= 1, "--val-every", "at least 1 (1 = after every epoch)", str(val_every));
-  require(val_tta == "none" || val_tta == "hflip", "--val-tta", "none or hflip", "'" + val_tta + "'");
+  parse_test_time_augmentation(val_tta, "--val-tta");  // throws naming the option
   require(max_pixels > 0, "--max-pixels", "a positive pixel count", str(max_pixels));
   require(auto_augment == "none" || auto_augment == "trivial" || auto_augment == "rand", "--auto-augment",
           "none, trivial or rand", "'" + auto_augment + "'");

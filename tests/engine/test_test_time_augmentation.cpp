@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "engine/test_time_augmentation.h"
+#include "engine/train_options.h"
 #include "tests/catch.h"
 
 using vit::test::Contains;
@@ -79,11 +80,19 @@ TEST_CASE("tta: none returns the model's logits unchanged, from one pass", "[tta
 TEST_CASE("tta: names are parsed, and a wrong one names the option", "[tta]") {
   CHECK(parse_test_time_augmentation("none", "--tta") == TestTimeAugmentation::kNone);
   CHECK(parse_test_time_augmentation("hflip", "--tta") == TestTimeAugmentation::kHorizontalFlip);
-  CHECK(to_string(TestTimeAugmentation::kHorizontalFlip) == "hflip");
   CHECK(forward_passes(TestTimeAugmentation::kNone) == 1);
   CHECK(forward_passes(TestTimeAugmentation::kHorizontalFlip) == 2);
   CHECK_THROWS_WITH(parse_test_time_augmentation("vflip", "--val-tta"),
                     Contains("--val-tta") && Contains("hflip") && Contains("'vflip'"));
+}
+
+TEST_CASE("tta: train options (a resumed run's saved ones too) refuse another --val-tta, naming it", "[tta]") {
+  TrainOptions options;
+  options.val_tta = "hflip";
+  CHECK_NOTHROW(options.validate());
+  CHECK(options.val_tta == "hflip");
+  options.val_tta = "vflip";
+  CHECK_THROWS_WITH(options.validate(), Contains("--val-tta: expected none or hflip, got 'vflip'"));
 }
 
 }  // namespace vit::engine
