@@ -30,17 +30,19 @@ torch::Tensor drop_path(const torch::Tensor& x, double drop_prob, bool training)
   return x * mask.div_(keep_prob);
 }
 
-torch::Tensor patch_dropout(const torch::Tensor& x, double drop_prob, int64_t prefix_tokens, bool training) {
-  if (!training || drop_prob == 0.0) return x;
-  const int64_t patches = x.size(1) - prefix_tokens;
+torch::Tensor patch_dropout_indices(int64_t batch, int64_t patches, double drop_prob, const torch::Device& device) {
   const auto keep = std::max<int64_t>(1, static_cast<int64_t>(static_cast<double>(patches) * (1.0 - drop_prob)));
   // A random permutation per image, from sorting noise; its first `keep` entries are the kept patches.
-  const auto order =
-      torch::randn({x.size(0), patches}, x.options().dtype(torch::kFloat)).argsort(/*dim=*/-1, /*descending=*/false);
-  const auto kept = order.narrow(1, 0, keep).unsqueeze(-1).expand({-1, -1, x.size(2)});  // (B, keep, D)
-  auto tokens = x.narrow(1, prefix_tokens, patches).gather(1, kept);                     // (B, keep, D)
-  if (prefix_tokens == 0) return tokens;
-  return torch::cat({x.narrow(1, 0, prefix_tokens), tokens}, 1);  // (B, prefix + keep, D)
+  const auto noise = torch::randn({batch, patches}, torch::TensorOptions(device).dtype(torch::kFloat));
+  const auto order = noise.argsort(/*dim=*/-1, /*descending=*/false);
+  return order.narrow(1, 0, keep);
+}
+
+torch::Tensor select_tokens(const torch::Tensor& tokens, const torch::Tensor& indices) {
+  if (tokens.size(0) == 1) {  // shared rows: an index_select, whose backward adds into (N, D) rather than (B, N, D)
+    return tokens.squeeze(0).index_select(0, indices.flatten()).view({indices.size(0), indices.size(1), -1});
+  }
+  return tokens.gather(1, indices.unsqueeze(-1).expand({-1, -1, tokens.size(2)}));
 }
 
 torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
@@ -88,6 +90,20 @@ PatchEmbedImpl::PatchEmbedImpl(const ViTConfig& c) {
 
 torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& images) {
   auto x = proj_->forward(images).flatten(2).transpose(1, 2);  // (B, D, H/P, W/P) -> (B, N, D)
+  return norm_ ? norm_->forward(x) : x;
+}
+
+torch::Tensor PatchEmbedImpl::forward_patches(const torch::Tensor& images, const torch::Tensor& indices) {
+  // A convolution whose stride is its kernel size is a linear layer on each patch's pixels, flattened in the
+  // kernel's (C, P, P) order. Pixels past the last whole patch are unused, as in forward().
+  const int64_t p = (*proj_->options.kernel_size())[0];
+  const int64_t channels = images.size(1), rows = images.size(2) / p, columns = images.size(3) / p;
+  const auto patches = images.narrow(2, 0, rows * p)
+                           .narrow(3, 0, columns * p)
+                           .reshape({-1, channels, rows, p, columns, p})
+                           .permute({0, 2, 4, 1, 3, 5})  // (B, rows, columns, C, P, P)
+                           .reshape({-1, rows * columns, channels * p * p});
+  auto x = linear(select_tokens(patches, indices), proj_->weight.flatten(1), proj_->bias);  // (B, K, D)
   return norm_ ? norm_->forward(x) : x;
 }
 

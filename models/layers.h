@@ -18,10 +18,14 @@ namespace vit {
 // `drop_prob` and rescales the survivors so the expectation is unchanged. Identity in eval mode.
 torch::Tensor drop_path(const torch::Tensor& x, double drop_prob, bool training);
 
-// timm's PatchDropout (training only): keeps a random subset of max(1, floor(N * (1 - drop_prob))) of the N
-// patch tokens of each image, prefix tokens always kept. Fewer tokens make the step cheaper and act as
-// augmentation. (B, prefix + N, D) -> (B, prefix + kept, D).
-torch::Tensor patch_dropout(const torch::Tensor& x, double drop_prob, int64_t prefix_tokens, bool training);
+// timm's PatchDropout (training only), as the patch tokens each image keeps: (B, K) indices into its N patches,
+// a random K = max(1, floor(N * (1 - drop_prob))) of them per image, in random order. Fewer tokens make the step
+// cheaper and act as augmentation; VisionTransformer embeds only the kept patches (PatchEmbed::forward_patches).
+torch::Tensor patch_dropout_indices(int64_t batch, int64_t patches, double drop_prob, const torch::Device& device);
+
+// Per image, the rows `indices` (B, K) picks from `tokens`, (B, N, D), or (1, N, D) shared by every image (a
+// position embedding): (B, K, D).
+torch::Tensor select_tokens(const torch::Tensor& tokens, const torch::Tensor& indices);
 
 // Scaled dot-product attention over (B, H, N, D) tensors through LibTorch's fused kernel, whose name and
 // signature changed between 1.13 and 2.x; the version is picked at compile time.
@@ -64,7 +68,12 @@ class PatchEmbedImpl : public torch::nn::Module {
  public:
   // Without `bias` the convolution has none (timm with pre_norm, as CLIP).
   PatchEmbedImpl(const ViTConfig& config);
+  // (B, C, H, W) -> (B, N, D): every whole patch, in row-major order.
   torch::Tensor forward(const torch::Tensor& images);
+  // Only the patches `indices` (B, K) names, each image its own: forward(images) with select_tokens(..., indices)
+  // applied, computed as a product of those patches' pixels with the convolution's kernel, so that patches
+  // PatchDropout drops are never embedded (nor their gradients zero-filled in the backward pass).
+  torch::Tensor forward_patches(const torch::Tensor& images, const torch::Tensor& indices);
 
  private:
   torch::nn::Conv2d proj_{nullptr};

@@ -91,27 +91,42 @@ torch::Tensor VisionTransformerImpl::pos_embed_for(const torch::Tensor& images) 
   return resample_pos_embed(pos_embed_, c.grid_size(), c.grid_size(), rows, columns, c.pos_embed_prefix_tokens());
 }
 
+torch::Tensor VisionTransformerImpl::embed_tokens(const torch::Tensor& images) {
+  const ViTConfig& c = config_;
+  const auto pos_embed = pos_embed_for(images);  // checks the images' shape first
+  // PatchDropout: only the patches each image keeps are embedded at all.
+  torch::Tensor kept;  // (B, K)
+  if (is_training() && c.patch_drop_rate > 0.0) {
+    const int64_t patches = (images.size(2) / c.patch_size) * (images.size(3) / c.patch_size);
+    kept = patch_dropout_indices(images.size(0), patches, c.patch_drop_rate, images.device());
+  }
+  auto x = kept.defined() ? patch_embed_->forward_patches(images, kept) : patch_embed_->forward(images);
+  const int64_t positioned_prefix = pos_embed.defined() ? c.pos_embed_prefix_tokens() : 0;
+  if (pos_embed.defined()) {
+    const auto patch_positions = pos_embed.narrow(1, positioned_prefix, pos_embed.size(1) - positioned_prefix);
+    x = x + (kept.defined() ? select_tokens(patch_positions, kept) : patch_positions);
+  }
+  // Prefix tokens in timm's order: class, distillation, registers; their positions (unless no_embed_class)
+  // added once, before they are expanded to the batch.
+  std::vector<torch::Tensor> prefix_parts;
+  if (cls_token_.defined()) prefix_parts.push_back(cls_token_);
+  if (dist_token_.defined()) prefix_parts.push_back(dist_token_);
+  if (reg_token_.defined()) prefix_parts.push_back(reg_token_);
+  if (!prefix_parts.empty()) {
+    auto prefix = prefix_parts.size() == 1 ? prefix_parts.front() : torch::cat(prefix_parts, 1);  // (1, P, D)
+    if (positioned_prefix > 0) prefix = prefix + pos_embed.narrow(1, 0, positioned_prefix);
+    // Expanded as a slice of x with -1 for the batch, never x.size(0): a traced graph then keeps the batch
+    // dimension dynamic.
+    const auto batch_shaped = x.narrow(1, 0, 1).expand({-1, prefix.size(1), -1});
+    x = torch::cat({prefix.expand_as(batch_shaped), x}, 1);  // (B, T, D)
+  }
+  x = pos_drop_->forward(x);
+  return norm_pre_ ? norm_pre_->forward(x) : x;
+}
+
 torch::Tensor VisionTransformerImpl::forward_features(const torch::Tensor& images,
                                                       std::vector<torch::Tensor>* attention) {
-  const auto pos_embed = pos_embed_for(images);
-  auto x = patch_embed_->forward(images);  // (B, N, D)
-  // Prefix tokens in timm's order: class, distillation, registers. Expanded as a slice of x with -1 for the
-  // batch, never x.size(0): a traced graph then keeps the batch dimension dynamic.
-  std::vector<torch::Tensor> prefix;
-  const auto batch_shaped = [&](int64_t count) { return x.narrow(1, 0, 1).expand({-1, count, -1}); };
-  if (cls_token_.defined()) prefix.push_back(cls_token_.expand_as(batch_shaped(1)));
-  if (dist_token_.defined()) prefix.push_back(dist_token_.expand_as(batch_shaped(1)));
-  if (reg_token_.defined()) prefix.push_back(reg_token_.expand_as(batch_shaped(config_.reg_tokens)));
-  const bool add_before = pos_embed.defined() && config_.no_embed_class;
-  if (add_before) x = x + pos_embed;  // the patches only; prefix tokens join after
-  if (!prefix.empty()) {
-    prefix.push_back(x);
-    x = torch::cat(prefix, 1);  // (B, T, D)
-  }
-  if (pos_embed.defined() && !add_before) x = x + pos_embed;
-  x = pos_drop_->forward(x);
-  x = patch_dropout(x, config_.patch_drop_rate, config_.num_prefix_tokens(), is_training());
-  if (norm_pre_) x = norm_pre_->forward(x);
+  auto x = embed_tokens(images);
   for (const auto& block : *blocks_) {
     torch::Tensor probs;
     x = block->as<EncoderBlock>()->forward(x, attention ? &probs : nullptr);

@@ -30,6 +30,9 @@ class VisionTransformerImpl : public torch::nn::Module {
   // `attention`, each block's attention probabilities (B, H, T, T) are appended to it, computed explicitly
   // (slower than the fused kernels of the plain forward pass).
   torch::Tensor forward_features(const torch::Tensor& images, std::vector<torch::Tensor>* attention = nullptr);
+  // (B, C, H, W) -> (B, T, D): the tokens the first block sees, prefix tokens then patches, position embedding,
+  // pos_drop and norm_pre applied. In training with PatchDropout, T = prefix tokens + the patches kept.
+  torch::Tensor embed_tokens(const torch::Tensor& images);
   // (B, T, D) -> logits; with pre_logits the pooled (and fc_norm-ed) features before the head.
   torch::Tensor forward_head(const torch::Tensor& tokens, bool pre_logits = false);
 

@@ -140,25 +140,83 @@ TEST_CASE("eval mode is deterministic and samples do not leak across the batch",
   CHECK_FALSE(torch::allclose(model->forward(images), a));
 }
 
-TEST_CASE("patch_dropout keeps the prefix and a random subset of each image's patches", "[model]") {
+TEST_CASE("patch_dropout_indices picks a random subset of each image's patches, select_tokens gathers them",
+          "[model]") {
   torch::manual_seed(3);
-  // (B, 1 + 8, 2): the class token is 100, patch i of image b is 10 * b + i.
-  auto x = torch::zeros({3, 9, 2});
-  x.select(1, 0).fill_(100);
+  const auto kept = patch_dropout_indices(3, 8, 0.25, torch::kCPU);
+  REQUIRE(kept.sizes() == torch::IntArrayRef({3, 6}));  // floor(8 * 0.75) patches kept
+  REQUIRE(kept.scalar_type() == torch::kLong);
   for (int64_t b = 0; b < 3; ++b) {
-    for (int64_t i = 0; i < 8; ++i) x[b][1 + i].fill_(static_cast<double>(10 * b + i));
+    CHECK(std::get<0>(at::_unique(kept[b])).numel() == 6);  // six distinct patches
+    CHECK(((kept[b] >= 0) & (kept[b] < 8)).all().item<bool>());
   }
-  CHECK(torch::equal(patch_dropout(x, 0.25, 1, /*training=*/false), x));
-  const auto y = patch_dropout(x, 0.25, 1, /*training=*/true);
-  REQUIRE(y.sizes() == torch::IntArrayRef({3, 1 + 6, 2}));  // floor(8 * 0.75) patches kept
-  CHECK(torch::equal(y.select(1, 0), x.select(1, 0)));
-  for (int64_t b = 0; b < 3; ++b) {
-    const auto kept = y[b].narrow(0, 1, 6).select(1, 0);
-    // Six distinct patches of this very image.
-    CHECK(std::get<0>(at::_unique(kept)).numel() == 6);
-    CHECK(((kept >= 10 * b) & (kept < 10 * b + 8)).all().item<bool>());
+  CHECK_FALSE(torch::equal(kept[0], kept[1]));                         // each image its own
+  CHECK(patch_dropout_indices(3, 8, 0.99, torch::kCPU).size(1) == 1);  // at least one patch survives
+
+  // Patch i of image b is 10 * b + i in both columns; shared rows (a position embedding) are i.
+  const auto per_image = (torch::arange(3).view({3, 1, 1}) * 10 + torch::arange(8).view({1, 8, 1})).expand({3, 8, 2});
+  CHECK(torch::equal(select_tokens(per_image, kept).select(2, 1), kept + torch::arange(3).view({3, 1}) * 10));
+  const auto shared = torch::arange(8).view({1, 8, 1}).expand({1, 8, 2});
+  CHECK(torch::equal(select_tokens(shared, kept).select(2, 0), kept));
+}
+
+TEST_CASE(
+    "With PatchDropout the model embeds only the kept patches: the same tokens and gradients as embedding "
+    "all and then selecting",
+    "[model]") {
+  // The class token with its position (tiny_config), and no_embed_class with registers, a bias-less embedding
+  // and norms before the blocks; images of the model's size, and 18 x 20 pixels (the position embedding
+  // resampled, the last rows and columns of pixels unused).
+  ViTConfig positioned_prefix = tiny_config();
+  ViTConfig registers = tiny_config();
+  registers.no_embed_class = true;
+  registers.reg_tokens = 2;
+  registers.pre_norm = true;
+  registers.embed_norm = true;
+  for (const auto& config : {positioned_prefix, registers}) {
+    for (const auto& size : {std::vector<int64_t>{16, 16}, std::vector<int64_t>{18, 20}}) {
+      INFO("reg_tokens " << config.reg_tokens << ", images " << size[0] << "x" << size[1]);
+      torch::manual_seed(5);
+      VisionTransformer model(config);
+      model->train();
+      const auto images = torch::randn({4, 3, size[0], size[1]});
+      const int64_t patches = (size[0] / 4) * (size[1] / 4), prefix = config.num_prefix_tokens();
+      const auto gradients = [&](const torch::Tensor& tokens) {
+        model->zero_grad();
+        torch::manual_seed(9);
+        (tokens * torch::randn(tokens.sizes())).sum().backward();
+        std::vector<torch::Tensor> grads;
+        for (const auto& p : model->parameters()) {
+          if (p.grad().defined()) grads.push_back(p.grad().clone());
+        }
+        return grads;
+      };
+
+      model->set_patch_drop_rate(0.75);
+      torch::manual_seed(7);
+      const auto dropped = model->embed_tokens(images);
+      torch::manual_seed(7);
+      const auto kept = patch_dropout_indices(4, patches, 0.75, torch::kCPU);
+      REQUIRE(dropped.sizes() == torch::IntArrayRef({4, prefix + kept.size(1), 32}));
+      const auto dropped_grads = gradients(dropped);
+
+      model->set_patch_drop_rate(0.0);
+      const auto all = model->embed_tokens(images);
+      REQUIRE(all.size(1) == prefix + patches);
+      const auto reference =
+          torch::cat({all.narrow(1, 0, prefix), select_tokens(all.narrow(1, prefix, patches), kept)}, 1);
+      CHECK(torch::allclose(dropped, reference, 1e-5, 1e-6));
+      const auto reference_grads = gradients(reference);
+      // The patch embedding, position embedding, prefix tokens and norms, each with a gradient.
+      REQUIRE(dropped_grads.size() == reference_grads.size());
+      CHECK(dropped_grads.size() >= 3);
+      for (size_t i = 0; i < dropped_grads.size(); ++i) {
+        INFO("parameter " << i);
+        CHECK(dropped_grads[i].abs().max().item<double>() > 0);
+        CHECK(torch::allclose(dropped_grads[i], reference_grads[i], 1e-4, 1e-5));
+      }
+    }
   }
-  CHECK(patch_dropout(x, 0.99, 1, true).size(1) == 2);  // at least one patch survives
 }
 
 TEST_CASE("drop_path drops whole samples and keeps the expectation", "[model]") {
