@@ -7,8 +7,11 @@
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/stack.h>
 #include <ATen/ops/zeros_like.h>
+#include <ATen/record_function.h>
 #include <c10/core/GradMode.h>
 #include <torch/version.h>
+
+#include "engine/adamw_update.h"
 
 // PyTorch 2.1 and later have a fused multi-tensor AdamW kernel for CUDA.
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
@@ -72,7 +75,18 @@ void AdamW::fused_step(double lr) {
 }
 #endif
 
+// adamw_update.h's single pass: float32 CPU tensors, contiguous. (Under autocast the parameters stay float32.)
+bool AdamW::in_one_pass(const Slot& slot, const at::Tensor& grad) {
+  const at::Tensor& param = slot.parameter.tensor;
+  for (const at::Tensor* t : {&param, &grad, &slot.exp_avg, &slot.exp_avg_sq}) {
+    if (!t->device().is_cpu() || t->scalar_type() != at::kFloat || !t->is_contiguous()) return false;
+  }
+  return grad.numel() == param.numel() && slot.exp_avg.numel() == param.numel();
+}
+
 void AdamW::step(double lr) {
+  // A named range in profiles (vit bench --trace): the single pass has no operators of its own to show.
+  RECORD_FUNCTION("vit::AdamW::step", std::vector<c10::IValue>());
   c10::NoGradGuard no_grad;
   ++steps_;
 #if VIT_HAVE_FUSED_ADAMW
@@ -86,8 +100,21 @@ void AdamW::step(double lr) {
     at::Tensor& param = slot.parameter.tensor;
     const at::Tensor& grad = param.grad();
     if (!grad.defined()) continue;
+    const bool decays = slot.decay && options_.weight_decay != 0.0;
+    if (in_one_pass(slot, grad)) {
+      const AdamWCoefficients k{decays ? static_cast<float>(1.0 - lr * options_.weight_decay) : 1.0f,
+                                static_cast<float>(1.0 - options_.beta1),
+                                static_cast<float>(options_.beta2),
+                                static_cast<float>(1.0 - options_.beta2),
+                                static_cast<float>(bias_correction2_sqrt),
+                                static_cast<float>(options_.eps),
+                                static_cast<float>(step_size)};
+      adamw_update(param.data_ptr<float>(), grad.data_ptr<float>(), slot.exp_avg.data_ptr<float>(),
+                   slot.exp_avg_sq.data_ptr<float>(), param.numel(), k);
+      continue;
+    }
     // The same sequence of operations as torch.optim.AdamW (single-tensor path).
-    if (slot.decay && options_.weight_decay != 0.0) param.mul_(1.0 - lr * options_.weight_decay);
+    if (decays) param.mul_(1.0 - lr * options_.weight_decay);
     slot.exp_avg.lerp_(grad, 1.0 - options_.beta1);
     slot.exp_avg_sq.mul_(options_.beta2).addcmul_(grad, grad, 1.0 - options_.beta2);
     const auto denom = (slot.exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(options_.eps);

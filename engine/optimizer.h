@@ -52,6 +52,7 @@ class AdamW {
     at::Tensor exp_avg_sq;
   };
   void fused_step(double lr);  // CUDA with PyTorch >= 2.1
+  static bool in_one_pass(const Slot& slot, const at::Tensor& grad);  // CPU: adamw_update.h
 
   AdamWOptions options_;
   std::vector<Slot> slots_;
