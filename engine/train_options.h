@@ -27,6 +27,7 @@ struct ArchitectureOverrides {
   std::optional<double> drop_rate;
   std::optional<double> drop_path;
   std::optional<double> patch_drop;
+  std::optional<bool> class_token;
   std::optional<int64_t> reg_tokens;
   std::optional<double> init_values;
   std::optional<PosEmbed> pos_embed;
@@ -62,6 +63,10 @@ void for_each_override(Visit&& visit) {
   visit(
       OverrideInfo{"patch_drop", "--patch-drop", "Fraction of patch tokens dropped per training image (PatchDropout)"},
       &O::patch_drop, &ViTConfig::patch_drop_rate);
+  visit(OverrideInfo{"class_token", "--class-token",
+                     "Whether a learned class token precedes the patch tokens (timm's class_token; false needs a "
+                     "pool other than token or token_avg)"},
+        &O::class_token, &ViTConfig::class_token);
   visit(OverrideInfo{"reg_tokens", "--reg-tokens", "Register tokens after the class token (DINOv2 with registers)"},
         &O::reg_tokens, &ViTConfig::reg_tokens);
   visit(OverrideInfo{"init_values", "--init-values", "Layer scale's starting value (DeiT-III, DINOv2); 0 = none"},

@@ -38,6 +38,10 @@ torch::Tensor patch_dropout_indices(int64_t batch, int64_t patches, double drop_
   return order.narrow(1, 0, keep);
 }
 
+PatchGrid patch_grid(const torch::Tensor& images, int64_t patch_size) {
+  return {images.size(2) / patch_size, images.size(3) / patch_size};
+}
+
 torch::Tensor select_tokens(const torch::Tensor& tokens, const torch::Tensor& indices) {
   if (tokens.size(0) == 1) {  // shared rows: an index_select, whose backward adds into (N, D) rather than (B, N, D)
     return tokens.squeeze(0).index_select(0, indices.flatten()).view({indices.size(0), indices.size(1), -1});
@@ -95,14 +99,15 @@ torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& images) {
 
 torch::Tensor PatchEmbedImpl::forward_patches(const torch::Tensor& images, const torch::Tensor& indices) {
   // A convolution whose stride is its kernel size is a linear layer on each patch's pixels, flattened in the
-  // kernel's (C, P, P) order. Pixels past the last whole patch are unused, as in forward().
+  // kernel's (C, P, P) order.
   const int64_t p = (*proj_->options.kernel_size())[0];
-  const int64_t channels = images.size(1), rows = images.size(2) / p, columns = images.size(3) / p;
-  const auto patches = images.narrow(2, 0, rows * p)
-                           .narrow(3, 0, columns * p)
-                           .reshape({-1, channels, rows, p, columns, p})
+  const int64_t channels = images.size(1);
+  const auto grid = patch_grid(images, p);
+  const auto patches = images.narrow(2, 0, grid.rows * p)
+                           .narrow(3, 0, grid.columns * p)
+                           .reshape({-1, channels, grid.rows, p, grid.columns, p})
                            .permute({0, 2, 4, 1, 3, 5})  // (B, rows, columns, C, P, P)
-                           .reshape({-1, rows * columns, channels * p * p});
+                           .reshape({-1, grid.count(), channels * p * p});
   auto x = linear(select_tokens(patches, indices), proj_->weight.flatten(1), proj_->bias);  // (B, K, D)
   return norm_ ? norm_->forward(x) : x;
 }

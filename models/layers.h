@@ -62,6 +62,15 @@ class NormImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Norm);
 
+// The whole patches of side `patch_size` in images (B, C, H, W), row-major; pixels past the last whole patch are
+// unused, as in timm's strided convolution.
+struct PatchGrid {
+  int64_t rows;
+  int64_t columns;
+  int64_t count() const { return rows * columns; }
+};
+PatchGrid patch_grid(const torch::Tensor& images, int64_t patch_size);
+
 // Images (B, C, H, W) -> patch tokens (B, N, D) with one strided convolution (kernel = stride = patch), then the
 // optional `norm` (timm's embed_norm_layer).
 class PatchEmbedImpl : public torch::nn::Module {

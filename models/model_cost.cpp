@@ -5,13 +5,14 @@
 namespace vit {
 namespace {
 
-double macs_with_tokens(const ViTConfig& c, int64_t tokens) {
+// MACs of a forward pass that embeds `patches` patch tokens; the blocks see them and the prefix tokens.
+double macs_with_patches(const ViTConfig& c, int64_t patches) {
   const double d = static_cast<double>(c.embed_dim);
-  const double t = static_cast<double>(tokens);
+  const double t = static_cast<double>(patches + c.num_prefix_tokens());
   const double hidden = static_cast<double>(c.mlp_hidden_dim());
   const double inner = static_cast<double>(c.mlp_inner_dim());
   const double patch_embed =
-      static_cast<double>(c.num_patches()) * d * static_cast<double>(c.in_chans * c.patch_size * c.patch_size);
+      static_cast<double>(patches) * d * static_cast<double>(c.in_chans * c.patch_size * c.patch_size);
   const double attention = t * d * 3 * d    // qkv
                            + 2 * t * t * d  // q @ k^T and attn @ v, summed over heads
                            + t * d * d;     // proj
@@ -88,14 +89,15 @@ int64_t count_parameters(const ViTConfig& c) {
   return patch_embed + tokens + c.depth * block_parameters(c) + norms + attn_pool + head;
 }
 
-double count_macs(const ViTConfig& c) { return macs_with_tokens(c, c.sequence_length()); }
+double count_macs(const ViTConfig& c) { return macs_with_patches(c, c.num_patches()); }
 
 double count_training_macs(const ViTConfig& c) {
   if (c.patch_drop_rate <= 0.0) return count_macs(c);
-  // PatchDropout keeps max(1, floor(N * (1 - rate))) patch tokens (models/layers.h), prefix tokens always.
+  // PatchDropout keeps max(1, floor(N * (1 - rate))) patches (models/layers.h), prefix tokens always; in
+  // training only the kept patches are embedded (VisionTransformer::embed_tokens).
   const auto kept =
       std::max<int64_t>(1, static_cast<int64_t>(static_cast<double>(c.num_patches()) * (1.0 - c.patch_drop_rate)));
-  return macs_with_tokens(c, kept + c.num_prefix_tokens());
+  return macs_with_patches(c, kept);
 }
 
 }  // namespace vit

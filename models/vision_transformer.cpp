@@ -82,13 +82,12 @@ torch::Tensor VisionTransformerImpl::pos_embed_for(const torch::Tensor& images) 
             << "patch size " << p << " (the model's own size is " << c.image_size << "), got " << images.sizes();
     throw std::invalid_argument(message.str());
   }
-  // Pixels past the last whole patch are unused, as in timm's strided convolution.
-  const int64_t rows = images.size(2) / p;
-  const int64_t columns = images.size(3) / p;
-  if (!pos_embed_.defined() || (rows == c.grid_size() && columns == c.grid_size())) return pos_embed_;
+  const auto grid = patch_grid(images, p);
+  if (!pos_embed_.defined() || (grid.rows == c.grid_size() && grid.columns == c.grid_size())) return pos_embed_;
   if (c.pos_embed == PosEmbed::Sincos)  // a formula: evaluated on the new grid rather than resampled
-    return sincos_pos_embed(rows, columns, c.embed_dim, c.pos_embed_prefix_tokens()).to(pos_embed_.options());
-  return resample_pos_embed(pos_embed_, c.grid_size(), c.grid_size(), rows, columns, c.pos_embed_prefix_tokens());
+    return sincos_pos_embed(grid.rows, grid.columns, c.embed_dim, c.pos_embed_prefix_tokens()).to(pos_embed_.options());
+  return resample_pos_embed(pos_embed_, c.grid_size(), c.grid_size(), grid.rows, grid.columns,
+                            c.pos_embed_prefix_tokens());
 }
 
 torch::Tensor VisionTransformerImpl::embed_tokens(const torch::Tensor& images) {
@@ -97,7 +96,7 @@ torch::Tensor VisionTransformerImpl::embed_tokens(const torch::Tensor& images) {
   // PatchDropout: only the patches each image keeps are embedded at all.
   torch::Tensor kept;  // (B, K)
   if (is_training() && c.patch_drop_rate > 0.0) {
-    const int64_t patches = (images.size(2) / c.patch_size) * (images.size(3) / c.patch_size);
+    const int64_t patches = patch_grid(images, c.patch_size).count();
     kept = patch_dropout_indices(images.size(0), patches, c.patch_drop_rate, images.device());
   }
   auto x = kept.defined() ? patch_embed_->forward_patches(images, kept) : patch_embed_->forward(images);

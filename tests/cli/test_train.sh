@@ -41,6 +41,11 @@ expect "vit plot on a run without epochs yet" 2 "fresh_run/metrics.csv' has no e
 expect "vit plot on a folder that is not a run" 2 "metrics.csv' cannot be read: is it a run folder of vit train" \
   -- "$vit" plot "$work/data"
 expect "trained weights describe themselves" 0 "classes +10: Ankle boot, Bag, Coat" -- "$vit" info "$work/run/best.safetensors"
+expect "--class-token false trains without one" 0 "best validation top-1" \
+  -- "$vit" train "$work/data" --out "$work/no_cls" --epochs 1 --global-pool avg --class-token false "${common[@]}"
+expect "weights trained without a class token have none" 0 "= 16 tokens$" -- "$vit" info "$work/no_cls/best.safetensors"
+expect "--class-token false is refused with token pooling" 2 "global_pool 'token' needs class_token = true" \
+  -- "$vit" train "$work/data" --out "$work/no_cls2" --epochs 1 --class-token false "${common[@]}"
 expect "an existing run is not overwritten" 2 "already holds a training run; continue it with --resume" \
   -- "$vit" train "$work/data" --out "$work/run" --epochs 2 "${common[@]}"
 

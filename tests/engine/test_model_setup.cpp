@@ -46,6 +46,24 @@ TEST_CASE("overrides change the preset, classes come from the data, stats follow
                     Contains("model options: image_size must be at least patch_size 100, got 64"));
 }
 
+TEST_CASE("class_token = false (--class-token) leaves the class token out, refused with a pool that reads it",
+          "[setup]") {
+  TrainOptions o;
+  o.model = "vit_tiny_patch16_224";
+  o.overrides.class_token = false;
+  o.overrides.global_pool = GlobalPool::Avg;
+  o.overrides.reg_tokens = 1;
+  const auto m = training_metadata(o, {"a", "b"});
+  CHECK_FALSE(m.config.class_token);
+  CHECK(m.config.sequence_length() == 196 + 1);  // the patches and the register
+  CHECK(VisionTransformer(m.config)->named_parameters().find("cls_token") == nullptr);
+  const nlohmann::json saved = o.overrides;
+  CHECK(saved.at("class_token") == false);
+  CHECK(saved.get<ArchitectureOverrides>().class_token == false);
+  o.overrides.global_pool = GlobalPool::Token;
+  CHECK_THROWS_WITH(training_metadata(o, {"a", "b"}), Contains("global_pool 'token' needs class_token = true"));
+}
+
 TEST_CASE(
     "starting from a weights file keeps the file's weights, resamples positions and re-initialises a different head",
     "[setup]") {

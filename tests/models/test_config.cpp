@@ -115,6 +115,17 @@ TEST_CASE("compute matches timm's GMACs for ViT-B/16", "[config]") {
   CHECK(count_macs(vit_base_patch32_224().config) / 1e9 == Approx(4.41).epsilon(0.01));
 }
 
+TEST_CASE("training compute counts only the patches PatchDropout keeps, embedding included", "[config]") {
+  ViTConfig c = vit_base_patch16_224().config;  // 196 patches, a class token, width 768, MLP 3072, 12 blocks
+  c.patch_drop_rate = 0.5;                      // 98 patches kept, 99 tokens
+  const double d = 768, kept = 98, t = 99;
+  const double embed = kept * d * 3 * 16 * 16;
+  const double block = t * d * 3 * d + 2 * t * t * d + t * d * d + 2 * t * d * 3072;
+  CHECK(count_training_macs(c) == Approx(embed + 12 * block + d * 1000).epsilon(1e-9));
+  c.patch_drop_rate = 0.0;  // no PatchDropout: the same as inference
+  CHECK(count_training_macs(c) == count_macs(c));
+}
+
 TEST_CASE("invalid configs are rejected with the field and value", "[config]") {
   ViTConfig c = vit_tiny_patch16_224().config;
   SECTION("heads must divide the width") {
