@@ -31,6 +31,11 @@ void add_architecture_options(CLI::App* cli, std::string& model, engine::Archite
              info.option, [&target](const std::string& name) { target = parse_enum<T>(name); }, info.help)
           ->check(CLI::IsMember(choices<T>()))
           ->group(group);
+    } else if constexpr (std::is_same_v<T, bool>) {  // spelled as timm's JSON spells it, one way only
+      cli->add_option_function<std::string>(
+             info.option, [&target](const std::string& value) { target = value == "true"; }, info.help)
+          ->check(CLI::IsMember({"true", "false"}))
+          ->group(group);
     } else {
       cli->add_option_function<T>(
              info.option, [&target](const T& value) { target = value; }, info.help)

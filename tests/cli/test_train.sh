@@ -44,6 +44,8 @@ expect "trained weights describe themselves" 0 "classes +10: Ankle boot, Bag, Co
 expect "--class-token false trains without one" 0 "best validation top-1" \
   -- "$vit" train "$work/data" --out "$work/no_cls" --epochs 1 --global-pool avg --class-token false "${common[@]}"
 expect "weights trained without a class token have none" 0 "= 16 tokens$" -- "$vit" info "$work/no_cls/best.safetensors"
+expect "--class-token takes true or false" 2 "--class-token: maybe not in \{true,false\}" \
+  -- "$vit" train "$work/data" --out "$work/no_cls2" --class-token maybe "${common[@]}"
 expect "--class-token false is refused with token pooling" 2 "global_pool 'token' needs class_token = true" \
   -- "$vit" train "$work/data" --out "$work/no_cls2" --epochs 1 --class-token false "${common[@]}"
 expect "an existing run is not overwritten" 2 "already holds a training run; continue it with --resume" \
