@@ -101,8 +101,9 @@ void AdamW::step(double lr) {
     const at::Tensor& grad = param.grad();
     if (!grad.defined()) continue;
     const bool decays = slot.decay && options_.weight_decay != 0.0;
+    const double decay_factor = decays ? 1.0 - lr * options_.weight_decay : 1.0;
     if (in_one_pass(slot, grad)) {
-      const AdamWCoefficients k{decays ? static_cast<float>(1.0 - lr * options_.weight_decay) : 1.0f,
+      const AdamWCoefficients k{static_cast<float>(decay_factor),
                                 static_cast<float>(1.0 - options_.beta1),
                                 static_cast<float>(options_.beta2),
                                 static_cast<float>(1.0 - options_.beta2),
@@ -114,7 +115,7 @@ void AdamW::step(double lr) {
       continue;
     }
     // The same sequence of operations as torch.optim.AdamW (single-tensor path).
-    if (decays) param.mul_(1.0 - lr * options_.weight_decay);
+    if (decays) param.mul_(decay_factor);
     slot.exp_avg.lerp_(grad, 1.0 - options_.beta1);
     slot.exp_avg_sq.mul_(options_.beta2).addcmul_(grad, grad, 1.0 - options_.beta2);
     const auto denom = (slot.exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(options_.eps);

@@ -11,6 +11,7 @@
 #include "models/cpu_attention.h"
 #include "models/cpu_linear.h"
 #include "models/cpu_softmax.h"
+#include "models/patch_dropout.h"
 
 #if TORCH_VERSION_MAJOR >= 2
 #include <ATen/ops/scaled_dot_product_attention.h>
@@ -31,7 +32,7 @@ torch::Tensor drop_path(const torch::Tensor& x, double drop_prob, bool training)
 }
 
 torch::Tensor patch_dropout_indices(int64_t batch, int64_t patches, double drop_prob, const torch::Device& device) {
-  const auto keep = std::max<int64_t>(1, static_cast<int64_t>(static_cast<double>(patches) * (1.0 - drop_prob)));
+  const int64_t keep = patch_dropout_kept(patches, drop_prob);
   // A random permutation per image, from sorting noise; its first `keep` entries are the kept patches.
   const auto noise = torch::randn({batch, patches}, torch::TensorOptions(device).dtype(torch::kFloat));
   const auto order = noise.argsort(/*dim=*/-1, /*descending=*/false);

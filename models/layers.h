@@ -19,8 +19,9 @@ namespace vit {
 torch::Tensor drop_path(const torch::Tensor& x, double drop_prob, bool training);
 
 // timm's PatchDropout (training only), as the patch tokens each image keeps: (B, K) indices into its N patches,
-// a random K = max(1, floor(N * (1 - drop_prob))) of them per image, in random order. Fewer tokens make the step
-// cheaper and act as augmentation; VisionTransformer embeds only the kept patches (PatchEmbed::forward_patches).
+// a random K = patch_dropout_kept(N, drop_prob) of them per image (patch_dropout.h), in random order. Fewer tokens make
+// the step cheaper and act as augmentation; VisionTransformer embeds only the kept patches
+// (PatchEmbed::forward_patches).
 torch::Tensor patch_dropout_indices(int64_t batch, int64_t patches, double drop_prob, const torch::Device& device);
 
 // Per image, the rows `indices` (B, K) picks from `tokens`, (B, N, D), or (1, N, D) shared by every image (a

@@ -1,6 +1,6 @@
 #include "models/model_cost.h"
 
-#include <algorithm>
+#include "models/patch_dropout.h"
 
 namespace vit {
 namespace {
@@ -93,11 +93,8 @@ double count_macs(const ViTConfig& c) { return macs_with_patches(c, c.num_patche
 
 double count_training_macs(const ViTConfig& c) {
   if (c.patch_drop_rate <= 0.0) return count_macs(c);
-  // PatchDropout keeps max(1, floor(N * (1 - rate))) patches (models/layers.h), prefix tokens always; in
-  // training only the kept patches are embedded (VisionTransformer::embed_tokens).
-  const auto kept =
-      std::max<int64_t>(1, static_cast<int64_t>(static_cast<double>(c.num_patches()) * (1.0 - c.patch_drop_rate)));
-  return macs_with_patches(c, kept);
+  // Prefix tokens are always kept; in training only the kept patches are embedded (VisionTransformer::embed_tokens).
+  return macs_with_patches(c, patch_dropout_kept(c.num_patches(), c.patch_drop_rate));
 }
 
 }  // namespace vit
