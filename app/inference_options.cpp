@@ -91,8 +91,15 @@ void add_runtime_options(CLI::App* cli, std::string& device, std::string& amp, i
       ->check(CLI::IsMember({"none", "bf16"}))
       ->capture_default_str()
       ->group(group);
-  cli->add_option("--threads", threads, "LibTorch threads (0 = one per core)")->capture_default_str()->group(group);
-  cli->add_option("--workers", workers, "Image decoding threads (0 = automatic)")->capture_default_str()->group(group);
+  // Upper bounds far above any machine's cores, against typos: thousands of threads only slow a run to a crawl.
+  cli->add_option("--threads", threads, "LibTorch threads (0 = one per core)")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str()
+      ->group(group);
+  cli->add_option("--workers", workers, "Image decoding threads (0 = automatic)")
+      ->check(CLI::Range(0, 256))
+      ->capture_default_str()
+      ->group(group);
 }
 
 void add_cache_option(CLI::App* cli, int64_t& cache_images_mib, const std::string& group) {

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include <c10/util/Exception.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
@@ -69,6 +70,11 @@ int main(int argc, char** argv) {
       if (command.cli->parsed()) return command.run();
     }
     return vit::app::kExitUsage;  // unreachable: require_subcommand(1) guarantees one was parsed
+  } catch (const c10::Error& e) {
+    // LibTorch's what() appends a C++ stack trace meant for its own developers (a model too large to allocate,
+    // say): the user gets the message alone.
+    spdlog::error("{}", e.what_without_backtrace());
+    return vit::app::kExitUsage;
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
     return vit::app::kExitUsage;

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <string>
+#include <system_error>
 
 #include <opencv2/core/utility.hpp>
 
@@ -37,17 +39,28 @@ Loader::Loader(std::vector<Sample> samples, LoaderOptions options, SampleTransfo
   for (size_t i = 0; i < samples_.size(); ++i) known_bad_[i] = false;
   // OpenCV's own thread pool would compete with these workers and LibTorch's OpenMP threads for the cores.
   cv::setNumThreads(0);
-  for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { worker_loop(); });
+  try {
+    for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { worker_loop(); });
+  } catch (const std::system_error& e) {
+    // The destructor does not run for a half-built loader, and a joinable std::thread destroyed unjoined ends the
+    // program: stop and join the workers already started, then report.
+    stop_workers();
+    throw std::runtime_error("cannot start " + std::to_string(options_.workers) + " image decoding threads (" +
+                             std::to_string(workers_.size()) + " started): " + e.what());
+  }
 }
 
-Loader::~Loader() {
+void Loader::stop_workers() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stopping_ = true;
   }
   work_available_.notify_all();
   for (auto& worker : workers_) worker.join();
+  workers_.clear();
 }
+
+Loader::~Loader() { stop_workers(); }
 
 namespace {
 

@@ -1,7 +1,9 @@
 #include "engine/train_options.h"
 
+#include <cmath>
 #include <sstream>
 #include <stdexcept>
+#include <utility>
 
 #include "engine/test_time_augmentation.h"
 
@@ -22,6 +24,31 @@ void require(bool ok, const std::string& flag, const std::string& expected, cons
 }  // namespace
 
 void TrainOptions::validate() const {
+  // Infinity passes every range check below, trains nothing sensible and is written to JSON as null, which the run
+  // folder's own config.json and resume state then cannot be read back from.
+  const std::pair<const char*, double> reals[] = {{"--val-split", val_split},
+                                                  {"--lr", lr},
+                                                  {"--min-lr", min_lr},
+                                                  {"--weight-decay", weight_decay},
+                                                  {"--warmup-epochs", warmup_epochs},
+                                                  {"--label-smoothing", label_smoothing},
+                                                  {"--clip-grad", clip_grad},
+                                                  {"--patch-drop-tail", patch_drop_tail},
+                                                  {"--tail-lr", tail_start_lr()},
+                                                  {"--scale", scale_min},
+                                                  {"--scale", scale_max},
+                                                  {"--ratio", ratio_min},
+                                                  {"--ratio", ratio_max},
+                                                  {"--hflip", hflip},
+                                                  {"--reprob", random_erasing},
+                                                  {"--mixup", mixup.mixup_alpha},
+                                                  {"--cutmix", mixup.cutmix_alpha},
+                                                  {"--mixup-prob", mixup.prob},
+                                                  {"--mixup-switch-prob", mixup.switch_prob},
+                                                  {"--ema-decay", ema_decay},
+                                                  {"--time-limit", time_limit},
+                                                  {"--dist-timeout", dist_timeout}};
+  for (const auto& [flag, value] : reals) require(std::isfinite(value), flag, "a finite number", str(value));
   require(epochs >= 1, "--epochs", "at least 1", str(epochs));
   require(batch_size >= 1, "--batch-size", "at least 1", str(batch_size));
   require(lr > 0.0, "--lr", "a positive learning rate", str(lr));

@@ -69,6 +69,7 @@ class TrainingRun {
   int64_t first_cycle_steps() const;
   bool validation_due(EpochEnd end);
   bool little_time_left(double elapsed_s, double epoch_train_s);
+  void check_epoch_trained(const EpochTotals& totals, const MetricsRow& row) const;
   void end_epoch(bool validate);
   bool any_rank(bool flag);
   double agreed_elapsed();
@@ -94,6 +95,7 @@ class TrainingRun {
   int64_t window_samples_ = 0;                 // samples in the gradients since the last optimizer step
   c10::Device device_{c10::kCPU};
   bool bf16_ = false;
+  bool created_out_dir_ = false;  // --out did not exist before this run made it
   TestTimeAugmentation val_tta_ = TestTimeAugmentation::kNone;
   data::DatasetSplit split_;
   ModelMetadata metadata_;
@@ -552,6 +554,26 @@ bool TrainingRun::little_time_left(double elapsed_s, double epoch_train_s) {
   return any_rank(budget_.stop_after_epoch(elapsed_s, tail_pending() ? 0.0 : progress_.decay_time, epoch_train_s));
 }
 
+// An epoch that read no image, or whose loss is no longer a number, has nothing worth saving: the run stops before
+// its weights replace the last good ones (and before NaN logits, whose arg-max is class 0, score as a validation).
+// Every rank sees the same summed totals, so all of them stop.
+void TrainingRun::check_epoch_trained(const EpochTotals& totals, const MetricsRow& row) const {
+  const int64_t epoch = progress_.epoch + 1;
+  if (totals.seen == 0 && progress_.next_batch == train_loader_->batches_per_epoch())
+    throw std::runtime_error(fmt::format(
+        "epoch {} trained on no image: none of the {} training files could be read (the warnings above say why)", epoch,
+        train_loader_->num_samples()));
+  if (!std::isfinite(row.train_loss)) {
+    const std::string kept = epoch == 1
+                                 ? std::string("no weights are saved")
+                                 : fmt::format("'{}' keeps epoch {}'s weights", options_.out_dir.string(), epoch - 1);
+    throw std::runtime_error(
+        fmt::format("training diverged: epoch {}'s mean training loss is {}, and {}. Start again (another --out) with "
+                    "a lower --lr, a longer --warmup-epochs or --clip-grad",
+                    epoch, row.train_loss, kept));
+  }
+}
+
 void TrainingRun::end_epoch(bool validate) {
   const double end_start = clock_.now_s();
   collect_totals();
@@ -564,6 +586,7 @@ void TrainingRun::end_epoch(bool validate) {
   row.lr = progress_.lr;
   row.images_per_s = static_cast<double>(totals.seen) / std::max(1e-9, totals.seconds);
   row.seconds = totals.seconds;
+  check_epoch_trained(totals, row);
   if (val_loader_ && validate) {
     EvalResult result = evaluate(model_, *val_loader_, device_, bf16_, val_tta_, group_.get());
     report_failures(result.failures);
@@ -681,11 +704,21 @@ std::optional<RunState> TrainingRun::open_run_folder() {
                                        ? fmt::format(" (it used its --time-limit of {:g} s)", options_.time_limit)
                                        : std::string()));
     }
-  } else if (fs::exists(options_.out_dir / "last.safetensors", error) ||
-             fs::exists(resume_path(options_.out_dir), error)) {
-    throw std::invalid_argument("--out: '" + options_.out_dir.string() +
-                                "' already holds a training run; continue it with --resume or choose another folder");
+  } else {
+    // Any file a run's epochs write marks a run, even one trimmed down to its best weights: a new run would
+    // overwrite it. (Not config.json: the lead process writes it while preparing, perhaps before another process
+    // has looked here; a folder holding only that is a run that never finished an epoch.)
+    const fs::path& out = options_.out_dir;
+    for (const fs::path& file : {resume_path(out), out / "last.safetensors", out / "best.safetensors",
+                                 out / "ema.safetensors", out / "metrics.csv", out / "curves.png"}) {
+      if (fs::exists(file, error))
+        throw std::invalid_argument("--out: '" + out.string() +
+                                    "' already holds a training run; continue it with --resume or choose another "
+                                    "folder (a new run would overwrite its " +
+                                    file.filename().string() + ")");
+    }
   }
+  created_out_dir_ = !fs::exists(options_.out_dir, error);
   fs::create_directories(options_.out_dir, error);
   if (error) throw std::runtime_error("cannot create '" + options_.out_dir.string() + "': " + error.message());
   return resumed;
@@ -711,6 +744,9 @@ void TrainingRun::open_and_prepare() {
     prepare(open_run_folder());
   } catch (...) {
     failure = std::current_exception();
+    // A run that never started leaves no empty folder behind (remove() takes a folder only when it is empty).
+    std::error_code ignored;
+    if (created_out_dir_) fs::remove(options_.out_dir, ignored);
   }
   if (group_ && !all_ranks_ok(*group_, failure == nullptr) && !failure)
     throw std::runtime_error("rank " + std::to_string(env_.rank) +

@@ -1,5 +1,6 @@
 #include "models/vit_config.h"
 
+#include <cmath>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -172,7 +173,10 @@ void ViTConfig::validate() const {
   if (depth <= 0) fail("depth must be positive, got " + str(depth));
   if (num_heads <= 0 || embed_dim % num_heads != 0)
     fail("embed_dim " + str(embed_dim) + " must be divisible by num_heads " + str(num_heads));
-  if (!(mlp_ratio > 0.0) || mlp_hidden_dim() <= 0) fail("mlp_ratio must be positive, got " + str(mlp_ratio));
+  // Checked before mlp_hidden_dim() converts the width to an integer, which a huge ratio would overflow.
+  if (!(std::isfinite(mlp_ratio) && mlp_ratio > 0.0 && mlp_ratio * static_cast<double>(embed_dim) < 2147483647.0) ||
+      mlp_hidden_dim() <= 0)
+    fail("mlp_ratio must be positive and give an MLP width under 2^31, got " + str(mlp_ratio));
   if ((global_pool == GlobalPool::Token || global_pool == GlobalPool::TokenAvg) && !class_token)
     fail("global_pool '" + to_string(global_pool) + "' needs class_token = true");
   if (!(norm_eps > 0.0)) fail("norm_eps must be positive, got " + str(norm_eps));
@@ -183,7 +187,8 @@ void ViTConfig::validate() const {
   check_rate("drop_path_rate", drop_path_rate);
   check_rate("patch_drop_rate", patch_drop_rate);
   if (reg_tokens < 0) fail("reg_tokens must be >= 0, got " + str(reg_tokens));
-  if (!(init_values >= 0.0)) fail("init_values must be >= 0 (0: no layer scale), got " + str(init_values));
+  if (!(std::isfinite(init_values) && init_values >= 0.0))
+    fail("init_values must be >= 0 (0: no layer scale), got " + str(init_values));
   if (mlp_layer == MlpLayer::SwiGluPacked && mlp_hidden_dim() % 2 != 0)
     fail("mlp_layer 'swiglu_packed' needs an even MLP width, got " + str(mlp_hidden_dim()));
   if (dist_token != DistToken::None && (!class_token || reg_tokens > 0 || global_pool != GlobalPool::Token))

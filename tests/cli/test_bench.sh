@@ -88,4 +88,12 @@ for op in ("aten::native_layer_norm", "aten::native_layer_norm_backward", "vit::
 PY
 check "--trace writes a Chrome trace of forward, backward and optimizer" $?
 
+# A model too large to allocate (an MLP of 1.28e9 hidden units: 655 GB of weights) is LibTorch's error, given as
+# one line: without the C++ stack trace LibTorch appends for its own developers.
+expect "LibTorch's errors come without its stack trace" 2 "^error: .*can't allocate memory: you tried to allocate" \
+  -- "$vit" bench --model vit_mini_patch4_32 --mlp-ratio 1e7 --phases inference --windows 1
+output=$("$vit" bench --model vit_mini_patch4_32 --mlp-ratio 1e7 --phases inference --windows 1 2>&1)
+! grep -qE "frame #|Exception raised from" <<<"$output"
+check "no stack trace in the error" $? "$output"
+
 finish

@@ -50,6 +50,39 @@ expect "--class-token false is refused with token pooling" 2 "global_pool 'token
   -- "$vit" train "$work/data" --out "$work/no_cls2" --epochs 1 --class-token false "${common[@]}"
 expect "an existing run is not overwritten" 2 "already holds a training run; continue it with --resume" \
   -- "$vit" train "$work/data" --out "$work/run" --epochs 2 "${common[@]}"
+# A run trimmed down to its best weights is a run too: they stay byte for byte.
+mkdir -p "$work/trimmed" && cp "$work/run/best.safetensors" "$work/trimmed/"
+expect "a folder holding only a run's best weights is not overwritten" 2 \
+  "already holds a training run; continue it with --resume or choose another folder \(a new run would overwrite its best.safetensors\)" \
+  -- "$vit" train "$work/data" --out "$work/trimmed" --epochs 1 "${common[@]}"
+cmp -s "$work/run/best.safetensors" "$work/trimmed/best.safetensors" && [[ ! -e "$work/trimmed/metrics.csv" ]]
+check "the trimmed run's weights are untouched" $?
+
+# Hostile numbers: infinity passes a ">= 0" check and is written to JSON as null; thousands of threads crawl.
+expect "an infinite option value is refused, naming the option" 2 "--weight-decay: expected a finite number, got inf" \
+  -- "$vit" train "$work/data" --out "$work/inf" --weight-decay inf "${common[@]}"
+expect "an infinite MLP ratio is refused" 2 "mlp_ratio must be positive and give an MLP width under 2\^31, got inf" \
+  -- "$vit" train "$work/data" --out "$work/inf" --mlp-ratio inf "${common[@]}"
+expect "decoding threads are bounded" 2 "--workers: Value 100000 not in range 0 to 256" \
+  -- "$vit" train "$work/data" --out "$work/inf" --model vit_mini_patch7_28 --workers 100000
+[[ ! -e "$work/inf" ]]
+check "refused options leave no run folder" $?
+
+# A learning rate that sends the loss to NaN stops the run at the end of the epoch, saving no NaN weights.
+expect "a diverging run stops with an error instead of saving NaN weights" 2 \
+  "training diverged: epoch 1's mean training loss is nan, and no weights are saved. Start again \(another --out\) with a lower --lr" \
+  -- "$vit" train "$work/data" --out "$work/diverged" --epochs 3 --lr 1e30 --warmup-epochs 0 "${common[@]}"
+[[ ! -e "$work/diverged/last.safetensors" && ! -e "$work/diverged/best.safetensors" ]]
+check "the diverged run saved no weights" $?
+
+# Files that all fail to decode: every one is named, and the run stops rather than saving an untrained model.
+mkdir -p "$work/unreadable/coat" "$work/unreadable/shirt"
+for class in coat shirt; do for i in 1 2; do echo "not an image" >"$work/unreadable/$class/$i.png"; done; done
+expect "a data set with no readable image stops the run" 2 \
+  "epoch 1 trained on no image: none of the 4 training files could be read \(the warnings above say why\)" \
+  -- "$vit" train "$work/unreadable" --out "$work/unreadable_run" --epochs 1 "${common[@]}"
+[[ ! -e "$work/unreadable_run/best.safetensors" ]]
+check "the unreadable data set's run saved no weights" $?
 
 # Ctrl-C: the step finishes, the state is saved, the exit code is 130, and --resume finishes the run. Enough
 # epochs that the run is still going when the signal arrives (this small model trains 80 images in ~20 ms).

@@ -1,6 +1,7 @@
 // Configs, presets and the analytic size/compute figures: no model is built here.
 
 #include <algorithm>
+#include <limits>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -153,6 +154,17 @@ TEST_CASE("invalid configs are rejected with the field and value", "[config]") {
     c.drop_path_rate = 0.0;
     c.patch_drop_rate = -0.1;
     REQUIRE_THROWS_WITH(c.validate(), Contains("patch_drop_rate must be in [0, 1), got -0.1"));
+  }
+  SECTION("real-valued sizes are finite, and the MLP width fits an integer") {
+    c.init_values = std::numeric_limits<double>::infinity();
+    REQUIRE_THROWS_WITH(c.validate(), Contains("init_values must be >= 0 (0: no layer scale), got inf"));
+    c.init_values = 0.0;
+    c.mlp_ratio = std::numeric_limits<double>::infinity();
+    REQUIRE_THROWS_WITH(c.validate(), Contains("mlp_ratio must be positive and give an MLP width under 2^31, got inf"));
+    c.mlp_ratio = 1e9;  // 1.9e11 hidden units: refused before any allocation is tried
+    REQUIRE_THROWS_WITH(c.validate(), Contains("got 1e+09"));
+    c.mlp_ratio = 4.0;
+    CHECK_NOTHROW(c.validate());
   }
 }
 
