@@ -105,6 +105,10 @@ int run_eval(const EvalOptions& o) {
   const fs::path csv_folder = o.confusion_csv.parent_path().empty() ? "." : o.confusion_csv.parent_path();
   if (!o.confusion_csv.empty() && !fs::is_directory(csv_folder, error))
     throw std::invalid_argument("--confusion-csv: folder '" + csv_folder.string() + "' does not exist");
+  // A .csv name only, so that a slip (--confusion-csv RUN/best.safetensors) cannot overwrite weights or images.
+  if (!o.confusion_csv.empty() && o.confusion_csv.extension() != ".csv")
+    throw std::invalid_argument("--confusion-csv: expected a file name ending in .csv, got '" +
+                                o.confusion_csv.string() + "'");
   auto model = open_inference_model(o.model);
   const engine::FolderEvaluation evaluation = engine::evaluate_folder(*model, o.data_dir, predict_options(o.model));
   const data::ImageFolder& folder = evaluation.folder;

@@ -34,7 +34,15 @@ Command setup_plot(CLI::App& app) {
   cli->add_option("RUN_DIR", options->run_dir, "Run folder of vit train (holds metrics.csv)")
       ->required()
       ->check(CLI::ExistingDirectory);
-  cli->add_option("-o,--out", options->out, "Picture to write (default RUN_DIR/curves.png)");
+  // A .png name only: the picture is PNG whatever the name says, and a slip (-o RUN_DIR/metrics.csv) must not
+  // overwrite the run's own files.
+  cli->add_option("-o,--out", options->out, "Picture to write, a .png file (default RUN_DIR/curves.png)")
+      ->check(CLI::Validator(
+          [](const std::string& path) {
+            return std::filesystem::path(path).extension() == ".png" ? std::string()
+                                                                     : "expected a file name ending in .png";
+          },
+          "PNG", "PNG"));
   return {cli, [options] { return run_plot(*options); }};
 }
 

@@ -108,6 +108,12 @@ expect "eval: pointed at a dataset root, the error suggests val/" 2 "did you mea
 expect "eval: --confusion-csv into a missing folder is refused before evaluating" 2 \
   "--confusion-csv: folder '$work/nowhere' does not exist" \
   -- "$vit" eval "$model" "$work/other" --confusion-csv "$work/nowhere/c.csv"
+cp "$model" "$work/weights_copy"
+expect "eval: --confusion-csv onto a file that is no .csv is refused before evaluating" 2 \
+  "--confusion-csv: expected a file name ending in .csv, got '$work/weights_copy'" \
+  -- "$vit" eval "$model" "$work/other" --confusion-csv "$work/weights_copy"
+cmp -s "$model" "$work/weights_copy"
+check "eval: the file named by a refused --confusion-csv is untouched" $?
 expect "eval: missing folder" 2 "does not exist" -- "$vit" eval "$model" "$work/nowhere"
 expect "eval: help" 0 "confusion-csv" -- "$vit" eval --help
 

@@ -35,6 +35,11 @@ expect "vit plot redraws the curves from metrics.csv" 0 "2 epochs drawn to '$wor
 cmp -s "$work/run/curves.png" "$work/curves_by_train.png"
 check "vit plot draws what vit train drew" $?
 expect "vit plot --out" 0 "drawn to '$work/elsewhere.png'" -- "$vit" plot "$work/run" --out "$work/elsewhere.png"
+cp "$work/run/metrics.csv" "$work/metrics.before"
+expect "vit plot --out takes only a .png name" 2 "--out: expected a file name ending in .png" \
+  -- "$vit" plot "$work/run" --out "$work/run/metrics.csv"
+cmp -s "$work/run/metrics.csv" "$work/metrics.before"
+check "vit plot: the run's metrics.csv is untouched by a refused --out" $?
 mkdir -p "$work/fresh_run"
 head -n 1 "$work/run/metrics.csv" >"$work/fresh_run/metrics.csv"
 expect "vit plot on a run without epochs yet" 2 "fresh_run/metrics.csv' has no epochs yet" -- "$vit" plot "$work/fresh_run"
