@@ -43,10 +43,11 @@ Loader::Loader(std::vector<Sample> samples, LoaderOptions options, SampleTransfo
     for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { worker_loop(); });
   } catch (const std::system_error& e) {
     // The destructor does not run for a half-built loader, and a joinable std::thread destroyed unjoined ends the
-    // program: stop and join the workers already started, then report.
+    // program: stop and join the workers already started (which empties workers_), then report.
+    const size_t started = workers_.size();
     stop_workers();
     throw std::runtime_error("cannot start " + std::to_string(options_.workers) + " image decoding threads (" +
-                             std::to_string(workers_.size()) + " started): " + e.what());
+                             std::to_string(started) + " started): " + e.what());
   }
 }
 
