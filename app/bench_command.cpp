@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/architecture_options.h"
+#include "app/cli_checks.h"
 #include "app/exit_codes.h"
 #include "app/inference_options.h"
 #include "engine/all_reduce_bench.h"
@@ -172,7 +173,11 @@ Command setup_bench(CLI::App& app) {
   const std::string run = "Running";
   cli->add_option("-b,--batch-size", o.batch_size, "Images per step")->capture_default_str()->group(run);
   add_runtime_options(cli, o.device, o.amp, o.threads, o.workers, run);
-  cli->add_option("--seed", o.seed, "Random seed (weights and synthetic data)")->capture_default_str()->group(run);
+  cli->add_option("--seed", o.seed, "Random seed (weights and synthetic data)")
+      ->check(whole_number_from(0))
+      ->check(whole_number_from(0))
+      ->capture_default_str()
+      ->group(run);
 
   const std::string measure = "Measuring";
   cli->add_option("--phases", options->phases,

@@ -12,12 +12,14 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "app/cli_checks.h"
 #include "app/exit_codes.h"
 #include "app/inference_options.h"
 #include "app/prediction_writer.h"
 #include "data/input_paths.h"
 #include "engine/pictures.h"
 #include "engine/predict.h"
+#include "util/files.h"
 
 namespace vit::app {
 namespace {
@@ -47,6 +49,7 @@ void check_attention_options(const ClassifyOptions& o, const ImageClassifier& mo
     throw std::invalid_argument(
         fmt::format("--attention-head {}: the model has {} heads (0 to {})", *o.attention_head, heads, heads - 1));
   }
+  create_output_folder(o.attention_dir, "--attention-maps");
 }
 
 int run_classify(const ClassifyOptions& o) {
@@ -98,7 +101,7 @@ Command setup_classify(CLI::App& app) {
                   "Image files, folders (searched recursively), or - to read paths from standard input, one per line")
       ->required();
   cli->add_option("-k,--top-k", options->top_k, "Classes to show per image (at most the class count)")
-      ->check(CLI::PositiveNumber)
+      ->check(whole_number_from(1))
       ->capture_default_str();
   cli->add_option("--format", options->format, "text (a table per image), json (one object per line) or csv")
       ->check(CLI::IsMember({"text", "json", "csv"}))

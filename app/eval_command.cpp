@@ -16,6 +16,7 @@
 #include "engine/classification_report.h"
 #include "engine/evaluate.h"
 #include "engine/pictures.h"
+#include "util/files.h"
 
 namespace vit::app {
 namespace {
@@ -110,6 +111,7 @@ int run_eval(const EvalOptions& o) {
     throw std::invalid_argument("--confusion-csv: expected a file name ending in .csv, got '" +
                                 o.confusion_csv.string() + "'");
   auto model = open_inference_model(o.model);
+  if (!o.plots_dir.empty()) create_output_folder(o.plots_dir, "--plots");  // before the evaluation's minutes
   const engine::FolderEvaluation evaluation = engine::evaluate_folder(*model, o.data_dir, predict_options(o.model));
   const data::ImageFolder& folder = evaluation.folder;
   const engine::EvalResult& result = evaluation.result;
@@ -130,7 +132,6 @@ int run_eval(const EvalOptions& o) {
     spdlog::info("confusion matrix written to '{}'", o.confusion_csv.string());
   }
   if (!o.plots_dir.empty()) {
-    fs::create_directories(o.plots_dir);
     const fs::path picture = o.plots_dir / "confusion.png";
     engine::write_confusion_picture(
         picture, result.confusion, folder.classes,

@@ -7,6 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "app/cli_checks.h"
 #include "app/exit_codes.h"
 #include "hub/model_argument.h"
 #include "models/checkpoint_layouts.h"
@@ -128,7 +129,7 @@ Command setup_export(CLI::App& app) {
   cli->add_option_function<int64_t>(
          "--image-size", [o = options.get()](const int64_t& size) { o->image_size = size; },
          "Export for this input size (position embeddings resampled)")
-      ->check(CLI::PositiveNumber);
+      ->check(whole_number_from(1));
   cli->add_option_function<int>(
          "--opset",
          [o = options.get()](const int& opset) {

@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
+#include "app/cli_checks.h"
 #include "engine/runtime.h"
 #include "hub/model_argument.h"
 #include "models/open_classifier.h"
@@ -33,7 +34,7 @@ void add_inference_options(CLI::App* cli, InferenceOptions& o) {
   cli->add_option_function<int64_t>(
          "--image-size", [&v](const int64_t& size) { v.input_size = size; },
          "Input size (default 224; a vit weights file is resized, its position embeddings resampled)")
-      ->check(CLI::PositiveNumber)
+      ->check(whole_number_from(1))
       ->group(files);
   cli->add_option_function<std::vector<double>>(
          "--mean", [&v](const std::vector<double>& mean) { v.mean = channel_values("--mean", mean); },
@@ -65,7 +66,7 @@ void add_inference_options(CLI::App* cli, InferenceOptions& o) {
 
   const std::string run = "Running";
   cli->add_option("-b,--batch-size", o.batch_size, "Images per batch")
-      ->check(CLI::PositiveNumber)
+      ->check(whole_number_from(1))
       ->capture_default_str()
       ->group(run);
   add_runtime_options(cli, o.device, o.amp, o.threads, o.workers, run);
@@ -76,7 +77,7 @@ void add_inference_options(CLI::App* cli, InferenceOptions& o) {
       ->capture_default_str()
       ->group(run);
   cli->add_option("--max-pixels", o.max_pixels, "Reject images with more pixels than this (checked before decoding)")
-      ->check(CLI::PositiveNumber)
+      ->check(whole_number_from(1))
       ->capture_default_str()
       ->group(run);
 }

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "app/architecture_options.h"
+#include "app/cli_checks.h"
 #include "app/exit_codes.h"
 #include "app/inference_options.h"
 #include "app/progress.h"
@@ -110,6 +111,8 @@ void add_run_options(CLI::App* cli, engine::TrainOptions& o) {
   add_runtime_options(cli, o.device, o.amp, o.threads, o.workers, group);
   add_cache_option(cli, o.cache_images_mib, group);
   cli->add_option("--seed", o.seed, "Random seed (initialisation, data order, augmentation)")
+      ->check(whole_number_from(0))
+      ->check(whole_number_from(0))
       ->capture_default_str()
       ->group(group);
   cli->add_option("--time-limit", o.time_limit,
@@ -223,7 +226,12 @@ Command setup_train(CLI::App& app) {
       "Ctrl-C stops after the current step and saves; --resume continues. Under torchrun or srun (RANK / "
       "WORLD_SIZE, or SLURM_PROCID / SLURM_NTASKS) the processes train one model data-parallel; --batch-size is "
       "per process.");
-  return {cli, [options, &app] { return run_train(*options, app.get_option("--quiet")->count() > 0); }};
+  return {cli, [options, cli, &app] {
+            // The one option whose default would otherwise hide a slip: without --ema it has nothing to set.
+            if (cli->get_option("--ema-decay")->count() > 0 && !options->ema)
+              throw std::invalid_argument("--ema-decay sets the decay of --ema's average, and --ema is not given");
+            return run_train(*options, app.get_option("--quiet")->count() > 0);
+          }};
 }
 
 }  // namespace vit::app

@@ -137,9 +137,9 @@ std::string describe_kernels(c10::Device device, bool bf16) {
 
 void BenchOptions::validate() const {
   auto positive = [](const char* flag, double value) {
-    if (value > 0) return;
+    if (value > 0 && std::isfinite(value)) return;
     std::ostringstream message;
-    message << flag << " must be positive, got " << value;
+    message << flag << (std::isfinite(value) ? " must be positive, got " : " must be a finite number, got ") << value;
     throw std::invalid_argument(message.str());
   };
   positive("--batch-size", static_cast<double>(batch_size));

@@ -73,6 +73,10 @@ void TrainOptions::validate() const {
   require(max_pixels > 0, "--max-pixels", "a positive pixel count", str(max_pixels));
   require(auto_augment == "none" || auto_augment == "trivial" || auto_augment == "rand", "--auto-augment",
           "none, trivial or rand", "'" + auto_augment + "'");
+  // RandAugment's 31 magnitude bins, as timm and torchvision (data/auto_augment.h); checked even when the policy
+  // is another, so that a slip is caught before a dataset scan rather than when --auto-augment rand is added.
+  require(ra_num_ops >= 1, "--ra-num-ops", "at least 1", str(ra_num_ops));
+  require(ra_magnitude >= 0 && ra_magnitude <= 30, "--ra-magnitude", "a magnitude from 0 to 30", str(ra_magnitude));
   require(random_erasing >= 0.0 && random_erasing <= 1.0, "--reprob", "a probability", str(random_erasing));
   require(ema_decay > 0.0 && ema_decay < 1.0, "--ema-decay", "a value in (0, 1)", str(ema_decay));
   require(amp == "none" || amp == "bf16", "--amp", "none or bf16", "'" + amp + "'");

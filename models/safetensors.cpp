@@ -80,14 +80,15 @@ class Reader {
   Header read_header(std::ifstream& in) const {
     const uint64_t file_size = fs::file_size(path_);
     if (file_size < 8)
-      fail("truncated: " + std::to_string(file_size) + " bytes, too short for the 8-byte header length");
+      fail("truncated: " + std::to_string(file_size) +
+           " bytes, too short for the 8-byte header length (not a safetensors file)");
     uint64_t header_size = 0;
     std::array<unsigned char, 8> length_bytes{};
     in.read(reinterpret_cast<char*>(length_bytes.data()), 8);
     for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | length_bytes[static_cast<size_t>(i)];
     if (header_size > kMaxSafetensorsHeaderBytes)
       fail("header length " + std::to_string(header_size) + " exceeds the limit of " +
-           std::to_string(kMaxSafetensorsHeaderBytes) + " bytes (corrupt file?)");
+           std::to_string(kMaxSafetensorsHeaderBytes) + " bytes: not a safetensors file, or a damaged one");
     if (header_size > file_size - 8)
       fail("header length " + std::to_string(header_size) + " runs past the end of the file (" +
            std::to_string(file_size) + " bytes): truncated or not a safetensors file");

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <stdexcept>
 
 namespace vit {
 
@@ -33,6 +34,15 @@ void sync_path(const fs::path& path, int flags) {
   if (fd < 0) return;
   ::fsync(fd);
   ::close(fd);
+}
+
+void create_output_folder(const fs::path& dir, const std::string& option) {
+  std::error_code error;
+  if (fs::exists(dir, error) && !fs::is_directory(dir, error))
+    throw std::invalid_argument(option + " '" + dir.string() + "': expected a folder, and a file of that name exists");
+  fs::create_directories(dir, error);
+  if (error)
+    throw std::invalid_argument(option + " '" + dir.string() + "': cannot create the folder: " + error.message());
 }
 
 void sync_file_system(const fs::path& folder) {

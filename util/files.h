@@ -21,6 +21,11 @@ void remove_tree(const std::filesystem::path& path);
 // `flags` are open(2)'s, e.g. O_RDONLY | O_DIRECTORY for the folder that holds a renamed file.
 void sync_path(const std::filesystem::path& path, int flags);
 
+// Creates the folder `dir` (and its parents) that the command-line option `option` names for output, e.g. "--plots".
+// Throws std::invalid_argument naming both when a file of that name is in the way or the folder cannot be created
+// ("Permission denied"), so that the user hears which option to change rather than a bare filesystem error.
+void create_output_folder(const std::filesystem::path& dir, const std::string& option);
+
 // One syncfs for the file system holding `folder`: cheaper than an fsync per file when thousands were written.
 void sync_file_system(const std::filesystem::path& folder);
 

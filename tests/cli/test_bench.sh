@@ -71,6 +71,7 @@ expect "negative cache" 2 "--cache-images: expected MiB from 0 \(none\) to 10485
 
 expect "zero batch size" 2 "--batch-size must be positive, got 0$" -- "$vit" bench "${base[@]}" --batch-size 0
 expect "no warm-up step" 2 "--warmup must be at least 1, got 0" -- "$vit" bench --model vit_mini_patch4_32 --warmup 0
+expect "infinite windows" 2 "--window-seconds must be a finite number, got inf$" -- "$vit" bench --model vit_mini_patch4_32 --window-seconds inf
 expect "zero windows" 2 "--windows must be positive, got 0$" -- "$vit" bench --model vit_mini_patch4_32 --windows 0
 expect "unknown preset" 2 "--model: unknown model 'vit_huge_patch99'" -- "$vit" bench --model vit_huge_patch99
 expect "impossible architecture" 2 "model options: .*num_heads" -- "$vit" bench "${base[@]}" --num-heads 3

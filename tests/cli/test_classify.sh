@@ -174,6 +174,9 @@ expect "attention maps: --attention-head alone is refused" 2 "--attention-head n
   -- "$vit" classify "$work/run/last.safetensors" "$data" --attention-head 1
 expect "attention maps: TorchScript is refused" 2 "is TorchScript \(vit export\); attention maps need a vit weights file" \
   -- "$vit" classify "$work/brightness_vit.pt" "$data" --attention-maps "$work/maps3"
+expect "attention maps: a file in the folder's place is refused, naming the option" 2 \
+  "--attention-maps '$work/run/last.safetensors': expected a folder, and a file of that name exists" \
+  -- "$vit" classify "$work/run/last.safetensors" "$data" --attention-maps "$work/run/last.safetensors"
 expect "attention maps: an existing picture is not replaced" 0 "00001-d1.png' exists; not replaced" \
   -- "$vit" classify "$work/run/last.safetensors" "$data/dark/d1.png" --attention-maps "$work/maps_head"
 
@@ -231,7 +234,7 @@ expect "a TorchScript that rejects the input" 2 "rgb_only.pt' failed on a batch 
   -- "$vit" classify "$work/rgb_only.pt" "$data/dark/d1.png" --mean 0 --std 1
 expect "--mean that does not fit the model's channels" 2 "mean needs 3 values \(one per channel\), got 1" \
   -- "$vit" classify "$work/brightness_vit.pt" "$data/dark/d1.png" --mean 0 --std 1
-expect "--top-k must be positive" 2 "top-k" -- "$vit" classify "$work/brightness.pt" "$data" -k 0
+expect "--top-k must be positive" 2 "--top-k: expected a whole number >= 1, got '0'$" -- "$vit" classify "$work/brightness.pt" "$data" -k 0
 expect "unknown format" 2 "--format: yaml not in" -- "$vit" classify "$work/brightness.pt" "$data" --format yaml
 expect "no inputs" 2 "INPUT is required" -- "$vit" classify "$work/brightness.pt"
 expect "--mean with two values" 2 "--mean: give 1 value \(grayscale\) or 3 \(RGB\), got 2" \

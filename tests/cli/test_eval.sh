@@ -114,6 +114,12 @@ expect "eval: --confusion-csv onto a file that is no .csv is refused before eval
   -- "$vit" eval "$model" "$work/other" --confusion-csv "$work/weights_copy"
 cmp -s "$model" "$work/weights_copy"
 check "eval: the file named by a refused --confusion-csv is untouched" $?
+expect "eval: --plots naming a file is refused before evaluating" 2 \
+  "--plots '$work/weights_copy': expected a folder, and a file of that name exists" \
+  -- "$vit" eval "$model" "$work/other" --plots "$work/weights_copy"
+"$vit" eval "$model" "$work/other" --plots "$work/weights_copy" 2>/dev/null | grep -q "top-1"
+[[ $? -ne 0 ]]
+check "eval: a refused --plots prints no report" $?
 expect "eval: missing folder" 2 "does not exist" -- "$vit" eval "$model" "$work/nowhere"
 expect "eval: help" 0 "confusion-csv" -- "$vit" eval --help
 

@@ -70,6 +70,15 @@ expect "an infinite MLP ratio is refused" 2 "mlp_ratio must be positive and give
   -- "$vit" train "$work/data" --out "$work/inf" --mlp-ratio inf "${common[@]}"
 expect "decoding threads are bounded" 2 "--workers: Value 100000 not in range 0 to 256" \
   -- "$vit" train "$work/data" --out "$work/inf" --model vit_mini_patch7_28 --workers 100000
+expect "a negative seed is refused rather than wrapped" 2 "--seed: expected a whole number >= 0, got '-1'" \
+  -- "$vit" train "$work/data" --out "$work/inf" --seed -1 "${common[@]}"
+expect "RandAugment's magnitude is checked even without the policy" 2 "--ra-magnitude: expected a magnitude from 0 to 30, got 99" \
+  -- "$vit" train "$work/data" --out "$work/inf" --ra-magnitude 99 "${common[@]}"
+expect "--ema-decay without --ema is refused" 2 "--ema-decay sets the decay of --ema's average, and --ema is not given" \
+  -- "$vit" train "$work/data" --out "$work/inf" --ema-decay 0.99 "${common[@]}"
+printf 'ONNX\x08\x07\x12\x07pytorch-not-safetensors' >"$work/model.onnx"
+expect "--init with a file that is not safetensors says so" 2 "model.onnx': header length [0-9]+ exceeds the limit of [0-9]+ bytes: not a safetensors file" \
+  -- "$vit" train "$work/data" --out "$work/inf" --init "$work/model.onnx" "${common[@]}"
 [[ ! -e "$work/inf" ]]
 check "refused options leave no run folder" $?
 
