@@ -1,7 +1,10 @@
 #include "app/train_command.h"
 
 #include <memory>
+#include <set>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -141,6 +144,29 @@ void add_distributed_options(CLI::App* cli, engine::TrainOptions& o) {
       ->group(group);
 }
 
+bool given(const CLI::App& cli, const std::string& name) { return cli.get_option(name)->count() > 0; }
+
+// Options that would otherwise be silently ignored beside another: refused, or (--resume) named in a warning.
+void check_options_given_together(const CLI::App& cli, const engine::TrainOptions& o) {
+  if (given(cli, "--ema-decay") && !o.ema)
+    throw std::invalid_argument("--ema-decay sets the decay of --ema's average, and --ema is not given");
+  if (given(cli, "--init") && given(cli, "--model"))
+    throw std::invalid_argument("--model and --init both name the architecture: --init trains the architecture of '" +
+                                o.init->string() + "'; leave --model out");
+  if (!o.resume) return;
+  // engine::train continues a run with the options it was started with; only these come from this launch.
+  static const std::set<std::string> from_this_launch = {"DATA_DIR", "--out", "--resume", "--dist-backend",
+                                                         "--dist-timeout"};
+  std::vector<std::string> ignored;
+  for (const CLI::Option* option : cli.get_options()) {
+    const std::string name = option->get_name();
+    if (option->count() > 0 && from_this_launch.count(name) == 0) ignored.push_back(name);
+  }
+  if (!ignored.empty())
+    spdlog::warn("--resume continues the run with the options it was started with; ignored: {}",
+                 fmt::join(ignored, ", "));
+}
+
 int run_train(engine::TrainOptions options, bool quiet) {
   const engine::DistributedEnv env = engine::read_distributed_env();
   if (env.distributed()) {
@@ -227,9 +253,7 @@ Command setup_train(CLI::App& app) {
       "WORLD_SIZE, or SLURM_PROCID / SLURM_NTASKS) the processes train one model data-parallel; --batch-size is "
       "per process.");
   return {cli, [options, cli, &app] {
-            // The one option whose default would otherwise hide a slip: without --ema it has nothing to set.
-            if (cli->get_option("--ema-decay")->count() > 0 && !options->ema)
-              throw std::invalid_argument("--ema-decay sets the decay of --ema's average, and --ema is not given");
+            check_options_given_together(*cli, *options);
             return run_train(*options, app.get_option("--quiet")->count() > 0);
           }};
 }

@@ -9,6 +9,8 @@
 #include <cmath>
 #include <memory>
 #include <mutex>
+#include <set>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
@@ -31,11 +33,16 @@
 #include "models/model_cost.h"
 #include "models/state_dict.h"
 #include "util/atomic_file.h"
+#include "util/files.h"
 
 namespace vit::engine {
 namespace {
 
 namespace fs = std::filesystem;
+
+// In RUN_DIR, locked by the run writing it (util/files.h's FileLock); left behind, unlocked, when the run ends.
+constexpr const char* kRunLockName = ".vit-train.lock";
+
 at::Generator& cpu_generator() {
   static at::Generator generator = at::detail::getDefaultCPUGenerator();
   return generator;
@@ -79,6 +86,7 @@ class TrainingRun {
   int64_t epochs_expected() const;
   StepReport step_report(int64_t batches, int64_t first_batch) const;
   void report_failures(std::vector<data::DecodeFailure>& failures);
+  void warn_unlearnable_classes() const;
   void save_weights_as(const std::string& name, VisionTransformer& model);
   void save_state();
   std::optional<RunState> open_run_folder();
@@ -96,6 +104,9 @@ class TrainingRun {
   c10::Device device_{c10::kCPU};
   bool bf16_ = false;
   bool created_out_dir_ = false;  // --out did not exist before this run made it
+  std::set<size_t> failed_train_samples_;  // indices into split_.train.samples of files that could not be read
+  bool classes_checked_ = false;           // warn_unlearnable_classes has run
+  std::unique_ptr<FileLock> out_lock_;     // the lead process's on --out: one run at a time writes a run folder
   TestTimeAugmentation val_tta_ = TestTimeAugmentation::kNone;
   data::DatasetSplit split_;
   ModelMetadata metadata_;
@@ -153,6 +164,10 @@ void TrainingRun::prepare(std::optional<RunState> resumed) {
     load_state_dict(*model_, resumed->model, resume_path(options_.out_dir).string());
   } else {
     metadata_ = training_metadata(options_, split_.train.classes);
+    // On the CPU the weights, their gradients and AdamW's two moments share the machine's memory.
+    if (device_.is_cpu())
+      check_parameters_fit_in_memory(metadata_.config, 4 * sizeof(float),
+                                     "training (float32 weights, gradients and AdamW's two moments)");
     model_ = build_training_model(metadata_, options_);
   }
   model_->to(device_);
@@ -496,6 +511,7 @@ TrainingRun::EpochEnd TrainingRun::train_epoch() {
   const double epoch_seconds_before = progress_.current.seconds;
   const int64_t first_batch = progress_.next_batch;
   while (auto batch = train_loader_->next()) {
+    for (const auto& failure : batch->failures) failed_train_samples_.insert(failure.sample);
     report_failures(batch->failures);
     const bool last = batch->index == batches - 1;
     progress_.next_batch = batch->index + 1;
@@ -524,7 +540,29 @@ TrainingRun::EpochEnd TrainingRun::train_epoch() {
     if (flags[0].item<float>() > 0.0f) return EpochEnd::Interrupted;
     if (flags[1].item<float>() > 0.0f) return EpochEnd::TimeSpent;
   }
+  // Once a whole epoch has tried every file (one process: each of several reads only its share).
+  if (first_batch == 0 && !group_ && !classes_checked_) {
+    warn_unlearnable_classes();
+    classes_checked_ = true;
+  }
   return EpochEnd::Done;
+}
+
+// A class none of whose training images can be read is never learnt, yet the run would go on and validate as if
+// it were; said once (a set with no readable image at all stops the run in check_epoch_trained instead).
+void TrainingRun::warn_unlearnable_classes() const {
+  const auto& samples = split_.train.samples;
+  if (failed_train_samples_.empty() || failed_train_samples_.size() == samples.size()) return;
+  const auto& classes = split_.train.classes;
+  std::vector<int64_t> total(classes.size(), 0);
+  std::vector<int64_t> failed(classes.size(), 0);
+  for (const auto& sample : samples) ++total[static_cast<size_t>(sample.label)];
+  for (size_t index : failed_train_samples_) ++failed[static_cast<size_t>(samples[index].label)];
+  for (size_t c = 0; c < classes.size(); ++c) {
+    if (total[c] > 0 && failed[c] == total[c])
+      spdlog::warn("class '{}' has no readable training image (all {} failed): the model cannot learn it", classes[c],
+                   total[c]);
+  }
 }
 
 void TrainingRun::save_weights_as(const std::string& name, VisionTransformer& model) {
@@ -721,6 +759,16 @@ std::optional<RunState> TrainingRun::open_run_folder() {
   created_out_dir_ = !fs::exists(options_.out_dir, error);
   fs::create_directories(options_.out_dir, error);
   if (error) throw std::runtime_error("cannot create '" + options_.out_dir.string() + "': " + error.message());
+  // Two runs writing one folder would interleave checkpoints (a --resume of a run still going in another terminal,
+  // or the same command started twice).
+  if (lead()) {
+    out_lock_ = std::make_unique<FileLock>(options_.out_dir / kRunLockName);
+    if (out_lock_->busy())
+      throw std::invalid_argument(
+          "--out: '" + options_.out_dir.string() + "' is in use by another vit train" +
+          (out_lock_->holder().empty() ? std::string() : " (process " + out_lock_->holder() + ")") +
+          "; wait for it to end or choose another folder");
+  }
   return resumed;
 }
 
@@ -746,7 +794,11 @@ void TrainingRun::open_and_prepare() {
     failure = std::current_exception();
     // A run that never started leaves no empty folder behind (remove() takes a folder only when it is empty).
     std::error_code ignored;
-    if (created_out_dir_) fs::remove(options_.out_dir, ignored);
+    if (created_out_dir_) {
+      out_lock_.reset();
+      fs::remove(options_.out_dir / kRunLockName, ignored);
+      fs::remove(options_.out_dir, ignored);
+    }
   }
   if (group_ && !all_ranks_ok(*group_, failure == nullptr) && !failure)
     throw std::runtime_error("rank " + std::to_string(env_.rank) +

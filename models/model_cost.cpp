@@ -1,6 +1,11 @@
 #include "models/model_cost.h"
 
+#include <iomanip>
+#include <sstream>
+#include <stdexcept>
+
 #include "models/patch_dropout.h"
+#include "util/system_memory.h"
 
 namespace vit {
 namespace {
@@ -95,6 +100,20 @@ double count_training_macs(const ViTConfig& c) {
   if (c.patch_drop_rate <= 0.0) return count_macs(c);
   // Prefix tokens are always kept; in training only the kept patches are embedded (VisionTransformer::embed_tokens).
   return macs_with_patches(c, patch_dropout_kept(c.num_patches(), c.patch_drop_rate));
+}
+
+void check_parameters_fit_in_memory(const ViTConfig& config, int bytes_per_parameter, const std::string& purpose) {
+  const uint64_t memory = physical_memory_bytes();
+  if (memory == 0) return;
+  const double parameters = static_cast<double>(count_parameters(config));
+  const double needed = parameters * bytes_per_parameter;
+  if (needed <= static_cast<double>(memory)) return;
+  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+  std::ostringstream message;
+  message << "model options: " << std::setprecision(4) << parameters << " parameters need " << std::fixed
+          << std::setprecision(1) << needed / kGiB << " GiB for " << purpose << ", more than this machine's "
+          << static_cast<double>(memory) / kGiB << " GiB of memory";
+  throw std::invalid_argument(message.str());
 }
 
 }  // namespace vit

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "models/model_cost.h"
 #include "models/pos_embed.h"
 
 namespace vit {
@@ -21,6 +22,7 @@ void init_normal(torch::Tensor& t, double std) {
 
 VisionTransformerImpl::VisionTransformerImpl(const ViTConfig& config, bool initialize) : config_(config) {
   config_.validate();
+  check_parameters_fit_in_memory(config_, sizeof(float), "their float32 weights");
   const ViTConfig& c = config_;
   const int64_t d = c.embed_dim;
   patch_embed_ = register_module("patch_embed", PatchEmbed(c));

@@ -3,8 +3,11 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <sys/file.h>
 #include <unistd.h>
 
+#include <array>
+#include <cerrno>
 #include <cstdio>
 #include <stdexcept>
 
@@ -43,6 +46,30 @@ void create_output_folder(const fs::path& dir, const std::string& option) {
   fs::create_directories(dir, error);
   if (error)
     throw std::invalid_argument(option + " '" + dir.string() + "': cannot create the folder: " + error.message());
+}
+
+FileLock::FileLock(const fs::path& path) {
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) return;
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    busy_ = errno == EWOULDBLOCK;
+    if (busy_) {
+      std::array<char, 32> text{};
+      const ssize_t n = ::pread(fd_, text.data(), text.size() - 1, 0);
+      if (n > 0) holder_.assign(text.data(), static_cast<size_t>(n));
+    }
+    ::close(fd_);
+    fd_ = -1;
+    return;
+  }
+  const std::string pid = std::to_string(::getpid());
+  if (::ftruncate(fd_, 0) == 0 && ::pwrite(fd_, pid.data(), pid.size(), 0) < 0) {
+    // best effort: the lock holds without its note
+  }
+}
+
+FileLock::~FileLock() {
+  if (fd_ >= 0) ::close(fd_);  // releases the lock
 }
 
 void sync_file_system(const fs::path& folder) {

@@ -89,11 +89,16 @@ for op in ("aten::native_layer_norm", "aten::native_layer_norm_backward", "vit::
 PY
 check "--trace writes a Chrome trace of forward, backward and optimizer" $?
 
-# A model too large to allocate (an MLP of 1.28e9 hidden units: 655 GB of weights) is LibTorch's error, given as
-# one line: without the C++ stack trace LibTorch appends for its own developers.
-expect "LibTorch's errors come without its stack trace" 2 "^error: .*can't allocate memory: you tried to allocate" \
+# A model larger than the machine's memory (MLPs of 1.28e9 hidden units: 2e12 parameters) is refused before it is
+# built, rather than killed by the OOM killer.
+expect "a model larger than memory is refused before it is built" 2 \
+  "model options: 1.974e\+12 parameters need [0-9.]+ GiB for their float32 weights, more than this machine's [0-9.]+ GiB of memory" \
   -- "$vit" bench --model vit_mini_patch4_32 --mlp-ratio 1e7 --phases inference --windows 1
-output=$("$vit" bench --model vit_mini_patch4_32 --mlp-ratio 1e7 --phases inference --windows 1 2>&1)
+# A batch too large to allocate (1.2 TB of synthetic images) is LibTorch's error, given as one line: without the
+# C++ stack trace LibTorch appends for its own developers.
+expect "LibTorch's errors come without its stack trace" 2 "^error: .*can't allocate memory: you tried to allocate" \
+  -- "$vit" bench --model vit_mini_patch4_32 --batch-size 100000000 --phases inference --windows 1
+output=$("$vit" bench --model vit_mini_patch4_32 --batch-size 100000000 --phases inference --windows 1 2>&1)
 ! grep -qE "frame #|Exception raised from" <<<"$output"
 check "no stack trace in the error" $? "$output"
 

@@ -15,6 +15,11 @@ expect "dataset conversion" 0 "80 training images .* 30 validation" \
   -- "$vit" dataset fashion-mnist --source "$work/idx" --out "$work/data"
 expect "dataset conversion is idempotent" 0 "already holds Fashion-MNIST" \
   -- "$vit" dataset fashion-mnist --source "$work/idx" --out "$work/data"
+cp -r "$work/data" "$work/data_changed"
+rm "$work/data_changed/train/Bag/"*.png
+expect "dataset does not trust its marker over the files" 2 \
+  "data_changed': changed since its conversion: 'train/Bag' holds 0 images where .vit-dataset.json lists 8; remove the folder to convert again" \
+  -- "$vit" dataset fashion-mnist --source "$work/idx" --out "$work/data_changed"
 expect "dataset refuses a user's folder" 2 "refusing to write into it" \
   -- "$vit" dataset fashion-mnist --source "$work/idx" --out "$work/idx"
 expect "dataset names a missing source" 2 "nowhere': no such folder" \
@@ -70,6 +75,11 @@ expect "an infinite MLP ratio is refused" 2 "mlp_ratio must be positive and give
   -- "$vit" train "$work/data" --out "$work/inf" --mlp-ratio inf "${common[@]}"
 expect "decoding threads are bounded" 2 "--workers: Value 100000 not in range 0 to 256" \
   -- "$vit" train "$work/data" --out "$work/inf" --model vit_mini_patch7_28 --workers 100000
+expect "a model whose training state exceeds the machine's memory is refused before it is built" 2 \
+  "model options: [0-9.e+]+ parameters need [0-9.]+ GiB for training \(float32 weights, gradients and AdamW's two moments\), more than this machine's [0-9.]+ GiB of memory" \
+  -- "$vit" train "$work/data" --out "$work/inf" --model vit_mini_patch7_28 --depth 100000 -b 16 --threads 1 --workers 1
+expect "--init and --model together are refused" 2 "--model and --init both name the architecture: --init trains the architecture of '$work/run/best.safetensors'; leave --model out" \
+  -- "$vit" train "$work/data" --out "$work/inf" --init "$work/run/best.safetensors" "${common[@]}"
 expect "a negative seed is refused rather than wrapped" 2 "--seed: expected a whole number >= 0, got '-1'" \
   -- "$vit" train "$work/data" --out "$work/inf" --seed -1 "${common[@]}"
 expect "RandAugment's magnitude is checked even without the policy" 2 "--ra-magnitude: expected a magnitude from 0 to 30, got 99" \
@@ -78,7 +88,7 @@ expect "--ema-decay without --ema is refused" 2 "--ema-decay sets the decay of -
   -- "$vit" train "$work/data" --out "$work/inf" --ema-decay 0.99 "${common[@]}"
 printf 'ONNX\x08\x07\x12\x07pytorch-not-safetensors' >"$work/model.onnx"
 expect "--init with a file that is not safetensors says so" 2 "model.onnx': header length [0-9]+ exceeds the limit of [0-9]+ bytes: not a safetensors file" \
-  -- "$vit" train "$work/data" --out "$work/inf" --init "$work/model.onnx" "${common[@]}"
+  -- "$vit" train "$work/data" --out "$work/inf" --init "$work/model.onnx" -b 16 --threads 1 --workers 1
 [[ ! -e "$work/inf" ]]
 check "refused options leave no run folder" $?
 
@@ -98,14 +108,38 @@ expect "a data set with no readable image stops the run" 2 \
 [[ ! -e "$work/unreadable_run/best.safetensors" ]]
 check "the unreadable data set's run saved no weights" $?
 
+# One class whose files all fail: the run goes on, and says that class cannot be learnt.
+mkdir -p "$work/one_unreadable"
+cp -r "$work/data/train/Bag" "$work/unreadable/coat" "$work/one_unreadable/"
+expect "a class with no readable training image is named" 0 \
+  "class 'coat' has no readable training image \(all 2 failed\): the model cannot learn it" \
+  -- "$vit" train "$work/one_unreadable" --out "$work/one_unreadable_run" --val-split 0 --epochs 1 "${common[@]}"
+
 # Ctrl-C: the step finishes, the state is saved, the exit code is 130, and --resume finishes the run. Enough
 # epochs that the run is still going when the signal arrives (this small model trains 80 images in ~20 ms).
 interrupt_after_epoch "$work/int.log" "$vit" train "$work/data" --out "$work/int" --epochs 200 "${common[@]}"
 [[ $code == 130 ]] && grep -q "vit train $work/data --out $work/int --resume" "$work/int.log"
 check "SIGINT saves and says how to resume" $? "exit $code: $(cat "$work/int.log")"
-expect "--resume finishes the run" 0 "best validation top-1" -- "$vit" train "$work/data" --out "$work/int" --resume
+expect "--resume finishes the run, naming the options it does not take" 0 \
+  "--resume continues the run with the options it was started with; ignored: --epochs, --lr" \
+  -- "$vit" train "$work/data" --out "$work/int" --resume --epochs 5 --lr 0.5
 [[ $(wc -l <"$work/int/metrics.csv") == 201 ]]
-check "the resumed run has all 200 epochs" $? "$(cat "$work/int/metrics.csv")"
+check "the resumed run has all 200 epochs (its own --epochs)" $? "$(cat "$work/int/metrics.csv")"
+
+# One run at a time writes a run folder: --resume of a run still going (in another terminal, say) is refused.
+"$vit" train "$work/data" --out "$work/busy" --epochs 200 "${common[@]}" >"$work/busy.log" 2>&1 &
+busy=$!
+for _ in $(seq 1 600); do
+  grep -q "epoch [0-9]*:" "$work/busy.log" && break
+  sleep 0.1
+done
+expect "a run folder in use by another vit train is refused, naming its process" 2 \
+  "--out: '$work/busy' is in use by another vit train \(process $busy\); wait for it to end or choose another folder" \
+  -- "$vit" train "$work/data" --out "$work/busy" --resume
+kill -INT $busy
+wait $busy
+expect "once the first run has stopped, --resume continues it" 0 "resuming at epoch" \
+  -- "$vit" train "$work/data" --out "$work/busy" --resume
 
 # Ctrl-C many times over: handled by a signal handler on whichever thread the kernel picked, about one run in five
 # ended in heap corruption (abort or segfault instead of exit 130); the signals now go to a thread of their own.
