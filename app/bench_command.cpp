@@ -175,7 +175,6 @@ Command setup_bench(CLI::App& app) {
   add_runtime_options(cli, o.device, o.amp, o.threads, o.workers, run);
   cli->add_option("--seed", o.seed, "Random seed (weights and synthetic data)")
       ->check(whole_number_from(0))
-      ->check(whole_number_from(0))
       ->capture_default_str()
       ->group(run);
 

@@ -115,7 +115,6 @@ void add_run_options(CLI::App* cli, engine::TrainOptions& o) {
   add_cache_option(cli, o.cache_images_mib, group);
   cli->add_option("--seed", o.seed, "Random seed (initialisation, data order, augmentation)")
       ->check(whole_number_from(0))
-      ->check(whole_number_from(0))
       ->capture_default_str()
       ->group(group);
   cli->add_option("--time-limit", o.time_limit,
@@ -148,23 +147,25 @@ bool given(const CLI::App& cli, const std::string& name) { return cli.get_option
 
 // Options that would otherwise be silently ignored beside another: refused, or (--resume) named in a warning.
 void check_options_given_together(const CLI::App& cli, const engine::TrainOptions& o) {
+  if (o.resume) {
+    // engine::train continues a run with the options it was started with; only these come from this launch.
+    static const std::set<std::string> from_this_launch = {"DATA_DIR", "--out", "--resume", "--dist-backend",
+                                                           "--dist-timeout"};
+    std::vector<std::string> ignored;
+    for (const CLI::Option* option : cli.get_options()) {
+      const std::string name = option->get_name();
+      if (option->count() > 0 && from_this_launch.count(name) == 0) ignored.push_back(name);
+    }
+    if (!ignored.empty())
+      spdlog::warn("--resume continues the run with the options it was started with; ignored: {}",
+                   fmt::join(ignored, ", "));
+    return;
+  }
   if (given(cli, "--ema-decay") && !o.ema)
     throw std::invalid_argument("--ema-decay sets the decay of --ema's average, and --ema is not given");
   if (given(cli, "--init") && given(cli, "--model"))
     throw std::invalid_argument("--model and --init both name the architecture: --init trains the architecture of '" +
                                 o.init->string() + "'; leave --model out");
-  if (!o.resume) return;
-  // engine::train continues a run with the options it was started with; only these come from this launch.
-  static const std::set<std::string> from_this_launch = {"DATA_DIR", "--out", "--resume", "--dist-backend",
-                                                         "--dist-timeout"};
-  std::vector<std::string> ignored;
-  for (const CLI::Option* option : cli.get_options()) {
-    const std::string name = option->get_name();
-    if (option->count() > 0 && from_this_launch.count(name) == 0) ignored.push_back(name);
-  }
-  if (!ignored.empty())
-    spdlog::warn("--resume continues the run with the options it was started with; ignored: {}",
-                 fmt::join(ignored, ", "));
 }
 
 int run_train(engine::TrainOptions options, bool quiet) {

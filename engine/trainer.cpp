@@ -40,7 +40,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// In RUN_DIR, locked by the run writing it (util/files.h's FileLock); left behind, unlocked, when the run ends.
+// In RUN_DIR while a run writes it, locked (util/files.h's FileLock); removed when the run ends (left, unlocked,
+// by a killed one).
 constexpr const char* kRunLockName = ".vit-train.lock";
 
 at::Generator& cpu_generator() {
@@ -87,6 +88,7 @@ class TrainingRun {
   StepReport step_report(int64_t batches, int64_t first_batch) const;
   void report_failures(std::vector<data::DecodeFailure>& failures);
   void warn_unlearnable_classes() const;
+  void lock_out_dir();
   void save_weights_as(const std::string& name, VisionTransformer& model);
   void save_state();
   std::optional<RunState> open_run_folder();
@@ -712,9 +714,22 @@ void TrainingRun::save_state() {
 
 // The run folder to train in: a fresh one, or with --resume the saved state, whose options then replace the
 // command line's (the run continues exactly as it started) except for where the data and the run folder are.
+// Two runs writing one folder would interleave checkpoints (a --resume of a run still going in another terminal,
+// or the same command started twice): the lead process locks it, before reading a state another run may be writing.
+void TrainingRun::lock_out_dir() {
+  if (!lead() || out_lock_) return;
+  out_lock_ = std::make_unique<FileLock>(options_.out_dir / kRunLockName);
+  if (out_lock_->busy())
+    throw std::invalid_argument(
+        "--out: '" + options_.out_dir.string() + "' is in use by another vit train" +
+        (out_lock_->holder().empty() ? std::string() : " (process " + out_lock_->holder() + ")") +
+        "; wait for it to end or choose another folder");
+}
+
 std::optional<RunState> TrainingRun::open_run_folder() {
   std::optional<RunState> resumed;
   std::error_code error;
+  if (fs::is_directory(options_.out_dir, error)) lock_out_dir();
   // torchrun --max_restarts: a restarted worker group continues from the state its predecessor saved.
   if (!options_.resume && env_.restart_count > 0 && fs::exists(resume_path(options_.out_dir), error)) {
     spdlog::info("torchrun restart {}: resuming the run saved in '{}'", env_.restart_count, options_.out_dir.string());
@@ -759,16 +774,7 @@ std::optional<RunState> TrainingRun::open_run_folder() {
   created_out_dir_ = !fs::exists(options_.out_dir, error);
   fs::create_directories(options_.out_dir, error);
   if (error) throw std::runtime_error("cannot create '" + options_.out_dir.string() + "': " + error.message());
-  // Two runs writing one folder would interleave checkpoints (a --resume of a run still going in another terminal,
-  // or the same command started twice).
-  if (lead()) {
-    out_lock_ = std::make_unique<FileLock>(options_.out_dir / kRunLockName);
-    if (out_lock_->busy())
-      throw std::invalid_argument(
-          "--out: '" + options_.out_dir.string() + "' is in use by another vit train" +
-          (out_lock_->holder().empty() ? std::string() : " (process " + out_lock_->holder() + ")") +
-          "; wait for it to end or choose another folder");
-  }
+  lock_out_dir();
   return resumed;
 }
 
@@ -794,11 +800,8 @@ void TrainingRun::open_and_prepare() {
     failure = std::current_exception();
     // A run that never started leaves no empty folder behind (remove() takes a folder only when it is empty).
     std::error_code ignored;
-    if (created_out_dir_) {
-      out_lock_.reset();
-      fs::remove(options_.out_dir / kRunLockName, ignored);
-      fs::remove(options_.out_dir, ignored);
-    }
+    out_lock_.reset();  // removes the lock file if this process held it, never another's
+    if (created_out_dir_) fs::remove(options_.out_dir, ignored);
   }
   if (group_ && !all_ranks_ok(*group_, failure == nullptr) && !failure)
     throw std::runtime_error("rank " + std::to_string(env_.rank) +

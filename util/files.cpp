@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -48,20 +49,32 @@ void create_output_folder(const fs::path& dir, const std::string& option) {
     throw std::invalid_argument(option + " '" + dir.string() + "': cannot create the folder: " + error.message());
 }
 
-FileLock::FileLock(const fs::path& path) {
-  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd_ < 0) return;
-  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-    busy_ = errno == EWOULDBLOCK;
-    if (busy_) {
-      std::array<char, 32> text{};
-      const ssize_t n = ::pread(fd_, text.data(), text.size() - 1, 0);
-      if (n > 0) holder_.assign(text.data(), static_cast<size_t>(n));
+FileLock::FileLock(const fs::path& path) : path_(path) {
+  // The holder removes the file when it lets go, so a process that opened the file just before may lock a file no
+  // longer there while a third creates and locks a new one: a lock counts only on the file the path still names.
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) return;  // a read-only folder, say: no lock, and no other process can hold one there either
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      busy_ = errno == EWOULDBLOCK;
+      if (busy_) {
+        std::array<char, 32> text{};
+        const ssize_t n = ::pread(fd_, text.data(), text.size() - 1, 0);
+        if (n > 0) holder_.assign(text.data(), static_cast<size_t>(n));
+      }
+      ::close(fd_);
+      fd_ = -1;
+      return;
     }
-    ::close(fd_);
+    struct stat locked {};
+    struct stat named {};
+    if (::fstat(fd_, &locked) == 0 && ::stat(path.c_str(), &named) == 0 && locked.st_dev == named.st_dev &&
+        locked.st_ino == named.st_ino)
+      break;
+    ::close(fd_);  // removed under us: try again on the file now there
     fd_ = -1;
-    return;
   }
+  if (fd_ < 0) return;
   const std::string pid = std::to_string(::getpid());
   if (::ftruncate(fd_, 0) == 0 && ::pwrite(fd_, pid.data(), pid.size(), 0) < 0) {
     // best effort: the lock holds without its note
@@ -69,7 +82,9 @@ FileLock::FileLock(const fs::path& path) {
 }
 
 FileLock::~FileLock() {
-  if (fd_ >= 0) ::close(fd_);  // releases the lock
+  if (fd_ < 0) return;
+  ::unlink(path_.c_str());  // removed while still locked (see the constructor), then released
+  ::close(fd_);
 }
 
 void sync_file_system(const fs::path& folder) {

@@ -26,9 +26,10 @@ void sync_path(const std::filesystem::path& path, int flags);
 // ("Permission denied"), so that the user hears which option to change rather than a bare filesystem error.
 void create_output_folder(const std::filesystem::path& dir, const std::string& option);
 
-// An exclusive advisory lock (flock) on the file `path`, created if missing, tried once and held until the object
-// is destroyed or the process ends (also by kill -9: the kernel releases it). The holder's process id is written
-// into the file, so that a refused process can say whose it is.
+// An exclusive advisory lock (flock) on the file `path`, created if missing, tried once (never waits) and held
+// until the object is destroyed, which removes the file, or the process ends (also by kill -9: the kernel releases
+// the lock and the file stays, unlocked). The holder's process id is written into the file, so that a refused
+// process can say whose it is.
 class FileLock {
  public:
   explicit FileLock(const std::filesystem::path& path);
@@ -38,9 +39,11 @@ class FileLock {
 
   // Another process holds the lock; `holder()` is what it wrote (its process id, or empty).
   bool busy() const { return busy_; }
+  bool held() const { return fd_ >= 0; }
   const std::string& holder() const { return holder_; }
 
  private:
+  std::filesystem::path path_;
   int fd_ = -1;  // -1 also where the file cannot be created (a read-only folder): no lock, and no one else's
   bool busy_ = false;
   std::string holder_;

@@ -77,7 +77,7 @@ expect "decoding threads are bounded" 2 "--workers: Value 100000 not in range 0 
   -- "$vit" train "$work/data" --out "$work/inf" --model vit_mini_patch7_28 --workers 100000
 expect "a model whose training state exceeds the machine's memory is refused before it is built" 2 \
   "model options: [0-9.e+]+ parameters need [0-9.]+ GiB for training \(float32 weights, gradients and AdamW's two moments\), more than this machine's [0-9.]+ GiB of memory" \
-  -- "$vit" train "$work/data" --out "$work/inf" --model vit_mini_patch7_28 --depth 100000 -b 16 --threads 1 --workers 1
+  -- "$vit" train "$work/data" --out "$work/inf" --model vit_mini_patch7_28 --mlp-ratio 1e7 -b 16 --threads 1 --workers 1
 expect "--init and --model together are refused" 2 "--model and --init both name the architecture: --init trains the architecture of '$work/run/best.safetensors'; leave --model out" \
   -- "$vit" train "$work/data" --out "$work/inf" --init "$work/run/best.safetensors" "${common[@]}"
 expect "a negative seed is refused rather than wrapped" 2 "--seed: expected a whole number >= 0, got '-1'" \
@@ -127,7 +127,7 @@ expect "--resume finishes the run, naming the options it does not take" 0 \
 check "the resumed run has all 200 epochs (its own --epochs)" $? "$(cat "$work/int/metrics.csv")"
 
 # One run at a time writes a run folder: --resume of a run still going (in another terminal, say) is refused.
-"$vit" train "$work/data" --out "$work/busy" --epochs 200 "${common[@]}" >"$work/busy.log" 2>&1 &
+"$vit" train "$work/data" --out "$work/busy" --epochs 100000 "${common[@]}" >"$work/busy.log" 2>&1 &
 busy=$!
 for _ in $(seq 1 600); do
   grep -q "epoch [0-9]*:" "$work/busy.log" && break
@@ -138,8 +138,11 @@ expect "a run folder in use by another vit train is refused, naming its process"
   -- "$vit" train "$work/data" --out "$work/busy" --resume
 kill -INT $busy
 wait $busy
-expect "once the first run has stopped, --resume continues it" 0 "resuming at epoch" \
-  -- "$vit" train "$work/data" --out "$work/busy" --resume
+[[ ! -e $work/busy/.vit-train.lock ]]
+check "a run that ends removes its lock file" $? "$(ls -a "$work/busy")"
+interrupt_after_epoch "$work/busy2.log" "$vit" train "$work/data" --out "$work/busy" --resume
+[[ $code == 130 ]] && grep -q "resuming at epoch" "$work/busy2.log"
+check "once the first run has stopped, --resume continues it" $? "exit $code: $(cat "$work/busy2.log")"
 
 # Ctrl-C many times over: handled by a signal handler on whichever thread the kernel picked, about one run in five
 # ended in heap corruption (abort or segfault instead of exit 130); the signals now go to a thread of their own.
