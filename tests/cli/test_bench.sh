@@ -94,6 +94,12 @@ check "--trace writes a Chrome trace of forward, backward and optimizer" $?
 expect "a model larger than memory is refused before it is built" 2 \
   "model options: 1.974e\+12 parameters need [0-9.]+ GiB for their float32 weights, more than this machine's [0-9.]+ GiB of memory" \
   -- "$vit" bench --model vit_mini_patch4_32 --mlp-ratio 1e7 --phases inference --windows 1
+# Past 2^63 parameters (width 2e6, depth 1e8: 8 x 4e12 per block, 3.2e21 in all) the count is not wrapped into a
+# smaller, or negative, integer that could pass the check.
+expect "a parameter count past 2^63 is refused with its true size" 2 \
+  "model options: 3.2e\+21 parameters need [0-9.]+ GiB for their float32 weights" \
+  -- "$vit" bench --model vit_mini_patch4_32 --embed-dim 2000000 --num-heads 1 --depth 100000000 --phases inference \
+  --windows 1
 # A batch too large to allocate (1.2 TB of synthetic images) is LibTorch's error, given as one line: without the
 # C++ stack trace LibTorch appends for its own developers.
 expect "LibTorch's errors come without its stack trace" 2 "^error: .*can't allocate memory: you tried to allocate" \
