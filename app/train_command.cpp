@@ -47,6 +47,15 @@ void add_optimization_options(CLI::App* cli, engine::TrainOptions& o) {
                   "AdamW weight decay (not on biases, norms, layer scales, cls_token, reg_token, pos_embed)")
       ->capture_default_str()
       ->group(group);
+  cli->add_option_function<std::vector<double>>(
+         "--opt-betas",
+         [&o](const std::vector<double>& v) {
+           o.beta1 = v[0];
+           o.beta2 = v[1];
+         },
+         "AdamW's decay rates of its gradient and squared-gradient averages, BETA1 BETA2 (default 0.9 0.999)")
+      ->expected(2)
+      ->group(group);
   cli->add_option("--warmup-epochs", o.warmup_epochs, "Linear warm-up length in epochs (fractions allowed)")
       ->capture_default_str()
       ->group(group);

@@ -30,6 +30,8 @@ void TrainOptions::validate() const {
                                                   {"--lr", lr},
                                                   {"--min-lr", min_lr},
                                                   {"--weight-decay", weight_decay},
+                                                  {"--opt-betas", beta1},
+                                                  {"--opt-betas", beta2},
                                                   {"--warmup-epochs", warmup_epochs},
                                                   {"--label-smoothing", label_smoothing},
                                                   {"--clip-grad", clip_grad},
@@ -54,6 +56,8 @@ void TrainOptions::validate() const {
   require(lr > 0.0, "--lr", "a positive learning rate", str(lr));
   require(min_lr >= 0.0 && min_lr <= lr, "--min-lr", "between 0 and --lr", str(min_lr));
   require(weight_decay >= 0.0, "--weight-decay", ">= 0", str(weight_decay));
+  for (const double beta : {beta1, beta2})
+    require(beta >= 0.0 && beta < 1.0, "--opt-betas", "two decay rates in [0, 1)", str(beta));
   require(warmup_epochs >= 0.0, "--warmup-epochs", ">= 0", str(warmup_epochs));
   require(label_smoothing >= 0.0 && label_smoothing < 1.0, "--label-smoothing", "a value in [0, 1)",
           str(label_smoothing));

@@ -179,8 +179,8 @@ void TrainingRun::prepare(std::optional<RunState> resumed) {
     ema_ = std::make_unique<ModelEma>(model_, options_.ema_decay);
     if (resumed) load_state_dict(*ema_->model(), resumed->ema, "EMA weights in the resume state");
   }
-  optimizer_ =
-      std::make_unique<AdamW>(named_parameters(*model_), AdamWOptions{0.9, 0.999, 1e-8, options_.weight_decay});
+  optimizer_ = std::make_unique<AdamW>(named_parameters(*model_),
+                                       AdamWOptions{options_.beta1, options_.beta2, 1e-8, options_.weight_decay});
   if (group_) {
     std::vector<at::Tensor> trainable;
     for (const auto& p : model_->parameters())

@@ -71,6 +71,8 @@ check "the trimmed run's weights are untouched" $?
 # Hostile numbers: infinity passes a ">= 0" check and is written to JSON as null; thousands of threads crawl.
 expect "an infinite option value is refused, naming the option" 2 "--weight-decay: expected a finite number, got inf" \
   -- "$vit" train "$work/data" --out "$work/inf" --weight-decay inf "${common[@]}"
+expect "an AdamW beta of 1 is refused (the bias correction would divide by zero)" 2 "--opt-betas: expected two decay rates in \[0, 1\), got 1" \
+  -- "$vit" train "$work/data" --out "$work/inf" --opt-betas 0.9 1 "${common[@]}"
 expect "an infinite MLP ratio is refused" 2 "mlp_ratio must be positive and give an MLP width under 2\^31, got inf" \
   -- "$vit" train "$work/data" --out "$work/inf" --mlp-ratio inf "${common[@]}"
 expect "decoding threads are bounded" 2 "--workers: Value 100000 not in range 0 to 256" \

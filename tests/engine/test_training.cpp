@@ -147,11 +147,35 @@ TEST_CASE("training learns a small dataset and writes its run folder", "[trainin
   CHECK_THROWS_WITH(train(o, recorder), Contains("already finished its 6 epochs"));
 }
 
+TEST_CASE("AdamW's betas (--opt-betas) reach the optimizer and are written to the run's config", "[training]") {
+  TempDir dir;
+  write_dataset(dir / "data", 20, 6);
+  TrainOptions o = tiny_options(dir / "data", dir / "default");
+  o.epochs = 1;
+  Recorder first;
+  REQUIRE(train(o, first).outcome == TrainOutcome::Completed);
+  o.out_dir = dir / "betas";
+  o.beta1 = 0.8;
+  o.beta2 = 0.95;
+  Recorder second;
+  REQUIRE(train(o, second).outcome == TrainOutcome::Completed);
+
+  // The same seed and data: only the optimizer's averages differ, so every trained weight does.
+  const auto a = read_safetensors(dir / "default/last.safetensors").tensors;
+  const auto b = read_safetensors(dir / "betas/last.safetensors").tensors;
+  CHECK_FALSE(torch::equal(a.at("patch_embed.proj.weight"), b.at("patch_embed.proj.weight")));
+  CHECK_FALSE(torch::equal(a.at("head.weight"), b.at("head.weight")));
+  const auto config = nlohmann::json::parse(std::ifstream(dir / "betas/config.json"));
+  CHECK(config["options"]["beta1"] == 0.8);
+  CHECK(config["options"]["beta2"] == 0.95);
+}
+
 TEST_CASE("a run interrupted mid-epoch and resumed ends bit-identical to an uninterrupted one", "[training]") {
   TempDir dir;
   write_dataset(dir / "data", 20, 6);
   TrainOptions o = tiny_options(dir / "data", dir / "straight");
   o.mixup.mixup_alpha = 0.4;  // randomness in mixing, dropout and stochastic depth must all be restored
+  o.beta2 = 0.95;             // and options beside the defaults, from the resume state
   o.overrides.drop_path = 0.1;
   o.overrides.drop_rate = 0.1;
   Recorder straight;
