@@ -24,6 +24,20 @@
 namespace vit::app {
 namespace {
 
+// An option of two numbers (a range, AdamW's betas) stored in two fields.
+void add_pair_option(CLI::App* cli, const std::string& name, double& first, double& second, const std::string& help,
+                     const std::string& group) {
+  cli->add_option_function<std::vector<double>>(
+         name,
+         [&first, &second](const std::vector<double>& v) {
+           first = v[0];
+           second = v[1];
+         },
+         help)
+      ->expected(2)
+      ->group(group);
+}
+
 // --model, the architecture overrides and --init: what the run starts from.
 void add_starting_model_options(CLI::App* cli, engine::TrainOptions& o) {
   const std::string group = "Model";
@@ -47,15 +61,9 @@ void add_optimization_options(CLI::App* cli, engine::TrainOptions& o) {
                   "AdamW weight decay (not on biases, norms, layer scales, cls_token, reg_token, pos_embed)")
       ->capture_default_str()
       ->group(group);
-  cli->add_option_function<std::vector<double>>(
-         "--opt-betas",
-         [&o](const std::vector<double>& v) {
-           o.beta1 = v[0];
-           o.beta2 = v[1];
-         },
-         "AdamW's decay rates of its gradient and squared-gradient averages, BETA1 BETA2 (default 0.9 0.999)")
-      ->expected(2)
-      ->group(group);
+  add_pair_option(cli, "--opt-betas", o.beta1, o.beta2,
+                  "AdamW's decay rates of its gradient and squared-gradient averages, BETA1 BETA2 (default 0.9 0.999)",
+                  group);
   cli->add_option("--warmup-epochs", o.warmup_epochs, "Linear warm-up length in epochs (fractions allowed)")
       ->capture_default_str()
       ->group(group);
@@ -79,24 +87,10 @@ void add_optimization_options(CLI::App* cli, engine::TrainOptions& o) {
 
 void add_augmentation_options(CLI::App* cli, engine::TrainOptions& o) {
   const std::string group = "Augmentation";
-  cli->add_option_function<std::vector<double>>(
-         "--scale",
-         [&o](const std::vector<double>& v) {
-           o.scale_min = v[0];
-           o.scale_max = v[1];
-         },
-         "Random-resized-crop area range, MIN MAX (default 0.08 1)")
-      ->expected(2)
-      ->group(group);
-  cli->add_option_function<std::vector<double>>(
-         "--ratio",
-         [&o](const std::vector<double>& v) {
-           o.ratio_min = v[0];
-           o.ratio_max = v[1];
-         },
-         "Random-resized-crop aspect-ratio range, MIN MAX (default 0.75 1.333)")
-      ->expected(2)
-      ->group(group);
+  add_pair_option(cli, "--scale", o.scale_min, o.scale_max, "Random-resized-crop area range, MIN MAX (default 0.08 1)",
+                  group);
+  add_pair_option(cli, "--ratio", o.ratio_min, o.ratio_max,
+                  "Random-resized-crop aspect-ratio range, MIN MAX (default 0.75 1.333)", group);
   cli->add_option("--hflip", o.hflip, "Horizontal flip probability")->capture_default_str()->group(group);
   cli->add_option("--auto-augment", o.auto_augment, "Automatic augmentation policy")
       ->check(CLI::IsMember({"none", "trivial", "rand"}))
