@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 
@@ -20,10 +21,12 @@ void check_normalization(const Normalization& n, int channels) {
 }
 
 void check_range(const char* name, double low, double high, double min_allowed, double max_allowed) {
-  if (!(low >= min_allowed && low <= high && high <= max_allowed))
-    throw std::invalid_argument(std::string(name) + " must satisfy " + std::to_string(min_allowed) +
-                                " <= min <= max <= " + std::to_string(max_allowed) + ", got (" + std::to_string(low) +
-                                ", " + std::to_string(high) + ")");
+  if (!(low >= min_allowed && low <= high && high <= max_allowed)) {
+    std::ostringstream message;  // shortest form of each number: 0.9, not 0.900000
+    message << name << " must satisfy " << min_allowed << " <= min <= max <= " << max_allowed << ", got (" << low
+            << ", " << high << ")";
+    throw std::invalid_argument(message.str());
+  }
 }
 
 double uniform(SampleRng& rng, double low, double high) {

@@ -81,6 +81,13 @@ void TrainOptions::validate() const {
   // is another, so that a slip is caught before a dataset scan rather than when --auto-augment rand is added.
   require(ra_num_ops >= 1, "--ra-num-ops", "at least 1", str(ra_num_ops));
   require(ra_magnitude >= 0 && ra_magnitude <= 30, "--ra-magnitude", "a magnitude from 0 to 30", str(ra_magnitude));
+  // The crop and flip ranges are checked again by the data pipeline; here they are named by their options, and
+  // refused before the dataset is scanned.
+  require(scale_min > 0.0 && scale_min <= scale_max && scale_max <= 1.0, "--scale",
+          "MIN MAX, shares of the image's area with 0 < MIN <= MAX <= 1", str(scale_min) + " " + str(scale_max));
+  require(ratio_min > 0.0 && ratio_min <= ratio_max, "--ratio", "MIN MAX, aspect ratios with 0 < MIN <= MAX",
+          str(ratio_min) + " " + str(ratio_max));
+  require(hflip >= 0.0 && hflip <= 1.0, "--hflip", "a probability", str(hflip));
   require(random_erasing >= 0.0 && random_erasing <= 1.0, "--reprob", "a probability", str(random_erasing));
   require(ema_decay > 0.0 && ema_decay < 1.0, "--ema-decay", "a value in (0, 1)", str(ema_decay));
   require(amp == "none" || amp == "bf16", "--amp", "none or bf16", "'" + amp + "'");

@@ -73,6 +73,9 @@ expect "an infinite option value is refused, naming the option" 2 "--weight-deca
   -- "$vit" train "$work/data" --out "$work/inf" --weight-decay inf "${common[@]}"
 expect "an AdamW beta of 1 is refused (the bias correction would divide by zero)" 2 "--opt-betas: expected two decay rates in \[0, 1\), got 1" \
   -- "$vit" train "$work/data" --out "$work/inf" --opt-betas 0.9 1 "${common[@]}"
+expect "a crop area range given high to low is refused, naming the option" 2 \
+  "^error: --scale: expected MIN MAX, shares of the image's area with 0 < MIN <= MAX <= 1, got 0.9 0.5$" \
+  -- "$vit" train "$work/data" --out "$work/inf" --scale 0.9 0.5 "${common[@]}"
 expect "an infinite MLP ratio is refused" 2 "mlp_ratio must be positive and give an MLP width under 2\^31, got inf" \
   -- "$vit" train "$work/data" --out "$work/inf" --mlp-ratio inf "${common[@]}"
 expect "decoding threads are bounded" 2 "--workers: Value 100000 not in range 0 to 256" \

@@ -133,7 +133,7 @@ TEST_CASE("transform options are validated with the field named", "[transforms]"
   TrainTransformOptions o;
   o.scale_min = 0.9;
   o.scale_max = 0.1;
-  CHECK_THROWS_WITH(o.validate(3), Contains("scale must satisfy"));
+  CHECK_THROWS_WITH(o.validate(3), Contains("scale must satisfy 1e-06 <= min <= max <= 1, got (0.9, 0.1)"));
   TrainTransformOptions p;
   CHECK_THROWS_WITH(p.validate(1), Contains("mean and std need 1 values each"));
   EvalTransformOptions e;
