@@ -13,6 +13,8 @@ namespace {
 
 std::atomic<bool> stop_cleanly{false};
 std::atomic<bool> stop_requested{false};
+std::atomic<bool> forward_signals{false};
+std::atomic<int> signals_to_forward{0};
 
 // A repeat this soon is the same request: Ctrl-C on a terminal reaches a process that torchrun launched both
 // directly and through torchrun, which forwards it.
@@ -43,6 +45,10 @@ void take_signals(sigset_t set) {
   while (true) {
     int signal_number = 0;
     if (sigwait(&set, &signal_number) != 0) continue;
+    if (forward_signals.load()) {
+      signals_to_forward.fetch_add(1);
+      continue;
+    }
     if (!stop_cleanly.load()) end_by(signal_number);
     const auto now = std::chrono::steady_clock::now();
     if (!requested) {
@@ -68,6 +74,11 @@ void watch_stop_signals() {
 const std::atomic<bool>& stop_cleanly_on_signals() {
   stop_cleanly.store(true);
   return stop_requested;
+}
+
+const std::atomic<int>& count_signals_to_forward() {
+  forward_signals.store(true);
+  return signals_to_forward;
 }
 
 }  // namespace vit::app

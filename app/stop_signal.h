@@ -19,4 +19,8 @@ void watch_stop_signals();
 // From now on the first signal asks the work to stop (the flag it returns) instead of ending the process.
 const std::atomic<bool>& stop_cleanly_on_signals();
 
+// For a launcher of processes that handle the signals themselves (`vit train --processes N`): from now on no
+// signal ends this process; each one adds to the count returned, for the launcher to pass on.
+const std::atomic<int>& count_signals_to_forward();
+
 }  // namespace vit::app

@@ -14,6 +14,7 @@
 #include "app/cli_checks.h"
 #include "app/exit_codes.h"
 #include "app/inference_options.h"
+#include "app/local_launch.h"
 #include "app/progress.h"
 #include "app/stop_signal.h"
 #include "engine/collectives.h"
@@ -133,8 +134,14 @@ void add_run_options(CLI::App* cli, engine::TrainOptions& o) {
       ->group(group);
 }
 
-void add_distributed_options(CLI::App* cli, engine::TrainOptions& o) {
-  const std::string group = "Several processes (launched by torchrun or srun)";
+void add_distributed_options(CLI::App* cli, engine::TrainOptions& o, int& processes) {
+  const std::string group = "Several processes (--processes, or launched by torchrun or srun)";
+  cli->add_option("--processes", processes,
+                  "Train data-parallel as this many processes on this machine, started by vit (as torchrun "
+                  "--standalone --nproc-per-node N would); --batch-size is per process")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str()
+      ->group(group);
   cli->add_option("--dist-backend", o.dist_backend,
                   "c10d backend: gloo (CPU), nccl (--device cuda), or auto (nccl on CUDA where built, else gloo)")
       ->check(CLI::IsMember({"auto", "gloo", "nccl"}))
@@ -152,8 +159,8 @@ bool given(const CLI::App& cli, const std::string& name) { return cli.get_option
 void check_options_given_together(const CLI::App& cli, const engine::TrainOptions& o) {
   if (o.resume) {
     // engine::train continues a run with the options it was started with; only these come from this launch.
-    static const std::set<std::string> from_this_launch = {"DATA_DIR", "--out", "--resume", "--dist-backend",
-                                                           "--dist-timeout"};
+    static const std::set<std::string> from_this_launch = {"DATA_DIR",       "--out",          "--resume",
+                                                           "--dist-backend", "--dist-timeout", "--processes"};
     std::vector<std::string> ignored;
     for (const CLI::Option* option : cli.get_options()) {
       const std::string name = option->get_name();
@@ -169,6 +176,16 @@ void check_options_given_together(const CLI::App& cli, const engine::TrainOption
   if (given(cli, "--init") && given(cli, "--model"))
     throw std::invalid_argument("--model and --init both name the architecture: --init trains the architecture of '" +
                                 o.init->string() + "'; leave --model out");
+}
+
+// `--processes N`: this command line again as N ranks (local_launch.h), unless a launcher already started this one.
+int run_local_processes(int processes) {
+  if (engine::read_distributed_env().distributed())
+    throw std::invalid_argument(
+        "--processes starts the run's processes itself, and this one was started as one of "
+        "several (RANK / WORLD_SIZE or SLURM_PROCID / SLURM_NTASKS are set): leave "
+        "--processes out under torchrun or srun");
+  return launch_local_processes(processes, without_option(own_command_line(), "--processes"));
 }
 
 int run_train(engine::TrainOptions options, bool quiet) {
@@ -226,6 +243,7 @@ int run_train(engine::TrainOptions options, bool quiet) {
 
 Command setup_train(CLI::App& app) {
   auto options = std::make_shared<engine::TrainOptions>();
+  auto processes = std::make_shared<int>(1);
   CLI::App* cli = app.add_subcommand("train", "Train a Vision Transformer on a folder of images");
   cli->add_option("DATA_DIR", options->data_dir,
                   "Images in DATA_DIR/<class>/..., or DATA_DIR/train/<class>/... with DATA_DIR/val/<class>/...")
@@ -250,14 +268,15 @@ Command setup_train(CLI::App& app) {
   add_optimization_options(cli, *options);
   add_augmentation_options(cli, *options);
   add_run_options(cli, *options);
-  add_distributed_options(cli, *options);
+  add_distributed_options(cli, *options, *processes);
   cli->footer(
       "Writes RUN_DIR/{best,last}.safetensors, metrics.csv, curves.png, config.json and resume.safetensors. "
-      "Ctrl-C stops after the current step and saves; --resume continues. Under torchrun or srun (RANK / "
-      "WORLD_SIZE, or SLURM_PROCID / SLURM_NTASKS) the processes train one model data-parallel; --batch-size is "
-      "per process.");
-  return {cli, [options, cli, &app] {
+      "Ctrl-C stops after the current step and saves; --resume continues. With --processes N, or under torchrun "
+      "or srun (RANK / WORLD_SIZE, or SLURM_PROCID / SLURM_NTASKS), the processes train one model "
+      "data-parallel; --batch-size is per process.");
+  return {cli, [options, processes, cli, &app] {
             check_options_given_together(*cli, *options);
+            if (*processes > 1) return run_local_processes(*processes);
             return run_train(*options, app.get_option("--quiet")->count() > 0);
           }};
 }

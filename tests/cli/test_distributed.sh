@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end checks of `vit train` on several processes of this machine, over c10d's Gloo on 127.0.0.1: two
 # processes against one on the same images (weights and validation figures), the launch through Debian's
-# torchrun, Ctrl-C and --resume on another number of processes, a killed rank, and launch errors. Every port
-# is a free one (never 29500); every wait has a limit.
+# torchrun and through vit's own --processes, Ctrl-C and --resume on another number of processes, a killed rank,
+# and launch errors. Every port is a free one (never 29500); every wait has a limit.
 # usage: test_distributed.sh VIT_BINARY PYTHON
 set -uo pipefail
 vit=$1
@@ -22,6 +22,19 @@ wait_for() {
     sleep 0.1
   done
   return 124
+}
+
+# kill_child PARENT [ENTRY]: kill -9 of a child of PARENT running `vit train`, the first with ENTRY (e.g. RANK=1) in
+# its environment when given.
+kill_child() {
+  local parent=$1 entry=${2:-} process
+  for process in /proc/[0-9]*; do
+    [[ $(cut -d' ' -f4 "$process/stat" 2>/dev/null) == "$parent" ]] && grep -qa "train" "$process/cmdline" || continue
+    [[ -z $entry ]] || tr '\0' '\n' <"$process/environ" 2>/dev/null | grep -qx "$entry" || continue
+    kill -9 "${process#/proc/}"
+    return 0
+  done
+  return 1
 }
 
 # Ten classes, 8 training and 3 validation images each.
@@ -98,6 +111,57 @@ check "torchrun --no_python vit train" $? "exit $code: $output"
 output=$(compare_runs "$work/two" "$work/torchrun" 2>&1)
 check "torchrun's run equals the hand-launched one" $? "$output"
 
+# vit's own launcher, --processes 2: the same run, the same weights; no port given, none left in use.
+output=$(timeout 180 "$vit" train "$work/data" --out "$work/launched" --processes 2 -b 16 "${model[@]}" "${plain[@]}" \
+  2>&1)
+code=$?
+[[ $code == 0 ]] && grep -q "starting 2 processes on this machine (store at 127.0.0.1:[0-9]*)" <<<"$output" &&
+  grep -q "\[rank 1\] rank 1 of 2 (local 1 of 2, env): joined over gloo" <<<"$output" &&
+  [[ $(grep -c "best validation top-1" <<<"$output") == 1 ]]
+check "vit train --processes 2" $? "exit $code: $output"
+output=$(compare_runs "$work/two" "$work/launched" 2>&1)
+check "--processes 2 equals the hand-launched run" $? "$output"
+
+# A SIGINT or SIGTERM sent to the launcher alone (not its process group) is passed on: every rank stops after the
+# same step, rank 0 saves once, the launcher exits 130; --resume --processes 2 continues the run on two.
+for signal in INT TERM; do
+  "$vit" train "$work/data" --out "$work/launched-$signal" --processes 2 -b 16 --epochs 100 "${model[@]}" \
+    >"$work/launched-$signal.log" 2>&1 &
+  launcher=$!
+  for _ in $(seq 1 600); do
+    grep -q "epoch 2:" "$work/launched-$signal.log" 2>/dev/null && break
+    sleep 0.1
+  done
+  kill -"$signal" "$launcher"
+  wait_for "$launcher" 60
+  code=$?
+  [[ $code == 130 && $(grep -c "interrupted after" "$work/launched-$signal.log") == 1 &&
+     -s $work/launched-$signal/resume.safetensors ]] && ! grep -q "error" "$work/launched-$signal.log"
+  check "SIG$signal to the launcher of --processes 2: the ranks stop and save, exit 130" $? \
+    "exit $code: $(cat "$work/launched-$signal.log")"
+done
+expect "--resume --processes 2 continues the run" 0 "best validation top-1" \
+  -- timeout 300 "$vit" train "$work/data" --out "$work/launched-TERM" --resume --processes 2
+[[ $(wc -l <"$work/launched-TERM/metrics.csv") == 101 ]]
+check "... to all 100 epochs" $? "$(tail -n 3 "$work/launched-TERM/metrics.csv")"
+
+# A rank killed under --processes: the other names it and exits 3; the launcher says which rank ended how and
+# exits with rank 0's status.
+"$vit" train "$work/data" --out "$work/launched-kill" --processes 2 -b 16 --epochs 500 --dist-timeout 20 \
+  "${model[@]}" >"$work/launched-kill.log" 2>&1 &
+launcher=$!
+for _ in $(seq 1 600); do
+  [[ -s $work/launched-kill/resume.safetensors ]] && break
+  sleep 0.1
+done
+kill_child "$launcher" RANK=1
+wait_for "$launcher" 60
+code=$?
+[[ $code == 3 ]] && grep -q "lost rank 1 of 2" "$work/launched-kill.log" &&
+  grep -Eq "rank 1 \(pid [0-9]+\) was ended by signal 9" "$work/launched-kill.log"
+check "kill -9 of rank 1 under --processes: the launcher exits 3, naming it" $? \
+  "exit $code: $(cat "$work/launched-kill.log")"
+
 # Ctrl-C on a terminal reaches torchrun and its workers: every rank stops after the same step, rank 0 saves once,
 # and --resume continues on one process.
 setsid "${torchrun[@]}" --master_port "$(free_port)" "$vit" train "$work/data" --out "$work/int" -b 16 --epochs 100 \
@@ -130,12 +194,7 @@ for _ in $(seq 1 600); do
   [[ -s $work/restart/resume.safetensors ]] && break
   sleep 0.1
 done
-for process in /proc/[0-9]*; do  # a worker: a child of torchrun running vit
-  if [[ $(cut -d' ' -f4 "$process/stat" 2>/dev/null) == "$agent" ]] && grep -qa "train" "$process/cmdline"; then
-    kill -9 "${process#/proc/}"
-    break
-  fi
-done
+kill_child "$agent"  # a worker
 wait_for "$agent" 120
 code=$?
 [[ $code == 0 ]] && grep -q "torchrun restart 1: resuming the run saved in" "$work/restart.log" &&
@@ -200,6 +259,11 @@ expect "no store to reach: a clear error within --dist-timeout" 2 \
   "$vit" train "$work/data" --out "$work/x" --dist-timeout 3
 (($(date +%s) - start < 30))
 check "... and within the timeout" $?
+expect "--processes under another launcher" 2 "leave --processes out under torchrun or srun" \
+  -- env RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=1 "$vit" train "$work/data" --out "$work/x" \
+  --processes 2
+expect "--processes 0" 2 "--processes: Value 0 not in range 1 to 1024" \
+  -- "$vit" train "$work/data" --out "$work/x" --processes 0
 expect "nccl without a GPU" 2 "--dist-backend nccl needs --device cuda" \
   -- "$vit" train "$work/data" --out "$work/x" --dist-backend nccl
 
