@@ -3,12 +3,14 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -32,9 +34,11 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kGrace = std::chrono::seconds(30);
 constexpr auto kPoll = std::chrono::milliseconds(50);
 
-// The variables a launcher sets for each rank; any already in the environment are replaced.
-constexpr const char* kRankVariables[] = {"RANK",        "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
-                                          "MASTER_ADDR", "MASTER_PORT"};
+// The variables a launcher sets for each rank; any already in the environment are replaced, and torchrun's agent
+// variables (TORCHELASTIC_*) dropped: the ranks are this launcher's, not an agent's.
+constexpr const char* kRankVariables[] = {"RANK",        "WORLD_SIZE",  "LOCAL_RANK",      "LOCAL_WORLD_SIZE",
+                                          "MASTER_ADDR", "MASTER_PORT", "VIT_LAUNCHER_PID"};
+constexpr const char kAgentPrefix[] = "TORCHELASTIC_";
 
 std::string system_error(const std::string& what, int error) { return what + ": " + std::strerror(error); }
 
@@ -55,7 +59,8 @@ int free_local_port() {
   return ntohs(address.sin_port);
 }
 
-bool is_rank_variable(const std::string& entry) {
+bool is_launcher_variable(const std::string& entry) {
+  if (entry.compare(0, sizeof(kAgentPrefix) - 1, kAgentPrefix) == 0) return true;
   for (const char* name : kRankVariables) {
     const std::string prefix = std::string(name) + "=";
     if (entry.compare(0, prefix.size(), prefix) == 0) return true;
@@ -66,11 +71,11 @@ bool is_rank_variable(const std::string& entry) {
 std::vector<std::string> rank_environment(int rank, int processes, int port) {
   std::vector<std::string> environment;
   for (char** entry = environ; *entry != nullptr; ++entry) {
-    if (!is_rank_variable(*entry)) environment.emplace_back(*entry);
+    if (!is_launcher_variable(*entry)) environment.emplace_back(*entry);
   }
-  const std::string values[] = {std::to_string(rank), std::to_string(processes),
-                                std::to_string(rank), std::to_string(processes),
-                                "127.0.0.1",          std::to_string(port)};
+  const std::string values[] = {
+      std::to_string(rank), std::to_string(processes), std::to_string(rank),      std::to_string(processes),
+      "127.0.0.1",          std::to_string(port),      std::to_string(::getpid())};
   for (std::size_t i = 0; i < std::size(kRankVariables); ++i)
     environment.push_back(std::string(kRankVariables[i]) + "=" + values[i]);
   return environment;
@@ -114,9 +119,18 @@ int exit_code(int wait_status) {
   return 1;
 }
 
+// Whether a rank that ended this way stopped as asked rather than failed: exit 130 is a rank's clean stop after
+// a signal (train_command.cpp), whoever sent it; after this launcher passed a signal on, a rank may also have
+// been ended by it (before it took signals itself, or by a second one, which aborts).
+bool stopped_as_asked(int wait_status, bool signal_passed_on) {
+  if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status) == 130;
+  return signal_passed_on && WIFSIGNALED(wait_status) &&
+         (WTERMSIG(wait_status) == SIGINT || WTERMSIG(wait_status) == SIGTERM);
+}
+
 struct Rank {
   pid_t pid = 0;
-  std::optional<int> exit_code;  // once it has ended
+  std::optional<int> wait_status;  // once it has ended
 };
 
 class Ranks {
@@ -125,13 +139,13 @@ class Ranks {
 
   int running() const {
     int n = 0;
-    for (const Rank& r : ranks_) n += r.exit_code ? 0 : 1;
+    for (const Rank& r : ranks_) n += r.wait_status ? 0 : 1;
     return n;
   }
 
   void signal_running(int signal_number) const {
     for (const Rank& r : ranks_) {
-      if (!r.exit_code) ::kill(r.pid, signal_number);
+      if (!r.wait_status) ::kill(r.pid, signal_number);
     }
   }
 
@@ -139,9 +153,10 @@ class Ranks {
   std::optional<int> reap() {
     int status = 0;
     const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid < 0 && errno == ECHILD) return lost_all();
     for (std::size_t rank = 0; pid > 0 && rank < ranks_.size(); ++rank) {
       if (ranks_[rank].pid != pid) continue;
-      ranks_[rank].exit_code = exit_code(status);
+      ranks_[rank].wait_status = status;
       return static_cast<int>(rank);
     }
     return std::nullopt;
@@ -151,23 +166,37 @@ class Ranks {
 
   // Rank 0's code, or when it succeeded the first failing rank's.
   int outcome() const {
-    if (const int rank0 = ranks_[0].exit_code.value_or(0); rank0 != 0) return rank0;
+    if (const int rank0 = exit_code(ranks_[0].wait_status.value_or(0)); rank0 != 0) return rank0;
     for (const Rank& r : ranks_) {
-      if (r.exit_code.value_or(0) != 0) return *r.exit_code;
+      if (const int code = exit_code(r.wait_status.value_or(0)); code != 0) return code;
     }
     return 0;
   }
 
  private:
+  // No child left to wait for, yet some never reaped (another reaped them): they count as failed, the first
+  // such rank returned.
+  std::optional<int> lost_all() {
+    std::optional<int> first;
+    for (std::size_t rank = 0; rank < ranks_.size(); ++rank) {
+      if (ranks_[rank].wait_status) continue;
+      spdlog::error("rank {} (pid {}) ended unseen: its exit status is lost", rank, ranks_[rank].pid);
+      ranks_[rank].wait_status = 1 << 8;  // as exit(1) reports it
+      if (!first) first = static_cast<int>(rank);
+    }
+    return first;
+  }
+
   std::vector<Rank> ranks_;
 };
 
 void log_failure(int rank, const Rank& r) {
-  const int code = *r.exit_code;
-  if (code > 128) {
-    spdlog::error("rank {} (pid {}) was ended by signal {} ({})", rank, r.pid, code - 128, ::strsignal(code - 128));
+  const int status = *r.wait_status;
+  if (WIFSIGNALED(status)) {
+    spdlog::error("rank {} (pid {}) was ended by signal {} ({})", rank, r.pid, WTERMSIG(status),
+                  ::strsignal(WTERMSIG(status)));
   } else {
-    spdlog::error("rank {} (pid {}) exited with status {}", rank, r.pid, code);
+    spdlog::error("rank {} (pid {}) exited with status {}", rank, r.pid, exit_code(status));
   }
 }
 
@@ -203,6 +232,9 @@ int launch_local_processes(int processes, const std::vector<std::string>& argume
   // From here on a SIGINT or SIGTERM sent to this process is passed on, never ends it: the ranks stop cleanly and
   // this process waits for them.
   const std::atomic<int>& signals = count_signals_to_forward();
+  // Reaping needs SIGCHLD at its default: ignored (inherited from whoever started vit), ended children would
+  // vanish unseen.
+  ::signal(SIGCHLD, SIG_DFL);
   const int port = free_local_port();
   spdlog::info("starting {} processes on this machine (store at 127.0.0.1:{})", processes, port);
   std::vector<Rank> started;
@@ -223,9 +255,8 @@ int launch_local_processes(int processes, const std::vector<std::string>& argume
   bool killed = false;
   while (ranks.running() > 0) {
     if (const std::optional<int> rank = ranks.reap()) {
-      // 130: stopped by the signal passed on (train_command.cpp), as asked.
-      const int code = *ranks[*rank].exit_code;
-      if (code != 0 && !(forwarded > 0 && code == 130)) {
+      const int status = *ranks[*rank].wait_status;
+      if (exit_code(status) != 0 && !stopped_as_asked(status, forwarded > 0)) {
         log_failure(*rank, ranks[*rank]);
         if (!failed_at) failed_at = Clock::now();
       }
@@ -248,6 +279,18 @@ int launch_local_processes(int processes, const std::vector<std::string>& argume
     std::this_thread::sleep_for(kPoll);
   }
   return ranks.outcome();
+}
+
+}  // namespace vit::app
+
+namespace vit::app {
+
+void stop_with_launcher() {
+  const char* launcher = std::getenv("VIT_LAUNCHER_PID");
+  if (launcher == nullptr) return;
+  ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+  // The launcher may have ended before the line above: this process is then another's child already.
+  if (std::to_string(::getppid()) != launcher) ::kill(::getpid(), SIGTERM);
 }
 
 }  // namespace vit::app

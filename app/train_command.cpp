@@ -189,6 +189,7 @@ int run_local_processes(int processes) {
 }
 
 int run_train(engine::TrainOptions options, bool quiet) {
+  stop_with_launcher();
   const engine::DistributedEnv env = engine::read_distributed_env();
   if (env.distributed()) {
     // Every rank logs, its lines marked; rank 0 alone draws the progress and sums up.

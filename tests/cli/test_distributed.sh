@@ -122,24 +122,63 @@ check "vit train --processes 2" $? "exit $code: $output"
 output=$(compare_runs "$work/two" "$work/launched" 2>&1)
 check "--processes 2 equals the hand-launched run" $? "$output"
 
-# A SIGINT or SIGTERM sent to the launcher alone (not its process group) is passed on: every rank stops after the
-# same step, rank 0 saves once, the launcher exits 130; --resume --processes 2 continues the run on two.
-for signal in INT TERM; do
-  "$vit" train "$work/data" --out "$work/launched-$signal" --processes 2 -b 16 --epochs 100 "${model[@]}" \
-    >"$work/launched-$signal.log" 2>&1 &
+# A launcher of --processes 2 in a process group of its own, running until stopped; `launcher` is its pid and
+# `ranks` its children's, once rank 0 has finished the second epoch.
+start_launcher() {  # start_launcher NAME [options...]
+  local name=$1
+  shift
+  setsid "$vit" train "$work/data" --out "$work/$name" -b 16 --epochs 100 "${model[@]}" "$@" >"$work/$name.log" 2>&1 &
   launcher=$!
   for _ in $(seq 1 600); do
-    grep -q "epoch 2:" "$work/launched-$signal.log" 2>/dev/null && break
+    grep -q "epoch 2:" "$work/$name.log" 2>/dev/null && break
     sleep 0.1
   done
-  kill -"$signal" "$launcher"
+  ranks=$(children_of "$launcher")
+}
+children_of() { grep -l "^[0-9]* ([^)]*) . $1 " /proc/[0-9]*/stat 2>/dev/null | cut -d/ -f3; }
+# stopped_and_saved NAME: the launcher ended (exit in `code`), no rank outlived it, rank 0 saved and summed up once.
+stopped_and_saved() {
+  local name=$1 rank
   wait_for "$launcher" 60
   code=$?
-  [[ $code == 130 && $(grep -c "interrupted after" "$work/launched-$signal.log") == 1 &&
-     -s $work/launched-$signal/resume.safetensors ]] && ! grep -q "error" "$work/launched-$signal.log"
-  check "SIG$signal to the launcher of --processes 2: the ranks stop and save, exit 130" $? \
+  [[ $code == 124 ]] && kill -9 -- -"$launcher"
+  for rank in $ranks; do
+    [[ -d /proc/$rank ]] && return 1
+  done
+  [[ $(wc -w <<<"$ranks") == 2 && $(grep -c "interrupted after" "$work/$name.log") == 1 &&
+     -s $work/$name/resume.safetensors ]] && ! grep -q "error" "$work/$name.log"
+}
+
+# A SIGINT or SIGTERM sent to the launcher alone (not its process group) is passed on; a terminal's Ctrl-C (SIGINT
+# to the whole group) reaches launcher and ranks at once: either way every rank stops after the same step, rank 0
+# saves once, the launcher exits 130 after its ranks; --resume --processes 2 continues the run on two.
+for signal in INT TERM; do
+  start_launcher "launched-$signal" --processes=2
+  kill -"$signal" "$launcher"
+  stopped_and_saved "launched-$signal" && [[ $code == 130 ]]
+  check "SIG$signal to the launcher of --processes=2: the ranks stop and save, exit 130" $? \
     "exit $code: $(cat "$work/launched-$signal.log")"
 done
+start_launcher launched-group --processes 2
+kill -INT -- -"$launcher"
+stopped_and_saved launched-group && [[ $code == 130 ]]
+check "Ctrl-C (SIGINT to the group) under --processes 2: the ranks stop and save, exit 130" $? \
+  "exit $code: $(cat "$work/launched-group.log")"
+
+# The launcher killed (-9): its ranks get SIGTERM from the kernel, stop after the same step and save.
+start_launcher launched-orphans --processes 2
+kill -9 "$launcher"
+for _ in $(seq 1 600); do
+  alive=0
+  for rank in $ranks; do [[ -d /proc/$rank ]] && alive=1; done
+  ((alive)) || break
+  sleep 0.1
+done
+((!alive)) && [[ $(wc -w <<<"$ranks") == 2 && $(grep -c "interrupted after" "$work/launched-orphans.log") == 1 &&
+  -s $work/launched-orphans/resume.safetensors ]]
+check "the launcher killed with -9: its ranks stop and save" $? "$(cat "$work/launched-orphans.log")"
+((alive)) && kill -9 $ranks
+
 expect "--resume --processes 2 continues the run" 0 "best validation top-1" \
   -- timeout 300 "$vit" train "$work/data" --out "$work/launched-TERM" --resume --processes 2
 [[ $(wc -l <"$work/launched-TERM/metrics.csv") == 101 ]]
