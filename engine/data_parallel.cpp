@@ -16,8 +16,8 @@ void broadcast_module(Collectives& group, torch::nn::Module& module) {
   group.broadcast(tensors);
 }
 
-GradientAverager::GradientAverager(std::vector<at::Tensor> parameters, int64_t bucket_bytes)
-    : parameters_(std::move(parameters)), bucket_bytes_(bucket_bytes) {
+GradientAverager::GradientAverager(std::vector<at::Tensor> parameters, int64_t side_values, int64_t bucket_bytes)
+    : parameters_(std::move(parameters)), side_values_(side_values), bucket_bytes_(bucket_bytes) {
   for (const auto& p : parameters_) {
     if (p.scalar_type() != parameters_.front().scalar_type() || p.device() != parameters_.front().device())
       throw std::invalid_argument("gradient averaging needs parameters of one dtype on one device");
@@ -25,7 +25,9 @@ GradientAverager::GradientAverager(std::vector<at::Tensor> parameters, int64_t b
 }
 
 void GradientAverager::make_buckets() {
-  const auto element_bytes = static_cast<int64_t>(parameters_.front().element_size());
+  // Without parameters (all frozen) only the counts and side values travel, in float32 on the CPU.
+  const auto options = parameters_.empty() ? at::TensorOptions(at::kFloat) : parameters_.front().options();
+  const auto element_bytes = static_cast<int64_t>(options.dtype().itemsize());
   std::vector<std::vector<Slot>> groups(1);
   std::vector<int64_t> sizes(1, 0);
   for (size_t i = 0; i < parameters_.size(); ++i) {
@@ -36,14 +38,20 @@ void GradientAverager::make_buckets() {
     groups.back().push_back({i, sizes.back()});
     sizes.back() += parameters_[i].numel();
   }
-  // The last bucket also carries this rank's sample count and, per parameter, whether it has a gradient.
-  sizes.back() += 1 + static_cast<int64_t>(parameters_.size());
-  for (size_t b = 0; b < groups.size(); ++b)
-    buckets_.push_back({at::empty({sizes[b]}, parameters_.front().options()), std::move(groups[b])});
+  // The last bucket also carries this rank's sample count, per parameter whether it has a gradient, and the side
+  // values.
+  sizes.back() += counts_size();
+  for (size_t b = 0; b < groups.size(); ++b) buckets_.push_back({at::empty({sizes[b]}, options), std::move(groups[b])});
 }
 
-int64_t GradientAverager::average(Collectives& group, int64_t samples) {
-  if (parameters_.empty()) return samples;
+int64_t GradientAverager::counts_size() const { return 1 + static_cast<int64_t>(parameters_.size()) + side_values_; }
+
+int64_t GradientAverager::average(Collectives& group, int64_t samples, std::vector<double>* side) {
+  const auto given = side ? static_cast<int64_t>(side->size()) : 0;
+  if (given != side_values_)
+    throw std::invalid_argument("gradient averaging was set up for " + std::to_string(side_values_) +
+                                " side values, given " + std::to_string(given));
+  if (parameters_.empty() && side_values_ == 0) return samples;
   if (buckets_.empty()) make_buckets();
   at::NoGradGuard no_grad;
   std::vector<at::Tensor> flats;
@@ -61,16 +69,18 @@ int64_t GradientAverager::average(Collectives& group, int64_t samples) {
     flats.push_back(bucket.flat);
   }
   // Counts are exact as floats up to 2^24 samples a step.
-  const auto count_at = buckets_.back().flat.numel() - 1 - static_cast<int64_t>(parameters_.size());
-  auto counts = buckets_.back().flat.narrow(0, count_at, 1 + static_cast<int64_t>(parameters_.size()));
+  auto counts = buckets_.back().flat.narrow(0, buckets_.back().flat.numel() - counts_size(), counts_size());
   std::vector<float> local(counts.numel());
   local[0] = static_cast<float>(samples);
   for (size_t i = 0; i < parameters_.size(); ++i) local[i + 1] = parameters_[i].grad().defined() ? 1.0f : 0.0f;
+  const size_t side_at = 1 + parameters_.size();
+  for (int64_t i = 0; i < side_values_; ++i) local[side_at + i] = static_cast<float>((*side)[i]);
   counts.copy_(at::from_blob(local.data(), {counts.numel()}, at::kFloat));
   group.all_reduce_sum(flats);
 
-  const auto reduced_tensor = counts.cpu().clone();  // a copy: the division below must not touch it
+  const auto reduced_tensor = counts.to(at::kCPU, at::kFloat, false, true);  // a copy: the division must not touch it
   const float* reduced = reduced_tensor.data_ptr<float>();
+  for (int64_t i = 0; i < side_values_; ++i) (*side)[i] = reduced[side_at + i];
   const auto total = static_cast<int64_t>(reduced[0]);
   for (auto& bucket : buckets_) {
     if (total > 0) bucket.flat.div_(static_cast<double>(total));

@@ -20,13 +20,19 @@ void broadcast_module(Collectives& group, torch::nn::Module& module);
 // any is waited on, as DDP's buckets). Each rank's gradient is weighted by the samples it came from, so the
 // result is the gradient of the mean loss over every rank's samples even when ranks hold different batch sizes:
 // sum_r n_r g_r / sum_r n_r.
+//
+// `side_values` more numbers ride in the same all-reduce, summed over the ranks: a training step's control values
+// (stop requests, clocks), which as collectives of their own would each cost a round trip between the processes.
 class GradientAverager {
  public:
-  explicit GradientAverager(std::vector<at::Tensor> parameters, int64_t bucket_bytes = int64_t{25} << 20);
+  explicit GradientAverager(std::vector<at::Tensor> parameters, int64_t side_values = 0,
+                            int64_t bucket_bytes = int64_t{25} << 20);
 
   // Replaces every gradient by the weighted mean (a parameter without a gradient counts as zero) and returns the
-  // samples of all ranks together; with none anywhere the gradients are zeroed.
-  int64_t average(Collectives& group, int64_t samples);
+  // samples of all ranks together; with none anywhere the gradients are zeroed. `side`, when given, holds this
+  // rank's `side_values` numbers and receives their sums over the ranks (in the parameters' float type: exact for
+  // counts up to 2^24, a clock in seconds to within its 24-bit precision).
+  int64_t average(Collectives& group, int64_t samples, std::vector<double>* side = nullptr);
 
  private:
   struct Slot {
@@ -38,8 +44,10 @@ class GradientAverager {
     std::vector<Slot> slots;
   };
   void make_buckets();
+  int64_t counts_size() const;  // the numbers after the gradients in the last bucket
 
   std::vector<at::Tensor> parameters_;
+  int64_t side_values_;
   int64_t bucket_bytes_;
   std::vector<Bucket> buckets_;
 };

@@ -122,6 +122,26 @@ check "vit train --processes 2" $? "exit $code: $output"
 output=$(compare_runs "$work/two" "$work/launched" 2>&1)
 check "--processes 2 equals the hand-launched run" $? "$output"
 
+# A time limit on two processes: the ranks agree at every step on the clock the learning rate follows and on when
+# the time is spent (in the gradients' all-reduce), so they stop after the same step, within the limit, with the
+# last epoch validated and the learning rate annealed (to 1e-6, from 1e-3).
+start=$(date +%s.%N)
+output=$(timeout 60 "$vit" train "$work/data" --out "$work/timed" --processes 2 -b 16 --epochs 1000 --time-limit 6 \
+  "${model[@]}" --scale 1 1 --ratio 1 1 --hflip 0 --warmup-epochs 0 --lr 1e-3 2>&1)
+code=$?
+end=$(date +%s.%N)
+[[ $code == 0 ]] && [[ $(grep -c "best validation top-1" <<<"$output") == 1 ]] &&
+  "$python" - "$work/timed/metrics.csv" "$start" "$end" <<'PY'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+last = rows[-1]
+assert len(rows) > 3 and last["val_top1"] != "" and float(last["lr"]) < 1e-5, (len(rows), last)
+seconds = float(sys.argv[3]) - float(sys.argv[2])
+assert 5 <= seconds < 9, seconds
+PY
+check "--processes 2 --time-limit 6: the ranks stop together on time, the learning rate annealed" $? \
+  "exit $code: $(tail -n 5 <<<"$output")"
+
 # A launcher of --processes 2 in a process group of its own, running until stopped; `launcher` is its pid and
 # `ranks` its children's, once rank 0 has finished the second epoch.
 start_launcher() {  # start_launcher NAME [options...]

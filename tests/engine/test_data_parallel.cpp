@@ -19,6 +19,7 @@
 #include "engine/optimizer.h"
 #include "engine/train_step.h"
 #include "tests/catch.h"
+#include "tests/error_of.h"
 #include "tests/models/small_model.h"
 #include "tests/temp_dir.h"
 
@@ -144,6 +145,40 @@ TEST_CASE("a gradient no rank has stays undefined, a rank without samples contri
   CHECK(at::equal(grad, grad1));
   CHECK_FALSE(unused_defined);
   CHECK_FALSE(unused_defined1);
+}
+
+TEST_CASE("side values travel summed with the gradients, also when no parameter trains",
+          "[data_parallel][distributed]") {
+  REQUIRE(distributed_available());  // the full build requires c10d (libgloo-dev)
+  TempDir dir;
+  const auto run = [&](int rank, bool with_parameter) {
+    auto group = Collectives::connect_file(dir.path() / (with_parameter ? "store" : "store-frozen"), rank, 2,
+                                           CollectivesOptions{});
+    auto weight = at::zeros({2}).requires_grad_();
+    (weight * at::tensor({1.0f + static_cast<float>(rank), 4.0f})).sum().backward();
+    std::vector<at::Tensor> parameters;
+    if (with_parameter) parameters.push_back(weight);
+    GradientAverager averager(parameters, 3);
+    // A flag only rank 1 raises, a clock, a count.
+    std::vector<double> side{rank == 1 ? 1.0 : 0.0, 100.25 + rank, 3.0};
+    const int64_t total = averager.average(*group, 2, &side);
+    std::vector<double> wrong(2);
+    const auto error = test::error_of([&] { averager.average(*group, 2, &wrong); });
+    return std::make_tuple(total, side, weight.grad().clone(), error);
+  };
+  for (const bool with_parameter : {true, false}) {
+    auto other = std::async(std::launch::async, run, 1, with_parameter);
+    const auto [total, side, grad, error] = run(0, with_parameter);
+    const auto [total1, side1, grad1, error1] = other.get();
+    CHECK(total == 4);
+    CHECK(total1 == 4);
+    CHECK(side == std::vector<double>{1.0, 201.5, 6.0});
+    CHECK(side1 == side);
+    // With the parameter its gradient is the mean of (1, 4) and (2, 4); without, each rank keeps its own.
+    CHECK(at::allclose(grad, with_parameter ? at::tensor({1.5f, 4.0f}) : at::tensor({1.0f, 4.0f})));
+    CHECK(at::allclose(grad1, with_parameter ? at::tensor({1.5f, 4.0f}) : at::tensor({2.0f, 4.0f})));
+    CHECK_THAT(error, Contains("set up for 3 side values, given 2"));
+  }
 }
 
 TEST_CASE("a rank whose peer is gone names the lost rank instead of failing on a socket",
