@@ -174,8 +174,9 @@ class Ranks {
   }
 
  private:
-  // No child left to wait for, yet some never reaped (another reaped them): they count as failed, the first
-  // such rank returned.
+  // No child left to wait for, yet some never reaped: they count as failed, the first such rank returned. With
+  // SIGCHLD at its default action (reset before the ranks start) only this launcher reaps them, so this is a guard:
+  // were they ever reaped elsewhere, the launcher would otherwise wait for them forever.
   std::optional<int> lost_all() {
     std::optional<int> first;
     for (std::size_t rank = 0; rank < ranks_.size(); ++rank) {

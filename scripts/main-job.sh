@@ -13,7 +13,7 @@ source scripts/prepare-fashion-mnist.sh
 # 4x4 pixels, average pooling (timm's fc_norm), PatchDropout 0.75 (each training image keeps 12 of its 49 patch tokens:
 # a training step costs about what 12 tokens of 7x7 pixels do, and the finer tokens score higher; validation sees all
 # 49), bf16 autocast, batch 256 as two processes of 128 (--processes 2: on 2 cores, two single-threaded processes train
-# 1.25x faster than one of two threads, whose threads meet at a barrier in every small operator of this 0.8
+# 1.12-1.25x faster than one of two threads, whose threads meet at a barrier in every small operator of this 0.8
 # M-parameter model; the steps are those of one process at batch 256), AdamW 2e-3 with betas 0.9 and 0.95 (its
 # squared-gradient average follows the gradients sooner than with timm's 0.999: +0.002-0.004 at equal epochs in a run
 # this short), a one-epoch warm-up and cosine decay, label smoothing 0.1, horizontal flips, no stochastic depth; the
