@@ -29,9 +29,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// After one process failed, how long the others get to notice by themselves (at their next collective, where they
-// name the lost rank), and then to stop after SIGTERM, before SIGKILL.
-constexpr auto kGrace = std::chrono::seconds(30);
 constexpr auto kPoll = std::chrono::milliseconds(50);
 
 // The variables a launcher sets for each rank; any already in the environment are replaced, and torchrun's agent
@@ -229,7 +226,8 @@ std::vector<std::string> own_command_line() {
   return arguments;
 }
 
-int launch_local_processes(int processes, const std::vector<std::string>& arguments) {
+int launch_local_processes(int processes, const std::vector<std::string>& arguments, double grace_seconds) {
+  const auto grace = std::chrono::duration<double>(grace_seconds);
   // From here on a SIGINT or SIGTERM sent to this process is passed on, never ends it: the ranks stop cleanly and
   // this process waits for them.
   const std::atomic<int>& signals = count_signals_to_forward();
@@ -267,12 +265,12 @@ int launch_local_processes(int processes, const std::vector<std::string>& argume
       forwarded = taken;
       ranks.signal_running(SIGTERM);
     }
-    if (failed_at && !terminated && Clock::now() - *failed_at >= kGrace) {
-      spdlog::warn("{} process{} still running {} s after a rank failed: asking {} to stop", ranks.running(),
-                   ranks.running() == 1 ? "" : "es", kGrace.count(), ranks.running() == 1 ? "it" : "them");
+    if (failed_at && !terminated && Clock::now() - *failed_at >= grace) {
+      spdlog::warn("{} process{} still running {:g} s after a rank failed: asking {} to stop", ranks.running(),
+                   ranks.running() == 1 ? "" : "es", grace_seconds, ranks.running() == 1 ? "it" : "them");
       ranks.signal_running(SIGTERM);
       terminated = true;
-    } else if (terminated && !killed && Clock::now() - *failed_at >= 2 * kGrace) {
+    } else if (terminated && !killed && Clock::now() - *failed_at >= 2 * grace) {
       spdlog::warn("killing the {} process{} still running", ranks.running(), ranks.running() == 1 ? "" : "es");
       ranks.signal_running(SIGKILL);
       killed = true;

@@ -19,9 +19,11 @@ std::vector<std::string> without_option(const std::vector<std::string>& argument
 std::vector<std::string> own_command_line();
 
 // Runs `arguments` (argv[0] first) with this executable (/proc/self/exe) as `processes` ranks and waits for them
-// all. Returns rank 0's exit status, or when rank 0 succeeded the first failing rank's (128 + N for a rank
-// ended by signal N). Throws std::runtime_error when a process cannot be started.
-int launch_local_processes(int processes, const std::vector<std::string>& arguments);
+// all. Once one has failed, the others get `grace_seconds` to notice by themselves (at their next collective, where
+// they name the lost rank), then a SIGTERM and as long again to stop and save, then a SIGKILL. Returns rank 0's
+// exit status, or when rank 0 succeeded the first failing rank's (128 + N for a rank ended by signal N). Throws
+// std::runtime_error when a process cannot be started.
+int launch_local_processes(int processes, const std::vector<std::string>& arguments, double grace_seconds);
 
 // In a rank this launcher started (VIT_LAUNCHER_PID set): asks the kernel for a SIGTERM when the launcher ends
 // (killed with -9, say), so that no rank trains on alone; the rank then stops cleanly and saves. Elsewhere it does

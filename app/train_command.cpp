@@ -1,5 +1,6 @@
 #include "app/train_command.h"
 
+#include <algorithm>
 #include <memory>
 #include <set>
 #include <stdexcept>
@@ -148,7 +149,9 @@ void add_distributed_options(CLI::App* cli, engine::TrainOptions& o, int& proces
       ->capture_default_str()
       ->group(group);
   cli->add_option("--dist-timeout", o.dist_timeout,
-                  "Seconds a process waits for the others (to start, or in a step) before it gives up on them")
+                  "Seconds a process waits for the others (to start, or in a step) before it gives up on them; under "
+                  "--processes, also how long (1 to 30 s) the others get to stop by themselves after one failed, "
+                  "before vit stops them")
       ->capture_default_str()
       ->group(group);
 }
@@ -179,13 +182,16 @@ void check_options_given_together(const CLI::App& cli, const engine::TrainOption
 }
 
 // `--processes N`: this command line again as N ranks (local_launch.h), unless a launcher already started this one.
-int run_local_processes(int processes) {
+// After a rank fails, the others get as long as they would wait for a peer themselves (--dist-timeout), at least 1
+// s and at most 30 s, to stop by themselves before they are asked to, and as long again before they are killed.
+int run_local_processes(int processes, double dist_timeout) {
   if (engine::read_distributed_env().distributed())
     throw std::invalid_argument(
         "--processes starts the run's processes itself, and this one was started as one of "
         "several (RANK / WORLD_SIZE or SLURM_PROCID / SLURM_NTASKS are set): leave "
         "--processes out under torchrun or srun");
-  return launch_local_processes(processes, without_option(own_command_line(), "--processes"));
+  return launch_local_processes(processes, without_option(own_command_line(), "--processes"),
+                                std::clamp(dist_timeout, 1.0, 30.0));
 }
 
 int run_train(engine::TrainOptions options, bool quiet) {
@@ -277,7 +283,7 @@ Command setup_train(CLI::App& app) {
       "data-parallel; --batch-size is per process.");
   return {cli, [options, processes, cli, &app] {
             check_options_given_together(*cli, *options);
-            if (*processes > 1) return run_local_processes(*processes);
+            if (*processes > 1) return run_local_processes(*processes, options->dist_timeout);
             return run_train(*options, app.get_option("--quiet")->count() > 0);
           }};
 }

@@ -2,7 +2,7 @@
 # End-to-end checks of `vit train` on several processes of this machine, over c10d's Gloo on 127.0.0.1: two
 # processes against one on the same images (weights and validation figures), the launch through Debian's
 # torchrun and through vit's own --processes, Ctrl-C and --resume on another number of processes, a killed rank,
-# and launch errors. Every port is a free one (never 29500); every wait has a limit.
+# a hung one, and launch errors. Every port is a free one (never 29500); every wait has a limit.
 # usage: test_distributed.sh VIT_BINARY PYTHON
 set -uo pipefail
 vit=$1
@@ -220,6 +220,25 @@ code=$?
   grep -Eq "rank 1 \(pid [0-9]+\) was ended by signal 9" "$work/launched-kill.log"
 check "kill -9 of rank 1 under --processes: the launcher exits 3, naming it" $? \
   "exit $code: $(cat "$work/launched-kill.log")"
+
+# A rank that hangs once another has failed (rank 0 stopped with SIGSTOP, so it never notices rank 1's kill -9):
+# the launcher asks it to stop after --dist-timeout (here 2 s), kills it as long again later, and exits with its
+# status (137: SIGKILL) instead of waiting for it.
+start_launcher launched-hung --processes 2 --dist-timeout 2
+rank0=$(for rank in $ranks; do tr '\0' '\n' <"/proc/$rank/environ" | grep -qx RANK=0 && echo "$rank"; done)
+kill -STOP "$rank0"
+started=$SECONDS
+kill_child "$launcher" RANK=1
+wait_for "$launcher" 30
+code=$?
+elapsed=$((SECONDS - started))
+[[ $code == 124 ]] && kill -9 -- -"$launcher"
+[[ $code == 137 && ! -d /proc/$rank0 ]] && ((elapsed >= 3 && elapsed <= 15)) &&
+  grep -q "1 process still running 2 s after a rank failed: asking it to stop" "$work/launched-hung.log" &&
+  grep -q "killing the 1 process still running" "$work/launched-hung.log" &&
+  grep -Eq "rank 0 \(pid $rank0\) was ended by signal 9" "$work/launched-hung.log"
+check "a hung rank after another failed: asked to stop after --dist-timeout, killed after twice that" $? \
+  "exit $code after $elapsed s: $(tail -n 8 "$work/launched-hung.log")"
 
 # Ctrl-C on a terminal reaches torchrun and its workers: every rank stops after the same step, rank 0 saves once,
 # and --resume continues on one process.
