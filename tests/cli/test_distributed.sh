@@ -24,17 +24,21 @@ wait_for() {
   return 124
 }
 
-# kill_child PARENT [ENTRY]: kill -9 of a child of PARENT running `vit train`, the first with ENTRY (e.g. RANK=1) in
-# its environment when given.
-kill_child() {
+# child_of PARENT [ENTRY]: the pid of a child of PARENT running `vit train`, the first with ENTRY (e.g. RANK=1) in
+# its environment when given; fails when there is none.
+child_of() {
   local parent=$1 entry=${2:-} process
   for process in /proc/[0-9]*; do
     [[ $(cut -d' ' -f4 "$process/stat" 2>/dev/null) == "$parent" ]] && grep -qa "train" "$process/cmdline" || continue
     [[ -z $entry ]] || tr '\0' '\n' <"$process/environ" 2>/dev/null | grep -qx "$entry" || continue
-    kill -9 "${process#/proc/}"
+    echo "${process#/proc/}"
     return 0
   done
   return 1
+}
+kill_child() {  # kill_child PARENT [ENTRY]: kill -9 of child_of's process
+  local pid
+  pid=$(child_of "$@") && kill -9 "$pid"
 }
 
 # Ten classes, 8 training and 3 validation images each.
@@ -225,7 +229,7 @@ check "kill -9 of rank 1 under --processes: the launcher exits 3, naming it" $? 
 # the launcher asks it to stop after --dist-timeout (here 2 s), kills it as long again later, and exits with its
 # status (137: SIGKILL) instead of waiting for it.
 start_launcher launched-hung --processes 2 --dist-timeout 2
-rank0=$(for rank in $ranks; do tr '\0' '\n' <"/proc/$rank/environ" | grep -qx RANK=0 && echo "$rank"; done)
+rank0=$(child_of "$launcher" RANK=0)
 kill -STOP "$rank0"
 started=$SECONDS
 kill_child "$launcher" RANK=1
