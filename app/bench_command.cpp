@@ -123,6 +123,7 @@ int run_all_reduce_bench(const engine::BenchOptions& o, const std::string& forma
   if (format == "json") {
     fmt::print("{}\n", nlohmann::json{{"model", o.model},
                                       {"backend", t.backend},
+                                      {"shared_memory", t.shared_memory},
                                       {"processes", t.world_size},
                                       {"gradient_floats", t.floats},
                                       {"seconds", t.seconds},
@@ -131,10 +132,12 @@ int run_all_reduce_bench(const engine::BenchOptions& o, const std::string& forma
     return kExitOk;
   }
   const auto [low, high] = std::minmax_element(t.seconds.begin(), t.seconds.end());
-  fmt::print("all-reduce   {}: {:.2f} M gradients ({:.1f} MB float32) averaged over {} between {} processes: "
-             "{:.1f} ms per step (median of {}, range {:.1f}-{:.1f}), {:.2f} GB/s\n",
-             o.model, static_cast<double>(t.floats) / 1e6, megabytes, t.backend, t.world_size, 1e3 * t.median(),
-             t.seconds.size(), 1e3 * *low, 1e3 * *high, megabytes / 1e3 / t.median());
+  fmt::print(
+      "all-reduce   {}: {:.2f} M gradients ({:.1f} MB float32) averaged over {} between {} processes: "
+      "{:.1f} ms per step (median of {}, range {:.1f}-{:.1f}), {:.2f} GB/s\n",
+      o.model, static_cast<double>(t.floats) / 1e6, megabytes,
+      t.shared_memory ? t.backend + " and shared memory" : t.backend, t.world_size, 1e3 * t.median(), t.seconds.size(),
+      1e3 * *low, 1e3 * *high, megabytes / 1e3 / t.median());
   return kExitOk;
 }
 

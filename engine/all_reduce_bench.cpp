@@ -25,6 +25,7 @@ AllReduceTiming time_gradient_all_reduce(Collectives& group, const ViTConfig& co
   std::vector<at::Tensor> parameters = model->parameters();
   AllReduceTiming timing;
   timing.backend = group.backend();
+  timing.shared_memory = group.sums_in_shared_memory();
   timing.world_size = group.world_size();
   for (auto& p : parameters) {
     p.mutable_grad() = at::ones_like(p);

@@ -15,6 +15,7 @@ namespace vit::engine {
 
 struct AllReduceTiming {
   std::string backend;
+  bool shared_memory = false;  // the float32 sums went through shared memory (every rank on this machine)
   int world_size = 1;
   int64_t floats = 0;            // gradient elements averaged per step
   std::vector<double> seconds;   // one per timed repetition

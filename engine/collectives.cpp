@@ -4,8 +4,11 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <sstream>
 #include <thread>
+
+#include "engine/shared_memory_sum.h"
 
 #ifdef VIT_HAVE_C10D
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
@@ -121,18 +124,33 @@ class C10dCollectives final : public Collectives {
                                " process group of " + std::to_string(world_size_) + " through " + store_where_ +
                                ": " + first_line(e.what()));
     }
+    if (backend_ == "gloo" && loopback && world_size_ > 1) share_memory();
   }
 
   int rank() const override { return rank_; }
   int world_size() const override { return world_size_; }
   std::string backend() const override { return backend_; }
+  bool sums_in_shared_memory() const override { return shared_ != nullptr; }
 
   void broadcast(std::vector<at::Tensor>& tensors) override {
     run(tensors, "a broadcast from rank 0", [&](at::Tensor& t) { return group_->broadcast(t); });
   }
 
   void all_reduce_sum(std::vector<at::Tensor>& tensors) override {
-    run(tensors, "an all-reduce", [&](at::Tensor& t) { return group_->allreduce(t, c10d::ReduceOp::SUM); });
+    std::vector<at::Tensor> others;
+    for (auto& tensor : tensors) {
+      if (!shared_ || tensor.scalar_type() != at::kFloat || !tensor.device().is_cpu() || !tensor.is_contiguous()) {
+        others.push_back(tensor);
+        continue;
+      }
+      try {
+        shared_->sum(tensor.data_ptr<float>(), static_cast<std::size_t>(tensor.numel()), timeout_);
+      } catch (const SharedMemoryPeerLost& e) {
+        throw lost_peer("an all-reduce", e.what());
+      }
+    }
+    if (others.empty()) return;
+    run(others, "an all-reduce", [&](at::Tensor& t) { return group_->allreduce(t, c10d::ReduceOp::SUM); });
   }
 
   void all_reduce_max(at::Tensor& tensor) override {
@@ -171,6 +189,36 @@ class C10dCollectives final : public Collectives {
     if (devices.empty() && loopback) devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
     if (devices.empty()) devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
     return devices;
+  }
+
+  // With every rank on this machine, float32 sums (the gradients) go through shared memory rather than Gloo's
+  // sockets (shared_memory_sum.h). Rank 0 makes the segment and passes its name through the store; the ranks agree
+  // through Gloo that all of them have it and can see each other's processes, or all keep Gloo. VIT_SHARED_MEMORY=0
+  // keeps Gloo for everything (to compare the two).
+  void share_memory() {
+    const char* setting = std::getenv("VIT_SHARED_MEMORY");
+    if (setting && std::strcmp(setting, "0") == 0) return;
+    const std::string key = "vit/shared_memory_sum";
+    std::unique_ptr<SharedMemorySum> shared;
+    try {
+      if (rank_ == 0) {
+        try {
+          shared = SharedMemorySum::create(world_size_);
+        } catch (const std::exception&) {
+          store_->set(key, std::vector<uint8_t>{});  // no segment: the others must not wait for one
+          throw;
+        }
+        store_->set(key, std::vector<uint8_t>(shared->name().begin(), shared->name().end()));
+      } else {
+        const auto name = store_->get(key);
+        if (!name.empty()) shared = SharedMemorySum::open(std::string(name.begin(), name.end()), rank_, world_size_);
+      }
+    } catch (const std::exception&) {
+      shared.reset();  // Gloo carries the sums instead; the run is not worse off than without this path
+    }
+    const bool everyone_attached = all_ranks_ok(*this, shared != nullptr);
+    if (shared && rank_ == 0) shared->unlink();  // every rank that could open it has: no name is left behind
+    if (everyone_attached && all_ranks_ok(*this, shared->peers_visible())) shared_ = std::move(shared);
   }
 
   // Starts `op` on every tensor, then waits for all. c10d wants contiguous tensors, and NCCL wants them on this
@@ -235,6 +283,7 @@ class C10dCollectives final : public Collectives {
   c10::Device device_;  // where NCCL's tensors live
   std::string backend_;
   std::unique_ptr<Group> group_;
+  std::unique_ptr<SharedMemorySum> shared_;  // float32 sums, when every rank is on this machine
 };
 
 }  // namespace

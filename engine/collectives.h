@@ -57,6 +57,8 @@ class Collectives {
   virtual int rank() const = 0;
   virtual int world_size() const = 0;
   virtual std::string backend() const = 0;
+  // Whether float32 sums travel through shared memory rather than the backend (every rank on this machine).
+  virtual bool sums_in_shared_memory() const { return false; }
 
   // Rank 0's values into every rank's tensors, in place.
   virtual void broadcast(std::vector<at::Tensor>& tensors) = 0;

@@ -794,9 +794,9 @@ void TrainingRun::join_processes() {
   collectives.cuda = options_.device == "cuda";
   collectives.timeout = std::chrono::milliseconds(static_cast<int64_t>(options_.dist_timeout * 1000.0));
   group_ = Collectives::connect(env_, collectives);
-  spdlog::info("rank {} of {} (local {} of {}, {}): joined over {} through {}:{}", env_.rank, env_.world_size,
+  spdlog::info("rank {} of {} (local {} of {}, {}): joined over {} through {}:{}{}", env_.rank, env_.world_size,
                env_.local_rank, env_.local_world_size, env_.launcher, group_->backend(), env_.master_addr,
-               env_.master_port);
+               env_.master_port, group_->sums_in_shared_memory() ? "; gradients summed in shared memory" : "");
 }
 
 // Every rank checks and reads the run folder and prepares; if one fails, all stop, the others saying which.

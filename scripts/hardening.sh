@@ -49,5 +49,9 @@ if ! $fuzz_only; then
   done
 fi
 if ((seconds > 0)); then
+  # The fuzz targets' scratch folders (tests/fuzz/fuzz_support.h) under one removed here, in memory where possible.
+  VIT_FUZZ_SCRATCH=$(mktemp -d -p "$([[ -d /dev/shm ]] && echo /dev/shm || echo /tmp)" vit-fuzz.XXXXXX)
+  export VIT_FUZZ_SCRATCH
+  trap 'rm -rf "$VIT_FUZZ_SCRATCH"' EXIT
   ctest --test-dir build-hardening --output-on-failure -j"$jobs" -L fuzz
 fi

@@ -318,6 +318,7 @@ wait
 import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["backend"] == "gloo" and r["processes"] == 2 and len(r["seconds"]) == 2, r
+assert r["shared_memory"] is True, r  # both ranks on this machine: the sums skip Gloo's sockets
 # Every parameter of the model is a gradient averaged (the count from the config, as vit bench reports it).
 parameters = json.load(open(sys.argv[2]))["parameters"]
 assert r["gradient_floats"] == parameters, (r["gradient_floats"], parameters)

@@ -3,6 +3,7 @@
 
 #include <ATen/ops/allclose.h>
 #include <ATen/ops/equal.h>
+#include <ATen/ops/full.h>
 #include <ATen/ops/randint.h>
 #include <ATen/ops/randn.h>
 #include <ATen/ops/tensor.h>
@@ -10,6 +11,7 @@
 #include <torch/utils.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <future>
 #include <thread>
 
@@ -74,6 +76,7 @@ std::vector<at::Tensor> train_rank(const std::filesystem::path& store, int rank,
   options.timeout = 60s;
   auto group = Collectives::connect_file(store, rank, 2, options);
   CHECK(group->backend() == "gloo");
+  CHECK(group->sums_in_shared_memory());  // both ranks on this machine: the gradients go through shared memory
   broadcast_module(*group, *model);
   AdamW optimizer(named_parameters(*model), AdamWOptions{0.9, 0.999, 1e-8, 0.05});
   GradientAverager averager(model->parameters());
@@ -208,6 +211,57 @@ TEST_CASE("a rank whose peer is gone names the lost rank instead of failing on a
     CHECK(e.lost_ranks() == std::vector<int>{1});
   }
   CHECK(std::chrono::steady_clock::now() - start < 30s);
+}
+
+TEST_CASE("a rank whose peer left names it from a sum in shared memory too", "[data_parallel][distributed]") {
+  REQUIRE(distributed_available());
+  TempDir dir;
+  CollectivesOptions options;
+  options.timeout = 20s;
+  const auto store = dir.path() / "store";
+  auto peer = std::async(std::launch::async, [&] {
+    auto group = Collectives::connect_file(store, 1, 2, options);
+    std::vector<at::Tensor> values{at::full({1000}, 2.0f)};
+    group->all_reduce_sum(values);
+    CHECK(values[0].eq(3.0f).all().item<bool>());
+    // ... and leaves: its part of the shared memory says so.
+  });
+  auto group = Collectives::connect_file(store, 0, 2, options);
+  REQUIRE(group->sums_in_shared_memory());
+  std::vector<at::Tensor> values{at::full({1000}, 1.0f)};
+  group->all_reduce_sum(values);
+  CHECK(values[0].eq(3.0f).all().item<bool>());
+  peer.get();
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    group->all_reduce_sum(values);
+    FAIL("the sum with a lost peer returned");
+  } catch (const LostPeerError& e) {
+    CHECK_THAT(e.what(), Contains("lost rank 1 of 2"));
+    CHECK(e.lost_ranks() == std::vector<int>{1});
+  }
+  CHECK(std::chrono::steady_clock::now() - start < 10s);  // the roll call's few seconds, not the 20 s timeout
+}
+
+TEST_CASE("VIT_SHARED_MEMORY=0 keeps every sum on Gloo, with the same result", "[data_parallel][distributed]") {
+  REQUIRE(distributed_available());
+  TempDir dir;
+  setenv("VIT_SHARED_MEMORY", "0", 1);
+  const auto store = dir.path() / "store";
+  auto peer = std::async(std::launch::async, [&] {
+    auto group = Collectives::connect_file(store, 1, 2, CollectivesOptions{});
+    CHECK_FALSE(group->sums_in_shared_memory());
+    std::vector<at::Tensor> values{at::full({10}, 2.0f)};
+    group->all_reduce_sum(values);
+    CHECK(values[0].eq(3.0f).all().item<bool>());
+  });
+  auto group = Collectives::connect_file(store, 0, 2, CollectivesOptions{});
+  CHECK_FALSE(group->sums_in_shared_memory());
+  std::vector<at::Tensor> values{at::full({10}, 1.0f)};
+  group->all_reduce_sum(values);
+  CHECK(values[0].eq(3.0f).all().item<bool>());
+  peer.get();
+  unsetenv("VIT_SHARED_MEMORY");
 }
 
 TEST_CASE("unknown or unavailable backends are refused by name", "[data_parallel][distributed]") {

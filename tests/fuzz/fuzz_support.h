@@ -44,10 +44,14 @@ void expect_result_or_clear_error(const std::string& source, Parse&& parse) {
 }
 
 // A private folder for this process's scratch files, in memory where /dev/shm exists (files are rewritten on every
-// input); removed at exit.
+// input); removed at exit. libFuzzer ends some runs without running atexit handlers (-max_total_time), so
+// scripts/hardening.sh puts these folders under one of its own (VIT_FUZZ_SCRATCH) and removes that.
 inline const std::filesystem::path& scratch_dir() {
   static const std::filesystem::path dir = [] {
-    const std::filesystem::path base = std::filesystem::exists("/dev/shm") ? "/dev/shm" : "/tmp";
+    const char* chosen = std::getenv("VIT_FUZZ_SCRATCH");
+    const std::filesystem::path base = chosen && *chosen                     ? chosen
+                                       : std::filesystem::exists("/dev/shm") ? "/dev/shm"
+                                                                             : "/tmp";
     auto path = base / ("vit-fuzz-" + std::to_string(::getpid()));
     std::filesystem::create_directories(path);
     std::atexit([] {
