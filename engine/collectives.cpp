@@ -124,7 +124,7 @@ class C10dCollectives final : public Collectives {
                                " process group of " + std::to_string(world_size_) + " through " + store_where_ +
                                ": " + first_line(e.what()));
     }
-    if (backend_ == "gloo" && loopback && world_size_ > 1) share_memory();
+    if (backend_ == "gloo" && world_size_ > 1) share_memory(loopback);
   }
 
   int rank() const override { return rank_; }
@@ -192,23 +192,24 @@ class C10dCollectives final : public Collectives {
   }
 
   // With every rank on this machine, float32 sums (the gradients) go through shared memory rather than Gloo's
-  // sockets (shared_memory_sum.h). Rank 0 makes the segment and passes its name through the store; the ranks agree
-  // through Gloo that all of them have it and can see each other's processes, or all keep Gloo. VIT_SHARED_MEMORY=0
-  // keeps Gloo for everything (to compare the two).
-  void share_memory() {
-    const char* setting = std::getenv("VIT_SHARED_MEMORY");
-    if (setting && std::strcmp(setting, "0") == 0) return;
+  // sockets (shared_memory_sum.h). Rank 0 alone decides (`loopback`, and VIT_SHARED_MEMORY=0 in its environment
+  // keeps Gloo, to compare the two), makes the segment and passes its name through the store, empty for none;
+  // then every rank takes part in agreeing through Gloo that all of them have it and can see each other's
+  // processes, or all keep Gloo.
+  void share_memory(bool loopback) {
     const std::string key = "vit/shared_memory_sum";
     std::unique_ptr<SharedMemorySum> shared;
     try {
       if (rank_ == 0) {
+        const char* setting = std::getenv("VIT_SHARED_MEMORY");
         try {
-          shared = SharedMemorySum::create(world_size_);
+          if (loopback && !(setting && std::strcmp(setting, "0") == 0)) shared = SharedMemorySum::create(world_size_);
         } catch (const std::exception&) {
           store_->set(key, std::vector<uint8_t>{});  // no segment: the others must not wait for one
           throw;
         }
-        store_->set(key, std::vector<uint8_t>(shared->name().begin(), shared->name().end()));
+        const std::string name = shared ? shared->name() : std::string();
+        store_->set(key, std::vector<uint8_t>(name.begin(), name.end()));
       } else {
         const auto name = store_->get(key);
         if (!name.empty()) shared = SharedMemorySum::open(std::string(name.begin(), name.end()), rank_, world_size_);

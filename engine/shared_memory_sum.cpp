@@ -34,10 +34,12 @@ struct Header {
 struct alignas(kLine) RankState {
   std::atomic<uint32_t> arrived;  // barriers this rank has reached
   std::atomic<uint32_t> gone;     // set when it leaves
-  int32_t pid;
-  uint64_t start_time;  // /proc/PID/stat's, so that a reused pid is not taken for the rank
+  std::atomic<int32_t> pid;       // 0 until the rank has opened the segment; published after the two below
+  uint64_t start_time;            // /proc/PID/stat's, so that a reused pid is not taken for the rank
+  uint64_t pid_namespace;         // /proc/self/ns/pid's inode: pids compare only within one namespace
 };
-static_assert(std::atomic<uint32_t>::is_always_lock_free, "the flags must be usable across processes");
+static_assert(std::atomic<uint32_t>::is_always_lock_free && std::atomic<int32_t>::is_always_lock_free,
+              "the flags must be usable across processes");
 
 std::size_t align_up(std::size_t n) { return (n + kLine - 1) / kLine * kLine; }
 
@@ -62,6 +64,11 @@ std::optional<ProcessStat> process_stat(int pid) {
   fields >> stat.start_time;
   if (!fields) return std::nullopt;
   return stat;
+}
+
+uint64_t pid_namespace() {
+  struct stat info {};
+  return ::stat("/proc/self/ns/pid", &info) == 0 ? static_cast<uint64_t>(info.st_ino) : 0;
 }
 
 void pause_briefly() {
@@ -102,9 +109,10 @@ SharedMemorySum::SharedMemorySum(std::string name, int rank, int world_size, std
       bytes_(bytes),
       linked_(rank == 0) {
   RankState* me = Layout::state(base_, rank_);
-  me->pid = static_cast<int32_t>(getpid());
   const auto stat = process_stat(getpid());
   me->start_time = stat ? stat->start_time : 0;
+  me->pid_namespace = pid_namespace();
+  me->pid.store(static_cast<int32_t>(getpid()), std::memory_order_release);
 }
 
 std::size_t SharedMemorySum::default_chunk_floats(int world_size) {
@@ -175,7 +183,8 @@ void SharedMemorySum::unlink() {
 
 bool SharedMemorySum::peers_visible() const { return lost_peers().empty(); }
 
-// The other ranks that have left, or whose process is gone (dead, a zombie, or its pid now another process's).
+// The other ranks that have left, or whose process is gone (dead, a zombie, or its pid now another process's), or
+// cannot be seen from here (another PID namespace).
 std::vector<int> SharedMemorySum::lost_peers() const {
   std::vector<int> lost;
   for (int r = 0; r < world_size_; ++r) {
@@ -185,9 +194,14 @@ std::vector<int> SharedMemorySum::lost_peers() const {
       lost.push_back(r);
       continue;
     }
-    // Not attached yet (then only the timeout can tell), or ranks as threads of one process (the tests).
-    if (peer->pid == 0 || peer->pid == getpid()) continue;
-    const auto stat = process_stat(peer->pid);
+    const int32_t pid = peer->pid.load(std::memory_order_acquire);
+    if (pid == 0) continue;  // not attached yet: only the timeout can tell
+    if (peer->pid_namespace != pid_namespace()) {
+      lost.push_back(r);
+      continue;
+    }
+    if (pid == getpid()) continue;  // ranks as threads of one process (the tests)
+    const auto stat = process_stat(pid);
     if (!stat || stat->state == 'Z' || stat->state == 'X' || stat->start_time != peer->start_time) lost.push_back(r);
   }
   return lost;
@@ -213,7 +227,11 @@ void SharedMemorySum::wait_for_all(std::chrono::milliseconds timeout) {
       const auto now = Clock::now();
       if (now < next_check) continue;
       next_check = now + std::chrono::milliseconds(100);
-      const auto lost = lost_peers();
+      // Only a rank still missing from this barrier counts: one that arrived may have gone on and ended since.
+      std::vector<int> lost;
+      for (const int peer : lost_peers())
+        if (static_cast<int32_t>(Layout::state(base_, peer)->arrived.load(std::memory_order_acquire) - generation_) < 0)
+          lost.push_back(peer);
       if (!lost.empty())
         throw SharedMemoryPeerLost(
             "rank " + std::to_string(lost.front()) + "'s process is gone (seen from the sums' shared memory)", lost);

@@ -246,7 +246,10 @@ TEST_CASE("a rank whose peer left names it from a sum in shared memory too", "[d
 TEST_CASE("VIT_SHARED_MEMORY=0 keeps every sum on Gloo, with the same result", "[data_parallel][distributed]") {
   REQUIRE(distributed_available());
   TempDir dir;
-  setenv("VIT_SHARED_MEMORY", "0", 1);
+  struct KeepGloo {  // set for this test only, whatever ends it
+    KeepGloo() { setenv("VIT_SHARED_MEMORY", "0", 1); }
+    ~KeepGloo() { unsetenv("VIT_SHARED_MEMORY"); }
+  } keep_gloo;
   const auto store = dir.path() / "store";
   auto peer = std::async(std::launch::async, [&] {
     auto group = Collectives::connect_file(store, 1, 2, CollectivesOptions{});
@@ -261,7 +264,6 @@ TEST_CASE("VIT_SHARED_MEMORY=0 keeps every sum on Gloo, with the same result", "
   group->all_reduce_sum(values);
   CHECK(values[0].eq(3.0f).all().item<bool>());
   peer.get();
-  unsetenv("VIT_SHARED_MEMORY");
 }
 
 TEST_CASE("unknown or unavailable backends are refused by name", "[data_parallel][distributed]") {
