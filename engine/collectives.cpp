@@ -202,11 +202,12 @@ class C10dCollectives final : public Collectives {
     try {
       if (rank_ == 0) {
         const char* setting = std::getenv("VIT_SHARED_MEMORY");
-        try {
-          if (loopback && !(setting && std::strcmp(setting, "0") == 0)) shared = SharedMemorySum::create(world_size_);
-        } catch (const std::exception&) {
-          store_->set(key, std::vector<uint8_t>{});  // no segment: the others must not wait for one
-          throw;
+        if (loopback && !(setting && std::strcmp(setting, "0") == 0)) {
+          try {
+            shared = SharedMemorySum::create(world_size_);
+          } catch (const std::exception&) {
+            // No segment: the empty name below tells the others, so that none waits for one.
+          }
         }
         const std::string name = shared ? shared->name() : std::string();
         store_->set(key, std::vector<uint8_t>(name.begin(), name.end()));
