@@ -196,7 +196,7 @@ std::vector<int> SharedMemorySum::lost_peers() const {
     }
     const int32_t pid = peer->pid.load(std::memory_order_acquire);
     if (pid == 0) continue;  // not attached yet: only the timeout can tell
-    if (peer->pid_namespace != pid_namespace()) {
+    if (peer->pid_namespace != Layout::state(base_, rank_)->pid_namespace) {  // ours, read once when attached
       lost.push_back(r);
       continue;
     }
