@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "models/cpu_softmax.h"
+#include "models/cpu_vector_width.h"
 
 namespace {
 
@@ -91,7 +92,7 @@ int main(int argc, char** argv) {
                 torch::softmax(x * scale, -1).backward(grad);
               }));
   std::printf("vit's softmax (%d float lanes), forward %5.2f ms, forward + backward %5.2f ms\n",
-              vit::cpu::softmax_lanes(), median_ms([&] { (void)vit::cpu::scaled_softmax(scores, scale); }),
+              vit::cpu::vector_lanes(), median_ms([&] { (void)vit::cpu::scaled_softmax(scores, scale); }),
               median_ms([&] {
                 auto x = scores.detach().requires_grad_(true);
                 vit::cpu::scaled_softmax(x, scale).backward(grad);

@@ -33,6 +33,7 @@
 #include "engine/train_step.h"
 #include "models/cpu_gemm.h"
 #include "models/cpu_softmax.h"
+#include "models/cpu_vector_width.h"
 #include "models/model_cost.h"
 #include "util/atomic_file.h"
 
@@ -123,9 +124,9 @@ std::string describe_kernels(c10::Device device, bool bf16) {
   if (device.is_cuda()) {
     return std::string("LibTorch's CUDA kernels (cuBLAS, fused attention), ") + (bf16 ? "bf16 autocast" : "float32");
   }
-  const std::string softmax = "attention's softmax vit's (" + std::to_string(cpu::softmax_lanes()) + " float lanes)";
+  const std::string softmax = "attention's softmax vit's (" + std::to_string(cpu::vector_lanes()) + " float lanes)";
   if (bf16) {
-    return "LibTorch's bf16 kernels (oneDNN) under autocast" +
+    return "LibTorch's bf16 kernels (oneDNN) under autocast, the blocks' LayerNorms vit's (bf16 out)" +
            (cpu::kSoftmaxInTrainingAttention ? "; in training, " + softmax : std::string());
   }
   return cpu::onednn_available()

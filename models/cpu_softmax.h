@@ -1,9 +1,10 @@
 #pragma once
 // Attention's softmax on CPU, softmax(scale * scores) over the last dimension, for float32 and bf16 tensors:
-// computed in float32 with a vectorised exp, its vector width (AVX-512, AVX2 or SSE) chosen at run time, the scale
-// folded in (no separate q * scale pass) and bf16 read and written directly. Why: LibTorch 1.13's CPU softmax runs
-// at its AVX2 level and converts bf16 element by element; on attention's short rows (13 to a few hundred tokens)
-// its forward and backward were a third of a bf16 attention layer here (bench/attention_bf16.sh).
+// computed in float32 with a vectorised exp, its vector width (AVX-512, AVX2 or SSE) chosen at run time
+// (cpu_vector_width.h), the scale folded in (no separate q * scale pass) and bf16 read and written directly.
+// Why: LibTorch 1.13's CPU softmax runs at its AVX2 level and converts bf16 element by element; on attention's
+// short rows (13 to a few hundred tokens) its forward and backward were a third of a bf16 attention layer here
+// (bench/attention_bf16.sh).
 
 #include <cstdint>
 
@@ -28,11 +29,5 @@ at::Tensor scaled_softmax(const at::Tensor& scores, double scale);
 void softmax_rows(const float* in, float* out, int64_t rows, int64_t n, float scale);
 // grad_in = scale * p * (grad_out - sum(p * grad_out)), row by row: the gradient of softmax(scale * x) for x.
 void softmax_backward_rows(const float* p, const float* grad_out, float* grad_in, int64_t rows, int64_t n, float scale);
-
-// The vector width the kernels use: 16 float lanes (AVX-512), 8 (AVX2) or 4 (the x86-64 baseline, and every
-// other CPU). set_softmax_lanes narrows it (tests run every width on a machine that has the widest); 0 or a width
-// this CPU lacks restores the best one. Not thread-safe: set it before any softmax runs.
-int softmax_lanes();
-void set_softmax_lanes(int lanes);
 
 }  // namespace vit::cpu

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "models/cpu_attention.h"
+#include "models/cpu_layer_norm.h"
 #include "models/cpu_linear.h"
 #include "models/cpu_softmax.h"
 #include "models/patch_dropout.h"
@@ -76,6 +77,12 @@ torch::Tensor NormImpl::forward(const torch::Tensor& x) {
   if (kind_ == NormLayer::LayerNorm) return torch::layer_norm(x, {x.size(-1)}, weight, bias, eps_);
   // timm's RmsNorm: x * rsqrt(mean(x^2) + eps) * weight, in the input's precision.
   return x * torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps_) * weight;
+}
+
+torch::Tensor NormImpl::forward_for_linear(const torch::Tensor& x) {
+  if (kind_ == NormLayer::LayerNorm && cpu::cpu_bf16_autocast() && cpu::layer_norm_to_bf16_available(x, weight, bias))
+    return cpu::layer_norm_to_bf16(x, weight, bias, eps_);
+  return forward(x);
 }
 
 namespace {
@@ -258,10 +265,10 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, torch::Tensor* attentio
     auto y = x + drop_path(norm1_->forward(attn_->forward(x, attention)), drop_path_, is_training());
     return y + drop_path(norm2_->forward(mlp_->forward(y)), drop_path_, is_training());
   }
-  auto branch = attn_->forward(norm1_->forward(x), attention);
+  auto branch = attn_->forward(norm1_->forward_for_linear(x), attention);
   if (ls1_) branch = ls1_->forward(branch);
   auto y = x + drop_path(branch, drop_path_, is_training());
-  branch = mlp_->forward(norm2_->forward(y));
+  branch = mlp_->forward(norm2_->forward_for_linear(y));
   if (ls2_) branch = ls2_->forward(branch);
   return y + drop_path(branch, drop_path_, is_training());
 }

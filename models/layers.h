@@ -53,6 +53,9 @@ class NormImpl : public torch::nn::Module {
  public:
   NormImpl(int64_t dim, NormLayer kind, double eps);
   torch::Tensor forward(const torch::Tensor& x);
+  // The norm of x for the linear layer that takes it next: under CPU bf16 autocast a LayerNorm writes bf16 itself
+  // (cpu_layer_norm.h), which that layer would cast it to; otherwise forward(x).
+  torch::Tensor forward_for_linear(const torch::Tensor& x);
 
   torch::Tensor weight;
   torch::Tensor bias;  // LayerNorm only

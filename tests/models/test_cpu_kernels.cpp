@@ -1,4 +1,5 @@
-// The oneDNN routes of the float32 CPU model (cpu_linear, cpu_attention) and vit's softmax (cpu_softmax) against
+// The oneDNN routes of the float32 CPU model (cpu_linear, cpu_attention), vit's softmax (cpu_softmax) and its
+// bf16-output LayerNorm (cpu_layer_norm) against
 // LibTorch's own operators: same outputs and same gradients, for the layouts the model feeds them.
 
 #include <ATen/ops/linear.h>
@@ -11,10 +12,13 @@
 
 #include "models/cpu_attention.h"
 #include "models/cpu_gemm.h"
+#include "models/cpu_layer_norm.h"
 #include "models/cpu_linear.h"
 #include "models/cpu_softmax.h"
+#include "models/cpu_vector_width.h"
 #include "models/layers.h"
 #include "tests/catch.h"
+#include "tests/error_of.h"
 
 namespace vit {
 namespace {
@@ -32,12 +36,12 @@ torch::Tensor reference_attention(const torch::Tensor& qkv, int64_t heads) {
   return torch::matmul(scores.softmax(-1), parts[2]).transpose(1, 2).reshape({b, n, dim});
 }
 
-// Every vector width the softmax kernels have that this CPU runs (the widest last, and left in place).
-std::vector<int> softmax_widths() {
-  cpu::set_softmax_lanes(0);
+// Every vector width vit's kernels have that this CPU runs (the widest last, and left in place).
+std::vector<int> vector_widths() {
+  cpu::set_vector_lanes(0);
   std::vector<int> widths;
   for (const int lanes : {4, 8, 16})
-    if (lanes <= cpu::softmax_lanes()) widths.push_back(lanes);
+    if (lanes <= cpu::vector_lanes()) widths.push_back(lanes);
   return widths;
 }
 
@@ -112,9 +116,9 @@ TEST_CASE("vit's softmax gives LibTorch's in float32 and bf16, forward and backw
           "[model][cpu][softmax]") {
   torch::manual_seed(3);
   const double scale = 0.37;
-  for (const int lanes : softmax_widths()) {
-    cpu::set_softmax_lanes(lanes);
-    REQUIRE(cpu::softmax_lanes() == lanes);
+  for (const int lanes : vector_widths()) {
+    cpu::set_vector_lanes(lanes);
+    REQUIRE(cpu::vector_lanes() == lanes);
     // Rows shorter than a vector, whole vectors, a vector and one, and long rows.
     for (const int64_t n : {1, 3, 13, 16, 17, 65, 200, 1030}) {
       CAPTURE(lanes, n);
@@ -149,8 +153,8 @@ TEST_CASE("vit's softmax gives LibTorch's in float32 and bf16, forward and backw
 TEST_CASE("vit's softmax keeps every row to itself: a NaN, huge scores, rows split across threads",
           "[model][cpu][softmax]") {
   torch::manual_seed(4);
-  for (const int lanes : softmax_widths()) {
-    cpu::set_softmax_lanes(lanes);
+  for (const int lanes : vector_widths()) {
+    cpu::set_vector_lanes(lanes);
     for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
       CAPTURE(lanes, dtype);
       // 13 tokens: every row's vector reaches into the next row, which holds a NaN, scores of 10^4, a masked
@@ -215,6 +219,136 @@ TEST_CASE("bf16 attention on vit's softmax gives LibTorch's fused attention", "[
       CHECK(max_diff(mine.grad().to(torch::kFloat), expected) < 0.03 * expected.abs().max().item<double>() + 1e-3);
     }
   }
+}
+
+}  // namespace vit
+
+namespace vit {
+namespace {
+
+// The fraction of a's elements exactly equal to b's.
+double equal_share(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a == b).to(torch::kDouble).mean().item<double>();
+}
+
+// max |a - b| relative to max |b|.
+double relative_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  return max_diff(a, b) / b.abs().max().item<double>();
+}
+
+}  // namespace
+
+TEST_CASE("the bf16-output LayerNorm gives LibTorch's layer_norm rounded to bf16, and its gradients, at every width",
+          "[model][cpu][layer_norm]") {
+  torch::manual_seed(7);
+  REQUIRE_FALSE(cpu::cpu_bf16_autocast());  // off unless turned on
+  for (const int lanes : vector_widths()) {
+    cpu::set_vector_lanes(lanes);
+    // One element (the output is the bias), shorter than a vector, whole vectors, a vector and one, long rows.
+    for (const int64_t n : {1, 3, 16, 17, 40, 128, 200}) {
+      CAPTURE(lanes, n);
+      const auto x = torch::randn({5, 7, n}) * 3.0 + 1.5;  // rows far from zero mean
+      const auto weight = torch::randn({n}), bias = torch::randn({n});
+      const auto upstream = torch::randn({5, 7, n});
+
+      auto xa = leaf(x), wa = leaf(weight), ba = leaf(bias);
+      auto xb = leaf(x), wb = leaf(weight), bb = leaf(bias);
+      REQUIRE(cpu::layer_norm_to_bf16_available(xa, wa, ba));
+      const auto ours = cpu::layer_norm_to_bf16(xa, wa, ba, 1e-6);
+      const auto theirs = torch::layer_norm(xb, {n}, wb, bb, 1e-6);
+      REQUIRE(ours.scalar_type() == torch::kBFloat16);
+      REQUIRE(ours.sizes() == x.sizes());
+      // float32 up to the order of its sums, rounded once: nearly every element the same bf16 number, every one
+      // within a rounding step.
+      CHECK(equal_share(ours, theirs.to(torch::kBFloat16)) > 0.98);
+      CHECK(within_bf16_step(ours, theirs.detach()));
+      if (n == 1)
+        CHECK(torch::equal(ours.to(torch::kFloat), bias.to(torch::kBFloat16).to(torch::kFloat).expand({5, 7, 1})));
+
+      // The gradient reaches the norm in bf16, as from the linear layer that follows it under autocast.
+      (ours.to(torch::kFloat) * upstream).sum().backward();
+      (theirs.to(torch::kBFloat16).to(torch::kFloat) * upstream).sum().backward();
+      REQUIRE(xa.grad().scalar_type() == torch::kFloat);
+      CHECK(relative_diff(ba.grad(), bb.grad()) < 1e-5);
+      if (n > 1) {
+        CHECK(relative_diff(wa.grad(), wb.grad()) < 1e-4);
+        CHECK(relative_diff(xa.grad(), xb.grad()) < 1e-4);
+        CHECK(xb.grad().abs().max().item<double>() > 0.01);  // not a comparison of zeros
+      } else {
+        // A one-element norm is its bias whatever x is: (x - mean) is 0, and so are the other gradients, up to
+        // the rounding of gw - mean(gw) (a fused multiply-add on the wider vectors) times 1 / sqrt(eps).
+        CHECK(wa.grad().abs().max().item<double>() == 0.0);
+        CHECK(xa.grad().abs().max().item<double>() < 1e-3);
+      }
+    }
+  }
+}
+
+TEST_CASE("the bf16-output LayerNorm: a strided input, rows split across threads, a NaN", "[model][cpu][layer_norm]") {
+  torch::manual_seed(8);
+  const int threads = at::get_num_threads();
+  at::set_num_threads(2);
+  for (const int lanes : vector_widths()) {
+    cpu::set_vector_lanes(lanes);
+    CAPTURE(lanes);
+    // 5,003 rows of 128 in many threads' ranges, read through a transposed view.
+    const auto x = torch::randn({128, 5003}).t();
+    const auto weight = torch::randn({128}), bias = torch::randn({128});
+    const auto upstream = torch::randn({5003, 128});
+    auto xa = leaf(x), wa = leaf(weight), ba = leaf(bias);
+    auto xb = leaf(x), wb = leaf(weight), bb = leaf(bias);
+    const auto ours = cpu::layer_norm_to_bf16(xa, wa, ba, 1e-5);
+    const auto theirs = torch::layer_norm(xb, {128}, wb, bb, 1e-5);
+    CHECK(within_bf16_step(ours, theirs.detach()));
+    // A float32 gradient for the bf16 output reaches the norm rounded to bf16 (autograd's doing).
+    auto grad = torch::autograd::grad({ours}, {xa, wa, ba}, {upstream});
+    auto expected = torch::autograd::grad({theirs}, {xb, wb, bb}, {upstream.to(torch::kBFloat16).to(torch::kFloat)});
+    CHECK(relative_diff(grad[0], expected[0]) < 1e-4);
+    CHECK(relative_diff(grad[1], expected[1]) < 1e-4);
+    CHECK(relative_diff(grad[2], expected[2]) < 1e-5);
+
+    // A NaN makes its own row NaN, as LibTorch's, and no other.
+    auto with_nan = torch::randn({3, 20});
+    with_nan[1][4].fill_(std::nan(""));
+    const auto out = cpu::layer_norm_to_bf16(with_nan, torch::ones({20}), torch::zeros({20}), 1e-6).to(torch::kFloat);
+    CHECK(out[1].isnan().all().item<bool>());
+    CHECK_FALSE(out[0].isnan().any().item<bool>());
+    CHECK_FALSE(out[2].isnan().any().item<bool>());
+  }
+  at::set_num_threads(threads);
+}
+
+TEST_CASE("the bf16-output LayerNorm has LibTorch's second derivative (create_graph)", "[model][cpu][layer_norm]") {
+  torch::manual_seed(9);
+  const auto x = torch::randn({6, 24}) * 2.0;
+  const auto weight = torch::randn({24}), bias = torch::randn({24});
+  const auto u = torch::randn({6, 24}), v = torch::randn({6, 24});
+  std::vector<torch::Tensor> first, second;
+  for (const bool ours : {true, false}) {
+    auto lx = leaf(x), lw = leaf(weight), lb = leaf(bias);
+    const auto y = ours ? cpu::layer_norm_to_bf16(lx, lw, lb, 1e-6).to(torch::kFloat)
+                        : torch::layer_norm(lx, {24}, lw, lb, 1e-6).to(torch::kBFloat16).to(torch::kFloat);
+    const auto g = torch::autograd::grad({(y * u).sum()}, {lx}, {}, /*retain_graph=*/true, /*create_graph=*/true);
+    first.push_back(g[0].detach());
+    (g[0] * v).sum().backward();
+    second.push_back(lx.grad());
+  }
+  CHECK(relative_diff(first[0], first[1]) < 1e-4);
+  CHECK(relative_diff(second[0], second[1]) < 1e-4);
+  CHECK(second[1].abs().max().item<double>() > 0.01);
+}
+
+TEST_CASE("the bf16-output LayerNorm refuses what it cannot take", "[model][cpu][layer_norm]") {
+  const auto w = torch::ones({8}), b = torch::zeros({8});
+  CHECK(cpu::layer_norm_to_bf16_available(torch::randn({2, 8}), w, b));
+  CHECK_FALSE(cpu::layer_norm_to_bf16_available(torch::randn({2, 8}).to(torch::kBFloat16), w, b));
+  CHECK_FALSE(cpu::layer_norm_to_bf16_available(torch::randn({2, 9}), w, b));
+  CHECK_FALSE(cpu::layer_norm_to_bf16_available(torch::randn({2, 8}), w, torch::Tensor()));
+  CHECK_FALSE(cpu::layer_norm_to_bf16_available(torch::randn({2, 8}), w.to(torch::kDouble), b));
+  CHECK_THAT(test::error_of([&] {
+               cpu::layer_norm_to_bf16(torch::randn({2, 9}), w, b, 1e-6);
+             }),
+             test::Contains("layer_norm_to_bf16 needs a float32 CPU tensor"));
 }
 
 }  // namespace vit

@@ -1,0 +1,79 @@
+// bf16 autocast on CPU as vit's training and inference turn it on (engine/autocast.h): a block's LayerNorms hand
+// their linear layers bf16 from vit's own kernel (models/cpu_layer_norm.h), with LibTorch's values, and a whole
+// block trains as it does in float32 up to bf16's precision.
+
+#include <torch/torch.h>
+
+#include "engine/autocast.h"
+#include "models/cpu_layer_norm.h"
+#include "models/layers.h"
+#include "models/presets.h"
+#include "tests/catch.h"
+
+namespace vit::engine {
+namespace {
+
+double cosine(const torch::Tensor& a, const torch::Tensor& b) {
+  return ((a * b).sum() / (a.norm() * b.norm())).item<double>();
+}
+
+}  // namespace
+
+TEST_CASE("under CPU bf16 autocast a LayerNorm feeding a linear layer writes bf16 itself, with LibTorch's values",
+          "[autocast]") {
+  torch::manual_seed(0);
+  Norm norm(64, NormLayer::LayerNorm, 1e-6);
+  Norm rms(64, NormLayer::RmsNorm, 1e-6);
+  {
+    torch::NoGradGuard no_grad;
+    norm->weight.normal_();
+    norm->bias.normal_();
+  }
+  const auto x = torch::randn({4, 9, 64}) + 2.0;
+  CHECK(torch::equal(norm->forward_for_linear(x), norm->forward(x)));  // float32 without autocast
+  {
+    AutocastGuard autocast(c10::DeviceType::CPU, true);
+    REQUIRE(cpu::cpu_bf16_autocast());
+    const auto ours = norm->forward_for_linear(x);
+    const auto theirs = norm->forward(x);  // LibTorch's layer_norm, float32 under autocast
+    REQUIRE(ours.scalar_type() == torch::kBFloat16);
+    REQUIRE(theirs.scalar_type() == torch::kFloat);
+    CHECK(((ours.to(torch::kFloat) - theirs).abs() <= theirs.abs() / 256 + 1e-6).all().item<bool>());
+    CHECK(torch::equal(rms->forward_for_linear(x), rms->forward(x)));  // an RMSNorm keeps its own path
+  }
+  CHECK_FALSE(cpu::cpu_bf16_autocast());
+}
+
+TEST_CASE("a ViT block's forward and backward under CPU bf16 autocast match float32's to bf16 precision",
+          "[autocast]") {
+  torch::manual_seed(1);
+  ViTConfig config = vit_mini_patch7_28().config;
+  auto block = make_block(config, 0);
+  block->train();
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& parameter : block->parameters()) parameter.normal_(0.0, 0.1);  // the block leaves them to the model
+    for (const char* norm : {"norm1.weight", "norm2.weight"}) block->named_parameters()[norm].add_(1.0);
+  }
+  const auto x = torch::randn({8, 13, config.embed_dim});
+  const auto upstream = torch::randn({8, 13, config.embed_dim});
+  std::vector<torch::Tensor> outputs, input_grads, weight_grads;
+  for (const bool bf16 : {false, true}) {
+    block->zero_grad();
+    auto input = x.clone().requires_grad_(true);
+    torch::Tensor out;
+    {
+      AutocastGuard autocast(c10::DeviceType::CPU, bf16);
+      out = block->forward(input, nullptr);
+    }
+    (out.to(torch::kFloat) * upstream).sum().backward();
+    outputs.push_back(out.detach().to(torch::kFloat));
+    input_grads.push_back(input.grad());
+    weight_grads.push_back(block->named_parameters()["norm1.weight"].grad().clone());
+  }
+  CHECK(cosine(outputs[1], outputs[0]) > 0.9999);
+  CHECK(cosine(input_grads[1], input_grads[0]) > 0.999);
+  CHECK(cosine(weight_grads[1], weight_grads[0]) > 0.99);  // the norm's own parameters, through vit's backward
+}
+
+}  // namespace vit::engine
