@@ -126,7 +126,7 @@ std::string describe_kernels(c10::Device device, bool bf16) {
   }
   const std::string softmax = "attention's softmax vit's (" + std::to_string(cpu::vector_lanes()) + " float lanes)";
   if (bf16) {
-    return "LibTorch's bf16 kernels (oneDNN) under autocast, the blocks' LayerNorms vit's (bf16 out)" +
+    return "LibTorch's bf16 kernels (oneDNN) under autocast, pre-norm blocks' LayerNorms vit's (bf16 out)" +
            (cpu::kSoftmaxInTrainingAttention ? "; in training, " + softmax : std::string());
   }
   return cpu::onednn_available()

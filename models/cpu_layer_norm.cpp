@@ -164,16 +164,19 @@ class LayerNormToBf16 : public torch::autograd::Function<LayerNormToBf16> {
     at::parallel_for(0, rows, row_grain(n), [&](int64_t begin, int64_t end) {
       simd::run_vectorised<Forward>(xp + begin * n, wp, bp, yp + begin * n, mp + begin, sp + begin, end - begin, n, e);
     });
-    ctx->save_for_backward({x, w, mean, rstd});
+    // The tensors as given, not contiguous copies: the copies would not be part of the graph that a
+    // create_graph backward differentiates through.
+    ctx->save_for_backward({input, weight, mean, rstd});
     ctx->saved_data["eps"] = eps;
     return y;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
-    const at::Tensor& x = saved[0];
-    const at::Tensor& w = saved[1];
-    if (at::GradMode::is_enabled()) return differentiable_backward(grads[0], x, w, ctx->saved_data["eps"].toDouble());
+    if (at::GradMode::is_enabled())
+      return differentiable_backward(grads[0], saved[0], saved[1], ctx->saved_data["eps"].toDouble());
+    const at::Tensor x = saved[0].contiguous();
+    const at::Tensor w = saved[1].contiguous();
     const int64_t n = x.size(-1), rows = x.numel() / n;
     // bf16, as autograd hands a bf16 output its gradient.
     const at::Tensor g = grads[0].to(at::kBFloat16).contiguous();
@@ -188,7 +191,9 @@ class LayerNormToBf16 : public torch::autograd::Function<LayerNormToBf16> {
     const float* sp = saved[3].data_ptr<float>();
     float* dxp = dx.data_ptr<float>();
     at::parallel_for(0, rows, row_grain(n), [&](int64_t begin, int64_t end) {
-      float* sums = partial.data() + static_cast<size_t>(at::get_thread_num()) * 2 * static_cast<size_t>(n);
+      const int thread = at::get_thread_num();
+      TORCH_INTERNAL_ASSERT(thread < threads, "a thread beyond at::get_num_threads()");
+      float* sums = partial.data() + static_cast<size_t>(thread) * 2 * static_cast<size_t>(n);
       simd::run_vectorised<Backward>(gp + begin * n, xp + begin * n, wp, mp + begin, sp + begin, dxp + begin * n, sums,
                                      sums + n, end - begin, n);
     });

@@ -318,24 +318,32 @@ TEST_CASE("the bf16-output LayerNorm: a strided input, rows split across threads
   at::set_num_threads(threads);
 }
 
-TEST_CASE("the bf16-output LayerNorm has LibTorch's second derivative (create_graph)", "[model][cpu][layer_norm]") {
+TEST_CASE("the bf16-output LayerNorm has LibTorch's second derivative (create_graph), strided inputs too",
+          "[model][cpu][layer_norm]") {
   torch::manual_seed(9);
-  const auto x = torch::randn({6, 24}) * 2.0;
-  const auto weight = torch::randn({24}), bias = torch::randn({24});
+  // A transposed input and a strided weight: the graph must run through them, not through contiguous copies.
+  const auto x = torch::randn({24, 6}).t() * 2.0;
+  const auto weight = torch::randn({48}).slice(0, 0, 48, 2), bias = torch::randn({24});
+  REQUIRE_FALSE(x.is_contiguous());
+  REQUIRE_FALSE(weight.is_contiguous());
   const auto u = torch::randn({6, 24}), v = torch::randn({6, 24});
-  std::vector<torch::Tensor> first, second;
+  std::vector<torch::Tensor> first, second, second_weight;
   for (const bool ours : {true, false}) {
-    auto lx = leaf(x), lw = leaf(weight), lb = leaf(bias);
+    // Leaves with x's and weight's strides (leaf() would make contiguous copies).
+    auto lx = x.detach().requires_grad_(true), lw = weight.detach().requires_grad_(true), lb = leaf(bias);
     const auto y = ours ? cpu::layer_norm_to_bf16(lx, lw, lb, 1e-6).to(torch::kFloat)
                         : torch::layer_norm(lx, {24}, lw, lb, 1e-6).to(torch::kBFloat16).to(torch::kFloat);
     const auto g = torch::autograd::grad({(y * u).sum()}, {lx}, {}, /*retain_graph=*/true, /*create_graph=*/true);
     first.push_back(g[0].detach());
     (g[0] * v).sum().backward();
     second.push_back(lx.grad());
+    second_weight.push_back(lw.grad());
   }
   CHECK(relative_diff(first[0], first[1]) < 1e-4);
   CHECK(relative_diff(second[0], second[1]) < 1e-4);
   CHECK(second[1].abs().max().item<double>() > 0.01);
+  REQUIRE(second_weight[0].defined());  // the weight is in the first gradient's graph
+  CHECK(relative_diff(second_weight[0], second_weight[1]) < 1e-4);
 }
 
 TEST_CASE("the bf16-output LayerNorm refuses what it cannot take", "[model][cpu][layer_norm]") {
