@@ -1,9 +1,9 @@
 #include "models/cpu_gemm.h"
 
-#include <ATen/autocast_mode.h>
 #include <c10/util/Exception.h>
 #include <torch/csrc/jit/frontend/tracer.h>
-#include <torch/version.h>
+
+#include "models/autocast_state.h"
 
 #ifdef VIT_HAVE_ONEDNN
 #include <oneapi/dnnl/dnnl.h>
@@ -21,12 +21,7 @@ bool onednn_available() {
 
 bool use_onednn(const at::Tensor& t) {
 #ifdef VIT_HAVE_ONEDNN
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-  const bool autocast = at::autocast::is_autocast_enabled(at::kCPU);
-#else
-  const bool autocast = at::autocast::is_cpu_enabled();
-#endif
-  return t.defined() && t.device().is_cpu() && t.scalar_type() == at::kFloat && !autocast &&
+  return t.defined() && t.device().is_cpu() && t.scalar_type() == at::kFloat && !autocast_enabled(at::kCPU) &&
          !torch::jit::tracer::isTracing();
 #else
   (void)t;

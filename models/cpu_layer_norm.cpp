@@ -2,7 +2,6 @@
 
 #include <ATen/Parallel.h>
 #include <ATen/TensorOperators.h>
-#include <ATen/autocast_mode.h>
 #include <ATen/core/grad_mode.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
@@ -14,7 +13,6 @@
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/jit/frontend/tracer.h>
-#include <torch/version.h>
 
 #include <algorithm>
 #include <cmath>
@@ -215,14 +213,6 @@ class LayerNormToBf16 : public torch::autograd::Function<LayerNormToBf16> {
 bool float_cpu(const at::Tensor& t) { return t.defined() && t.device().is_cpu() && t.scalar_type() == at::kFloat; }
 
 }  // namespace
-
-bool cpu_bf16_autocast() {
-#if TORCH_VERSION_MAJOR >= 2 && TORCH_VERSION_MINOR >= 4 || TORCH_VERSION_MAJOR >= 3
-  return at::autocast::is_autocast_enabled(at::kCPU) && at::autocast::get_autocast_dtype(at::kCPU) == at::kBFloat16;
-#else
-  return at::autocast::is_cpu_enabled() && at::autocast::get_autocast_cpu_dtype() == at::kBFloat16;
-#endif
-}
 
 bool layer_norm_to_bf16_available(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
   return float_cpu(x) && float_cpu(weight) && float_cpu(bias) && x.dim() >= 1 && x.size(-1) > 0 && weight.dim() == 1 &&

@@ -12,9 +12,8 @@
 
 namespace vit::cpu {
 
-// Whether bf16 autocast is on for CPU, the case where a layer_norm_to_bf16 output is what the next linear layer
-// would compute with.
-bool cpu_bf16_autocast();
+// Under CPU bf16 autocast (vit::bf16_autocast(kCPU), autocast_state.h) a layer_norm_to_bf16 output is what the
+// next linear layer would compute with.
 
 // True when layer_norm_to_bf16 can run: x a float32 CPU tensor, weight and bias float32 CPU vectors of x's last
 // size, and no TorchScript trace being recorded (a trace cannot see this function).

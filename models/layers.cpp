@@ -8,6 +8,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "models/autocast_state.h"
 #include "models/cpu_attention.h"
 #include "models/cpu_layer_norm.h"
 #include "models/cpu_linear.h"
@@ -80,7 +81,7 @@ torch::Tensor NormImpl::forward(const torch::Tensor& x) {
 }
 
 torch::Tensor NormImpl::forward_for_linear(const torch::Tensor& x) {
-  if (kind_ == NormLayer::LayerNorm && cpu::cpu_bf16_autocast() && cpu::layer_norm_to_bf16_available(x, weight, bias))
+  if (kind_ == NormLayer::LayerNorm && bf16_autocast(at::kCPU) && cpu::layer_norm_to_bf16_available(x, weight, bias))
     return cpu::layer_norm_to_bf16(x, weight, bias, eps_);
   return forward(x);
 }

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "engine/autocast.h"
+#include "models/autocast_state.h"
 #include "models/cpu_layer_norm.h"
 #include "models/layers.h"
 #include "models/presets.h"
@@ -18,6 +19,24 @@ double cosine(const torch::Tensor& a, const torch::Tensor& b) {
 }
 
 }  // namespace
+
+TEST_CASE("AutocastGuard turns bf16 autocast on for its own device while alive, and only when enabled", "[autocast]") {
+  REQUIRE_FALSE(autocast_enabled(at::kCPU));
+  {
+    AutocastGuard off(c10::DeviceType::CPU, false);
+    CHECK_FALSE(autocast_enabled(at::kCPU));
+  }
+  {
+    AutocastGuard on(c10::DeviceType::CPU, true);
+    CHECK(autocast_enabled(at::kCPU));
+    CHECK(bf16_autocast(at::kCPU));
+    CHECK_FALSE(autocast_enabled(at::kCUDA));  // the other device's state is untouched
+    CHECK(torch::matmul(torch::ones({2, 3}), torch::ones({3, 2})).scalar_type() == torch::kBFloat16);
+  }
+  CHECK_FALSE(autocast_enabled(at::kCPU));
+  CHECK_FALSE(bf16_autocast(at::kCPU));
+  CHECK(torch::matmul(torch::ones({2, 3}), torch::ones({3, 2})).scalar_type() == torch::kFloat);
+}
 
 TEST_CASE("under CPU bf16 autocast a LayerNorm feeding a linear layer writes bf16 itself, with LibTorch's values",
           "[autocast]") {
@@ -33,7 +52,7 @@ TEST_CASE("under CPU bf16 autocast a LayerNorm feeding a linear layer writes bf1
   CHECK(torch::equal(norm->forward_for_linear(x), norm->forward(x)));  // float32 without autocast
   {
     AutocastGuard autocast(c10::DeviceType::CPU, true);
-    REQUIRE(cpu::cpu_bf16_autocast());
+    REQUIRE(bf16_autocast(at::kCPU));
     const auto ours = norm->forward_for_linear(x);
     const auto theirs = norm->forward(x);  // LibTorch's layer_norm, float32 under autocast
     REQUIRE(ours.scalar_type() == torch::kBFloat16);
@@ -41,7 +60,7 @@ TEST_CASE("under CPU bf16 autocast a LayerNorm feeding a linear layer writes bf1
     CHECK(((ours.to(torch::kFloat) - theirs).abs() <= theirs.abs() / 256 + 1e-6).all().item<bool>());
     CHECK(torch::equal(rms->forward_for_linear(x), rms->forward(x)));  // an RMSNorm keeps its own path
   }
-  CHECK_FALSE(cpu::cpu_bf16_autocast());
+  CHECK_FALSE(bf16_autocast(at::kCPU));
 }
 
 TEST_CASE("a ViT block's forward and backward under CPU bf16 autocast match float32's to bf16 precision",

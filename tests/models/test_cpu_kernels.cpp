@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "models/autocast_state.h"
 #include "models/cpu_attention.h"
 #include "models/cpu_gemm.h"
 #include "models/cpu_layer_norm.h"
@@ -241,7 +242,7 @@ double relative_diff(const torch::Tensor& a, const torch::Tensor& b) {
 TEST_CASE("the bf16-output LayerNorm gives LibTorch's layer_norm rounded to bf16, and its gradients, at every width",
           "[model][cpu][layer_norm]") {
   torch::manual_seed(7);
-  REQUIRE_FALSE(cpu::cpu_bf16_autocast());  // off unless turned on
+  REQUIRE_FALSE(bf16_autocast(at::kCPU));  // off unless turned on
   for (const int lanes : vector_widths()) {
     cpu::set_vector_lanes(lanes);
     // One element (the output is the bias), shorter than a vector, whole vectors, a vector and one, long rows.
