@@ -3,7 +3,8 @@
 // its two products faster than LibTorch does. Not a test and not part of the build: the figures behind the
 // README's bf16 paragraph ("Why vit is faster").
 //
-// usage: bash bench/attention_bf16.sh [TOKENS] [BATCH]   (builds this file with g++ against Debian's LibTorch)
+// usage: bash bench/attention_bf16.sh [TOKENS] [BATCH] [THREADS]   (builds this file with g++ against Debian's
+// LibTorch; THREADS defaults to every core)
 //
 // One (B, N, 3 * D) bf16 tensor laid out as timm's qkv projection output, softmax(q k^T / sqrt(Dh)) v per
 // (image, head), output (B, N, D) bf16, as under autocast:
@@ -14,6 +15,8 @@
 //   accumulation, the scale applied by the primitive), LibTorch's softmax, the probabilities back to bf16, the
 //   output written in token order; and the same with q and k copied dense first, which oneDNN runs on its
 //   brgemm kernels. oneDNN's choice of kernel is printed (impl).
+// - vit's bf16 training path on LibTorch 1.13 (the operators around vit's softmax) against vit's kernel for short
+//   sequences (models/cpu_attention_bf16.h), forward and forward + backward.
 // Medians of 7 rounds of 20 calls, milliseconds per call.
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
@@ -29,6 +32,7 @@
 #include <functional>
 #include <vector>
 
+#include "models/cpu_attention_bf16.h"
 #include "models/cpu_softmax.h"
 #include "models/cpu_vector_width.h"
 
@@ -57,9 +61,9 @@ int main(int argc, char** argv) {
   // As vit does at start-up: freed memory stays with the process (page faults are expensive on this VM).
   mallopt(M_MMAP_THRESHOLD, 1 << 30);
   mallopt(M_TRIM_THRESHOLD, -1);
-  at::set_num_threads(static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN))));
   const int64_t n = argc > 1 ? std::atoll(argv[1]) : 65;   // vit_mini_patch4_32: 64 patches + the class token
   const int64_t b = argc > 2 ? std::atoll(argv[2]) : 256;  // the batch bench/compare.sh uses
+  at::set_num_threads(argc > 3 ? std::atoi(argv[3]) : static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN))));
   const int64_t h = 4, dh = 32, d = h * dh;                // vit_mini's 4 heads of 32
   const double scale = 1.0 / std::sqrt(static_cast<double>(dh));
   std::printf("batch %ld, %ld tokens, %ld heads of %ld, %d threads\n", b, n, h, dh, at::get_num_threads());
@@ -143,5 +147,35 @@ int main(int argc, char** argv) {
   run_onednn(true);
   const auto scores_f32 = scores.to(torch::kFloat);
   std::printf("  its softmax (float32) %5.2f ms\n", median_ms([&] { at::_softmax(scores_f32, -1, false); }));
+
+  // vit's bf16 training path on LibTorch 1.13, as layers.cpp runs it: LibTorch's copies and batched products around
+  // vit's softmax, forward and backward; and vit's kernel for short sequences (models/cpu_attention_bf16.h).
+  const auto upstream = torch::randn({b, n, d}).to(torch::kBFloat16);
+  const auto operators = [&](const torch::Tensor& x) {
+    const auto p = x.reshape({b, n, 3, h, dh}).permute({2, 0, 3, 1, 4}).unbind(0);
+    const auto s = torch::matmul(p[0], p[1].transpose(2, 3));
+    return torch::matmul(vit::cpu::scaled_softmax(s, scale), p[2]).transpose(1, 2).reshape({b, n, d});
+  };
+  const auto forward_backward = [&](const std::function<torch::Tensor(const torch::Tensor&)>& attention) {
+    return median_ms([&] {
+      auto x = qkv.detach().requires_grad_(true);
+      attention(x).backward(upstream);
+    });
+  };
+  const auto no_grad = [](const std::function<void()>& fn) {
+    return median_ms([&] {
+      torch::NoGradGuard guard;
+      fn();
+    });
+  };
+  std::printf("vit's training path (operators + vit's softmax): forward %5.2f ms, forward + backward %5.2f ms\n",
+              no_grad([&] { operators(qkv); }), forward_backward(operators));
+  if (vit::cpu_attention_bf16_available(qkv, h)) {
+    const auto kernel = [&](const torch::Tensor& x) { return vit::cpu_attention_bf16(x, h); };
+    std::printf("vit's bf16 attention kernel:                     forward %5.2f ms, forward + backward %5.2f ms\n",
+                no_grad([&] { kernel(qkv); }), forward_backward(kernel));
+  } else {
+    std::printf("vit's bf16 attention kernel: not for %ld tokens (at most %ld)\n", n, vit::kBf16AttentionMaxTokens);
+  }
   return 0;
 }

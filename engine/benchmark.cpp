@@ -31,6 +31,7 @@
 #include "engine/optimizer.h"
 #include "engine/runtime.h"
 #include "engine/train_step.h"
+#include "models/cpu_attention_bf16.h"
 #include "models/cpu_gemm.h"
 #include "models/cpu_softmax.h"
 #include "models/cpu_vector_width.h"
@@ -124,10 +125,14 @@ std::string describe_kernels(c10::Device device, bool bf16) {
   if (device.is_cuda()) {
     return std::string("LibTorch's CUDA kernels (cuBLAS, fused attention), ") + (bf16 ? "bf16 autocast" : "float32");
   }
-  const std::string softmax = "attention's softmax vit's (" + std::to_string(cpu::vector_lanes()) + " float lanes)";
+  const std::string lanes = std::to_string(cpu::vector_lanes()) + " float lanes";
+  const std::string softmax = "attention's softmax vit's (" + lanes + ")";
   if (bf16) {
     return "LibTorch's bf16 kernels (oneDNN) under autocast, pre-norm blocks' LayerNorms vit's (bf16 out)" +
-           (cpu::kSoftmaxInTrainingAttention ? "; in training, " + softmax : std::string());
+           (kBf16AttentionKernel
+                ? "; attention of up to " + std::to_string(kBf16AttentionMaxTokens) + " tokens vit's (" + lanes + ")"
+                : std::string()) +
+           (cpu::kSoftmaxInTrainingAttention ? "; in training on longer ones, " + softmax : std::string());
   }
   return cpu::onednn_available()
              ? "float32 linear and attention products on oneDNN sgemm, " + softmax + "; the rest LibTorch"

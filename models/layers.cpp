@@ -10,6 +10,7 @@
 
 #include "models/autocast_state.h"
 #include "models/cpu_attention.h"
+#include "models/cpu_attention_bf16.h"
 #include "models/cpu_layer_norm.h"
 #include "models/cpu_linear.h"
 #include "models/cpu_softmax.h"
@@ -171,6 +172,9 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, torch::Tensor* prob
   torch::Tensor out;
   if (!probs && dropout == 0.0 && !q_norm_ && cpu_attention_available(projected)) {
     out = cpu_attention(projected, num_heads_);  // (B, N, D)
+  } else if (kBf16AttentionKernel && !probs && dropout == 0.0 && !q_norm_ && bf16_autocast(at::kCPU) &&
+             cpu_attention_bf16_available(projected, num_heads_)) {
+    out = cpu_attention_bf16(projected, num_heads_);  // (B, N, D) bf16: a short sequence under autocast
   } else {
     auto qkv = projected
                    .reshape({-1, tokens, 3, num_heads_, head_dim})  // (B, N, 3, H, Dh)

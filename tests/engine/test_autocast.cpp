@@ -6,6 +6,7 @@
 
 #include "engine/autocast.h"
 #include "models/autocast_state.h"
+#include "models/cpu_attention_bf16.h"
 #include "models/cpu_layer_norm.h"
 #include "models/layers.h"
 #include "models/presets.h"
@@ -93,6 +94,32 @@ TEST_CASE("a ViT block's forward and backward under CPU bf16 autocast match floa
   CHECK(cosine(outputs[1], outputs[0]) > 0.9999);
   CHECK(cosine(input_grads[1], input_grads[0]) > 0.999);
   CHECK(cosine(weight_grads[1], weight_grads[0]) > 0.99);  // the norm's own parameters, through vit's backward
+}
+
+TEST_CASE("under CPU bf16 autocast a short sequence's attention runs vit's bf16 kernel, level with LibTorch's path",
+          "[autocast]") {
+  torch::manual_seed(2);
+  const ViTConfig config = vit_mini_patch7_28().config;  // 4 heads of 32
+  Attention attention(config);
+  attention->train();
+  auto parameters = attention->named_parameters();
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& parameter : attention->parameters()) parameter.normal_(0.0, 0.1);  // the model initialises them
+  }
+  const auto x = torch::randn({6, 13, config.embed_dim});
+  AutocastGuard autocast(c10::DeviceType::CPU, true);
+  torch::Tensor probs;
+  const auto ours = attention->forward(x);
+  const auto theirs = attention->forward(x, &probs);  // attention maps asked for: LibTorch's operators
+  // The same layer by hand: the projection, vit's kernel, the output projection.
+  const auto qkv = torch::linear(x, parameters["qkv.weight"], parameters["qkv.bias"]);
+  REQUIRE(cpu_attention_bf16_available(qkv, config.num_heads));
+  const auto by_hand =
+      torch::linear(cpu_attention_bf16(qkv, config.num_heads), parameters["proj.weight"], parameters["proj.bias"]);
+  CHECK(torch::equal(ours, by_hand));
+  // LibTorch's bf16 products round the scores to bf16 before the softmax; vit keeps them in float32.
+  CHECK(cosine(ours.to(torch::kFloat), theirs.to(torch::kFloat)) > 0.9999);
 }
 
 }  // namespace vit::engine

@@ -12,6 +12,7 @@
 
 #include "models/autocast_state.h"
 #include "models/cpu_attention.h"
+#include "models/cpu_attention_bf16.h"
 #include "models/cpu_gemm.h"
 #include "models/cpu_layer_norm.h"
 #include "models/cpu_linear.h"
@@ -358,6 +359,95 @@ TEST_CASE("the bf16-output LayerNorm refuses what it cannot take", "[model][cpu]
                cpu::layer_norm_to_bf16(torch::randn({2, 9}), w, b, 1e-6);
              }),
              test::Contains("layer_norm_to_bf16 needs a float32 CPU tensor"));
+}
+
+}  // namespace vit
+
+namespace vit {
+
+TEST_CASE("bf16 attention of short sequences gives float32 attention's outputs and gradients, at every width",
+          "[model][cpu][attention_bf16]") {
+  torch::manual_seed(9);
+  const int threads = at::get_num_threads();
+  at::set_num_threads(2);  // (image, head) pairs split across threads
+  for (const int lanes : vector_widths()) {
+    cpu::set_vector_lanes(lanes);
+    // One token, fewer than a vector, the main job's 13, a whole vector, one more, the longest taken.
+    for (const int64_t tokens :
+         {int64_t{1}, int64_t{5}, int64_t{13}, int64_t{16}, int64_t{17}, kBf16AttentionMaxTokens}) {
+      for (const auto& [heads, head_dim] : {std::pair<int64_t, int64_t>{1, 16}, {4, 32}, {3, 64}}) {
+        CAPTURE(lanes, tokens, heads, head_dim);
+        const int64_t dim = heads * head_dim;
+        // Scores of a few units: a peaked softmax, not a uniform one.
+        const auto qkv = (torch::randn({5, tokens, 3 * dim}) * 1.5).to(torch::kBFloat16);
+        const auto upstream = torch::randn({5, tokens, dim}).to(torch::kBFloat16);
+        REQUIRE(cpu_attention_bf16_available(qkv, heads));
+
+        auto ours_in = leaf(qkv);
+        const auto ours = cpu_attention_bf16(ours_in, heads);
+        REQUIRE(ours.scalar_type() == torch::kBFloat16);
+        REQUIRE(ours.sizes() == torch::IntArrayRef{5, tokens, dim});
+        // The reference in float32 from the same bf16 values: vit's differs by its own rounding to bf16 only.
+        auto theirs_in = leaf(qkv.to(torch::kFloat));
+        const auto theirs = reference_attention(theirs_in, heads);
+        CHECK(within_bf16_step(ours, theirs.detach()));
+
+        ours.backward(upstream);
+        theirs.backward(upstream.to(torch::kFloat));
+        REQUIRE(ours_in.grad().scalar_type() == torch::kBFloat16);
+        const auto expected = theirs_in.grad();
+        // float32 sums rounded once to bf16: within a rounding step of the largest gradient.
+        CHECK(max_diff(ours_in.grad().to(torch::kFloat), expected) <= expected.abs().max().item<double>() / 128);
+        if (tokens > 1) CHECK(expected.abs().max().item<double>() > 0.1);  // not a comparison of zeros
+      }
+    }
+  }
+  at::set_num_threads(threads);
+}
+
+TEST_CASE("bf16 attention keeps each image and head to itself, and reads a strided projection",
+          "[model][cpu][attention_bf16]") {
+  torch::manual_seed(10);
+  for (const int lanes : vector_widths()) {
+    cpu::set_vector_lanes(lanes);
+    CAPTURE(lanes);
+    auto qkv = torch::randn({4, 13, 3 * 64}).to(torch::kBFloat16);
+    qkv[2][5][16] = std::numeric_limits<float>::quiet_NaN();  // image 2, token 5: the query of head 1 of 4 (of 16)
+    torch::NoGradGuard no_grad;
+    const auto out = cpu_attention_bf16(qkv, 4).to(torch::kFloat);
+    const auto nan = torch::isnan(out);
+    // Only that query's output in that head is NaN; every other image, token and head is untouched.
+    CHECK(nan.sum().item<int64_t>() == 16);
+    CHECK(nan[2][5].narrow(0, 16, 16).all().item<bool>());
+    const auto clean = qkv.clone();
+    clean[2][5][16] = 0.0;
+    const auto expected = reference_attention(clean.to(torch::kFloat), 4);
+    auto others = torch::ones({4, 13, 64}, torch::kBool);
+    others[2][5] = false;
+    CHECK(within_bf16_step(out.masked_select(others), expected.masked_select(others)));
+
+    const auto wide = torch::randn({2, 7, 3 * 32 + 16}).to(torch::kBFloat16);
+    const auto view = wide.narrow(2, 16, 3 * 32);  // rows of 112 elements, 96 of them the projection
+    CHECK(within_bf16_step(cpu_attention_bf16(view, 2), reference_attention(view.to(torch::kFloat), 2)));
+  }
+}
+
+TEST_CASE("bf16 attention refuses what it cannot take", "[model][cpu][attention_bf16]") {
+  const auto ok = torch::zeros({2, 13, 3 * 64}, torch::kBFloat16);
+  CHECK(cpu_attention_bf16_available(ok, 4));
+  CHECK_FALSE(cpu_attention_bf16_available(ok.to(torch::kFloat), 4));                             // float32
+  CHECK_FALSE(cpu_attention_bf16_available(ok, 8));                                               // heads of 8
+  CHECK_FALSE(cpu_attention_bf16_available(ok, 5));                                               // 64 / 5
+  CHECK_FALSE(cpu_attention_bf16_available(torch::zeros({2, 25, 3 * 64}, torch::kBFloat16), 4));  // too long
+  CHECK_FALSE(cpu_attention_bf16_available(ok.reshape({26, 3 * 64}), 4));                         // not (B, N, 3D)
+  CHECK_THAT(test::error_of([&] { cpu_attention_bf16(ok, 8); }),
+             test::Contains("cpu_attention_bf16: qkv [2, 13, 192]"));
+
+  // A second derivative would silently miss this function's part: it is refused by name.
+  auto qkv = torch::randn({1, 3, 3 * 16}).to(torch::kBFloat16).requires_grad_(true);
+  const auto out = cpu_attention_bf16(qkv, 1);
+  CHECK_THAT(test::error_of([&] { torch::autograd::grad({out.sum()}, {qkv}, {}, true, /*create_graph=*/true); }),
+             test::Contains("create_graph"));
 }
 
 }  // namespace vit
