@@ -60,11 +60,11 @@ inline void rows_to_columns(const float* rows, int64_t count, int64_t head_dim, 
   }
 }
 
-// out[0, M) = sum over r < count of coefficient(r) * the M vectors at base + r * stride. The sums stay in registers
-// (M is a constant), in two interleaved sets that halve the chain of dependent additions.
+// out[0, M * W) = sum over r < count of coefficient(r) * the M vectors at base + r * stride, written as bf16. The
+// sums stay in registers (M is a constant), in two interleaved sets that halve the chain of dependent additions.
 template <int W, int M, typename Coefficient>
 [[gnu::always_inline]] inline void sum_scaled_rows(int64_t count, const Coefficient& coefficient, const float* base,
-                                                   int64_t stride, Vec<W>* out) {
+                                                   int64_t stride, BFloat16* out) {
   Vec<W> even[M], odd[M];
 #pragma GCC unroll 4
   for (int m = 0; m < M; ++m) even[m] = odd[m] = Vec<W>{};
@@ -84,39 +84,30 @@ template <int W, int M, typename Coefficient>
     for (int m = 0; m < M; ++m) even[m] += a * load<W>(base + r * stride + m * W);
   }
 #pragma GCC unroll 4
-  for (int m = 0; m < M; ++m) out[m] = even[m] + odd[m];
+  for (int m = 0; m < M; ++m) store<W>(out + m * W, even[m] + odd[m]);
 }
 
-// sum_scaled_rows over `vectors` vectors of each row, four at a time.
-template <int W, typename Coefficient>
-[[gnu::always_inline]] inline void sum_scaled_rows(int64_t vectors, int64_t count, const Coefficient& coefficient,
-                                                   const float* base, int64_t stride, Vec<W>* out) {
+// out = sum_t weights[t * weight_stride] * rows[t, :], a head_dim-wide row written as bf16, four vectors at a time.
+template <int W>
+[[gnu::always_inline]] inline void weighted_rows(const float* weights, int64_t weight_stride, const float* rows,
+                                                 int64_t count, int64_t head_dim, BFloat16* out) {
+  const auto weight = [weights, weight_stride](int64_t t) { return weights[t * weight_stride]; };
+  const int64_t vectors = head_dim / W;
   int64_t v = 0;
-  for (; v + 4 <= vectors; v += 4) sum_scaled_rows<W, 4>(count, coefficient, base + v * W, stride, out + v);
+  for (; v + 4 <= vectors; v += 4) sum_scaled_rows<W, 4>(count, weight, rows + v * W, head_dim, out + v * W);
   switch (vectors - v) {
     case 3:
-      sum_scaled_rows<W, 3>(count, coefficient, base + v * W, stride, out + v);
+      sum_scaled_rows<W, 3>(count, weight, rows + v * W, head_dim, out + v * W);
       break;
     case 2:
-      sum_scaled_rows<W, 2>(count, coefficient, base + v * W, stride, out + v);
+      sum_scaled_rows<W, 2>(count, weight, rows + v * W, head_dim, out + v * W);
       break;
     case 1:
-      sum_scaled_rows<W, 1>(count, coefficient, base + v * W, stride, out + v);
+      sum_scaled_rows<W, 1>(count, weight, rows + v * W, head_dim, out + v * W);
       break;
     default:
       break;
   }
-}
-
-// out = sum_t weights[t * weight_stride] * rows[t, :], a head_dim-wide row, written as bf16.
-template <int W>
-[[gnu::always_inline]] inline void weighted_rows(const float* weights, int64_t weight_stride, const float* rows,
-                                                 int64_t count, int64_t head_dim, BFloat16* out) {
-  Vec<W> sum[256 / W];
-  sum_scaled_rows<W>(
-      head_dim / W, count, [weights, weight_stride](int64_t t) { return weights[t * weight_stride]; }, rows, head_dim,
-      sum);
-  for (int64_t v = 0; v < head_dim / W; ++v) store<W>(out + v * W, sum[v]);
 }
 
 // out[j, :] = sum_c rows[j, c] * columns[c, :] for j < count: W lanes of a product with transposed columns (a
