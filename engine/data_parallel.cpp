@@ -2,7 +2,6 @@
 
 #include <ATen/ops/empty.h>
 #include <ATen/ops/from_blob.h>
-#include <ATen/ops/zeros_like.h>
 #include <c10/core/GradMode.h>
 
 #include <stdexcept>
@@ -35,13 +34,25 @@ void GradientAverager::make_buckets() {
       groups.emplace_back();
       sizes.push_back(0);
     }
-    groups.back().push_back({i, sizes.back()});
+    groups.back().push_back({i, sizes.back(), at::Tensor()});
     sizes.back() += parameters_[i].numel();
   }
   // The last bucket also carries this rank's sample count, per parameter whether it has a gradient, and the side
   // values.
   sizes.back() += counts_size();
-  for (size_t b = 0; b < groups.size(); ++b) buckets_.push_back({at::empty({sizes[b]}, options), std::move(groups[b])});
+  for (size_t b = 0; b < groups.size(); ++b) {
+    Bucket bucket{at::empty({sizes[b]}, options), std::move(groups[b])};
+    for (auto& slot : bucket.slots) {
+      const auto& parameter = parameters_[slot.parameter];
+      slot.part = bucket.flat.narrow(0, slot.offset, parameter.numel()).view(parameter.sizes());
+    }
+    buckets_.push_back(std::move(bucket));
+  }
+}
+
+bool GradientAverager::in_bucket(const at::Tensor& grad, const at::Tensor& part) {
+  return grad.defined() && grad.data_ptr() == part.data_ptr() && grad.sizes() == part.sizes() &&
+         grad.strides() == part.strides();
 }
 
 int64_t GradientAverager::counts_size() const { return 1 + static_cast<int64_t>(parameters_.size()) + side_values_; }
@@ -58,12 +69,11 @@ int64_t GradientAverager::average(Collectives& group, int64_t samples, std::vect
   for (auto& bucket : buckets_) {
     for (const auto& slot : bucket.slots) {
       const auto& grad = parameters_[slot.parameter].grad();
-      auto part = bucket.flat.narrow(0, slot.offset, parameters_[slot.parameter].numel());
-      if (grad.defined()) {
-        part.copy_(grad.reshape(-1));
-      } else {
-        part.zero_();
-      }
+      if (!grad.defined()) {
+        slot.part.zero_();
+      } else if (!in_bucket(grad, slot.part)) {
+        slot.part.copy_(grad);
+      }  // else backward accumulated it there already
     }
     bucket.flat.mul_(static_cast<double>(samples));
     flats.push_back(bucket.flat);
@@ -83,7 +93,11 @@ int64_t GradientAverager::average(Collectives& group, int64_t samples, std::vect
   for (int64_t i = 0; i < side_values_; ++i) (*side)[i] = reduced[side_at + i];
   const auto total = static_cast<int64_t>(reduced[0]);
   for (auto& bucket : buckets_) {
-    if (total > 0) bucket.flat.div_(static_cast<double>(total));
+    if (total > 0) {
+      bucket.flat.div_(static_cast<double>(total));
+    } else {
+      bucket.flat.zero_();  // (the counts were read above)
+    }
     for (const auto& slot : bucket.slots) {
       auto& parameter = parameters_[slot.parameter];
       // A parameter no rank has a gradient for stays without one (the optimizer skips it, as with one process).
@@ -91,13 +105,9 @@ int64_t GradientAverager::average(Collectives& group, int64_t samples, std::vect
         parameter.mutable_grad() = at::Tensor();
         continue;
       }
-      if (!parameter.grad().defined()) parameter.mutable_grad() = at::zeros_like(parameter);
-      auto part = bucket.flat.narrow(0, slot.offset, parameter.numel());
-      if (total > 0) {
-        parameter.mutable_grad().copy_(part.view_as(parameter));
-      } else {
-        parameter.mutable_grad().zero_();
-      }
+      // The gradient becomes (or stays) the parameter's view of the bucket: the next backward pass accumulates
+      // into it in place (zero_grad zeroes it in place), and the next step neither copies it in nor back out.
+      if (!in_bucket(parameter.grad(), slot.part)) parameter.mutable_grad() = slot.part;
     }
   }
   return total;

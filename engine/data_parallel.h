@@ -29,15 +29,18 @@ class GradientAverager {
                             int64_t bucket_bytes = int64_t{25} << 20);
 
   // Replaces every gradient by the weighted mean (a parameter without a gradient counts as zero) and returns the
-  // samples of all ranks together; with none anywhere the gradients are zeroed. `side`, when given, holds this
-  // rank's `side_values` numbers and receives their sums over the ranks (in the parameters' float type: exact for
-  // counts up to 2^24, a clock in seconds to within its 24-bit precision).
+  // samples of all ranks together; with none anywhere the gradients are zeroed. Afterwards each gradient is a view
+  // of this averager's buckets (as DDP's gradient_as_bucket_view), so that backward passes accumulate straight
+  // into them and later calls copy nothing in or out; a gradient autograd replaced is copied in once again. `side`,
+  // when given, holds this rank's `side_values` numbers and receives their sums over the ranks (in the parameters'
+  // float type: exact for counts up to 2^24, a clock in seconds to within its 24-bit precision).
   int64_t average(Collectives& group, int64_t samples, std::vector<double>* side = nullptr);
 
  private:
   struct Slot {
     size_t parameter;
     int64_t offset;
+    at::Tensor part;  // the bucket's numbers at offset, shaped as the parameter
   };
   struct Bucket {
     at::Tensor flat;
@@ -45,6 +48,8 @@ class GradientAverager {
   };
   void make_buckets();
   int64_t counts_size() const;  // the numbers after the gradients in the last bucket
+  // Whether `grad` is a slot's part of a bucket, as average() leaves it.
+  static bool in_bucket(const at::Tensor& grad, const at::Tensor& part);
 
   std::vector<at::Tensor> parameters_;
   int64_t side_values_;
