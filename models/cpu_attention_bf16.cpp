@@ -24,7 +24,7 @@ using cpu::simd::Vec;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-constexpr int64_t kPad = 16;  // a row of scores is padded to whole vectors of the widest width
+constexpr int64_t kPad = 16;  // a head's queries, padded to whole vectors of the widest width: a score block's lanes
 
 // One call's sizes and where each image's and head's q, k, v rows lie in the (B, N, 3 * D) projection.
 struct Shape {
