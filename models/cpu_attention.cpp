@@ -9,6 +9,7 @@
 
 #include "models/cpu_gemm.h"
 #include "models/cpu_softmax.h"
+#include "models/qkv_layout.h"
 
 namespace vit {
 namespace {
@@ -16,15 +17,8 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// Pointers into one image's and head's slices. qkv rows are tokens of 3 * D floats: q at column h * Dh, k at
-// D + h * Dh, v at 2 * D + h * Dh; per-head matrices (scores, probabilities) are N x N blocks of (B, H, N, N).
-struct Heads {
-  int64_t batch, tokens, heads, head_dim, dim;
-  int64_t qkv_row() const { return 3 * dim; }
-  int64_t qkv_offset(int64_t b, int64_t part, int64_t h) const {
-    return b * tokens * 3 * dim + part * dim + h * head_dim;
-  }
-  int64_t out_offset(int64_t b, int64_t h) const { return b * tokens * dim + h * head_dim; }  // (B, N, D)
+// The projection's layout, and per-head matrices (scores, probabilities) as N x N blocks of (B, H, N, N).
+struct Heads : QkvLayout {
   int64_t square_offset(int64_t b, int64_t h) const { return (b * heads + h) * tokens * tokens; }
 
   template <typename Fn>
@@ -35,10 +29,7 @@ struct Heads {
   }
 };
 
-Heads heads_of(const at::Tensor& qkv, int64_t heads) {
-  const int64_t dim = qkv.size(2) / 3;
-  return {qkv.size(0), qkv.size(1), heads, dim / heads, dim};
-}
+Heads heads_of(const at::Tensor& qkv, int64_t heads) { return {QkvLayout::of(qkv, heads)}; }
 
 class CpuAttention : public torch::autograd::Function<CpuAttention> {
  public:

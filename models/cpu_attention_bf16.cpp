@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "models/cpu_simd.h"
+#include "models/qkv_layout.h"
 
 namespace vit {
 namespace {
@@ -26,22 +27,12 @@ using torch::autograd::variable_list;
 
 constexpr int64_t kPad = 16;  // a head's queries, padded to whole vectors of the widest width: a score block's lanes
 
-// One call's sizes and where each image's and head's q, k, v rows lie in the (B, N, 3 * D) projection.
-struct Shape {
-  int64_t batch, tokens, heads, head_dim, dim;
+// The projection's layout, and the queries padded to whole vectors.
+struct Shape : QkvLayout {
   int64_t padded() const { return (tokens + kPad - 1) / kPad * kPad; }
-  int64_t qkv_row() const { return 3 * dim; }
-  // Token t's part (0: q, 1: k, 2: v) of head h in image b.
-  int64_t qkv_at(int64_t b, int64_t t, int64_t part, int64_t h) const {
-    return (b * tokens + t) * 3 * dim + part * dim + h * head_dim;
-  }
-  int64_t out_at(int64_t b, int64_t t, int64_t h) const { return (b * tokens + t) * dim + h * head_dim; }
 };
 
-Shape shape_of(const at::Tensor& qkv, int64_t heads) {
-  const int64_t dim = qkv.size(2) / 3;
-  return {qkv.size(0), qkv.size(1), heads, dim / heads, dim};
-}
+Shape shape_of(const at::Tensor& qkv, int64_t heads) { return {QkvLayout::of(qkv, heads)}; }
 
 // One head's slice of `count` token rows, each `head_dim` (a multiple of W) wide, as float32 rows times `scale`.
 template <int W>
@@ -155,9 +146,9 @@ struct Forward {
     float* qt = v + n * d;                                                      // (d, padded): Q transposed
     for (int64_t pair = begin; pair < end; ++pair) {
       const int64_t b = pair / s.heads, h = pair % s.heads;
-      rows_to_float<W>(qkv + s.qkv_at(b, 0, 0, h), s.qkv_row(), n, d, scale, q);
-      rows_to_float<W>(qkv + s.qkv_at(b, 0, 1, h), s.qkv_row(), n, d, 1.0f, k);
-      rows_to_float<W>(qkv + s.qkv_at(b, 0, 2, h), s.qkv_row(), n, d, 1.0f, v);
+      rows_to_float<W>(qkv + s.qkv_offset(b, 0, h), s.qkv_row(), n, d, scale, q);
+      rows_to_float<W>(qkv + s.qkv_offset(b, 1, h), s.qkv_row(), n, d, 1.0f, k);
+      rows_to_float<W>(qkv + s.qkv_offset(b, 2, h), s.qkv_row(), n, d, 1.0f, v);
       rows_to_columns(q, n, d, padded, qt);
       float* pt = probs + pair * n * padded;  // (n keys, padded queries)
       for (int64_t block = 0; block < padded; block += W) {
@@ -177,7 +168,7 @@ struct Forward {
         for (int64_t j = 0; j < n; ++j) store<W>(pt + j * padded + block, load<W>(pt + j * padded + block) * inverse);
       }
       for (int64_t i = 0; i < n; ++i)  // o_i = sum_j p_ij v_j
-        weighted_rows<W>(pt + i, padded, v, n, d, out + s.out_at(b, i, h));
+        weighted_rows<W>(pt + i, padded, v, n, d, out + s.out_offset(b, h) + i * s.dim);
     }
   }
 };
@@ -197,10 +188,10 @@ struct Backward {
     float* dst = got + d * padded;  // (n keys, padded queries): scale * the scores' gradient, transposed
     for (int64_t pair = begin; pair < end; ++pair) {
       const int64_t b = pair / s.heads, h = pair % s.heads;
-      rows_to_float<W>(qkv + s.qkv_at(b, 0, 0, h), s.qkv_row(), n, d, 1.0f, q);
-      rows_to_float<W>(qkv + s.qkv_at(b, 0, 1, h), s.qkv_row(), n, d, 1.0f, k);
-      rows_to_float<W>(qkv + s.qkv_at(b, 0, 2, h), s.qkv_row(), n, d, 1.0f, v);
-      rows_to_float<W>(grad_out + s.out_at(b, 0, h), s.dim, n, d, 1.0f, go);
+      rows_to_float<W>(qkv + s.qkv_offset(b, 0, h), s.qkv_row(), n, d, 1.0f, q);
+      rows_to_float<W>(qkv + s.qkv_offset(b, 1, h), s.qkv_row(), n, d, 1.0f, k);
+      rows_to_float<W>(qkv + s.qkv_offset(b, 2, h), s.qkv_row(), n, d, 1.0f, v);
+      rows_to_float<W>(grad_out + s.out_offset(b, h), s.dim, n, d, 1.0f, go);
       rows_to_columns(go, n, d, padded, got);
       const float* pt = probs + pair * n * padded;
       for (int64_t block = 0; block < padded; block += W) {
@@ -214,9 +205,12 @@ struct Backward {
         }
       }
       for (int64_t t = 0; t < n; ++t) {
-        weighted_rows<W>(dst + t, padded, k, n, d, grad_qkv + s.qkv_at(b, t, 0, h));      // dq_t = sum_j dS_tj k_j
-        weighted_rows<W>(dst + t * padded, 1, q, n, d, grad_qkv + s.qkv_at(b, t, 1, h));  // dk_t = sum_i dS_it q_i
-        weighted_rows<W>(pt + t * padded, 1, go, n, d, grad_qkv + s.qkv_at(b, t, 2, h));  // dv_t = sum_i p_it do_i
+        weighted_rows<W>(dst + t, padded, k, n, d,
+                         grad_qkv + s.qkv_offset(b, 0, h) + t * s.qkv_row());  // dq_t = sum_j dS_tj k_j
+        weighted_rows<W>(dst + t * padded, 1, q, n, d,
+                         grad_qkv + s.qkv_offset(b, 1, h) + t * s.qkv_row());  // dk_t = sum_i dS_it q_i
+        weighted_rows<W>(pt + t * padded, 1, go, n, d,
+                         grad_qkv + s.qkv_offset(b, 2, h) + t * s.qkv_row());  // dv_t = sum_i p_it do_i
       }
     }
   }
