@@ -1,8 +1,8 @@
 #include "engine/adamw_update.h"
 
-#include <ATen/Parallel.h>
-
 #include <cmath>
+
+#include "models/cpu_parallel_for.h"
 
 namespace vit::engine {
 

@@ -1,9 +1,9 @@
 #include "models/cpu_attention.h"
 
-#include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
 #include <torch/csrc/autograd/custom_function.h>
+#include "models/cpu_parallel_for.h"
 
 #include <cmath>
 

@@ -1,12 +1,12 @@
 #include "models/cpu_attention_bf16.h"
 
-#include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 #include <ATen/ops/empty.h>
 #include <c10/util/BFloat16.h>
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/jit/frontend/tracer.h>
+#include "models/cpu_parallel_for.h"
 
 #include <cmath>
 #include <memory>

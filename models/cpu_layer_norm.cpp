@@ -1,6 +1,5 @@
 #include "models/cpu_layer_norm.h"
 
-#include <ATen/Parallel.h>
 #include <ATen/TensorOperators.h>
 #include <ATen/core/grad_mode.h>
 #include <ATen/ops/empty.h>
@@ -13,6 +12,7 @@
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/jit/frontend/tracer.h>
+#include "models/cpu_parallel_for.h"
 
 #include <algorithm>
 #include <cmath>

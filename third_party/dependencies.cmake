@@ -13,6 +13,10 @@ endfunction()
 find_package(Torch QUIET)
 vit_require(Torch_FOUND "LibTorch (find_package(Torch))" "libtorch-dev")
 message(STATUS "LibTorch ${Torch_VERSION}: ${TORCH_LIBRARIES}")
+# OpenMP: vit's CPU kernels split their work with at::parallel_for, which runs on LibTorch's OpenMP threads only
+# in code compiled with OpenMP (models/cpu_parallel_for.h). GCC's libgomp, the runtime LibTorch itself uses.
+find_package(OpenMP QUIET COMPONENTS CXX)
+vit_require(OpenMP_CXX_FOUND "OpenMP for C++ (g++ -fopenmp)" "g++")
 
 find_package(nlohmann_json 3.9 QUIET)
 vit_require(nlohmann_json_FOUND "nlohmann_json" "nlohmann-json3-dev")
