@@ -3,11 +3,11 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
 #include <torch/csrc/autograd/custom_function.h>
-#include "models/cpu_parallel_for.h"
 
 #include <cmath>
 
 #include "models/cpu_gemm.h"
+#include "models/cpu_parallel_for.h"
 #include "models/cpu_softmax.h"
 #include "models/qkv_layout.h"
 

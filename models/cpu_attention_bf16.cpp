@@ -6,11 +6,11 @@
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/jit/frontend/tracer.h>
-#include "models/cpu_parallel_for.h"
 
 #include <cmath>
 #include <memory>
 
+#include "models/cpu_parallel_for.h"
 #include "models/cpu_simd.h"
 #include "models/qkv_layout.h"
 

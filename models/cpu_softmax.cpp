@@ -8,12 +8,12 @@
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/jit/frontend/tracer.h>
-#include "models/cpu_parallel_for.h"
 
 #include <algorithm>
 #include <limits>
 #include <vector>
 
+#include "models/cpu_parallel_for.h"
 #include "models/cpu_simd.h"
 
 namespace vit::cpu {
