@@ -132,7 +132,7 @@ std::string describe_kernels(c10::Device device, bool bf16) {
            (kBf16AttentionKernel
                 ? "; attention of up to " + std::to_string(kBf16AttentionMaxTokens) + " tokens vit's (" + lanes + ")"
                 : std::string()) +
-           (cpu::kSoftmaxInTrainingAttention ? "; in training on longer ones, " + softmax : std::string());
+           (cpu::kSoftmaxInAttention ? "; on longer ones, " + softmax : std::string());
   }
   return cpu::onednn_available()
              ? "float32 linear and attention products on oneDNN sgemm, " + softmax + "; the rest LibTorch"

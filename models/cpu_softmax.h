@@ -13,9 +13,10 @@
 
 namespace vit::cpu {
 
-// Whether a CPU model's attention takes this softmax when it trains (layers.cpp): with LibTorch 1.x, whose CPU
-// attention is operator by operator. LibTorch 2.x has a flash-attention CPU kernel, which the model keeps.
-constexpr bool kSoftmaxInTrainingAttention = TORCH_VERSION_MAJOR < 2;
+// Whether a CPU model's attention, where vit's attention kernels do not take it, runs on this softmax, in training
+// and inference (layers.cpp): with LibTorch 1.x, whose CPU attention is operator by operator. LibTorch 2.x has a
+// flash-attention CPU kernel, which the model keeps.
+constexpr bool kSoftmaxInAttention = TORCH_VERSION_MAJOR < 2;
 
 // True when scaled_softmax can run on `scores`: a CPU tensor of float32 or bf16, and no TorchScript trace being
 // recorded (a trace cannot see this function: it must go through LibTorch's operators).

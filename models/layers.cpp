@@ -133,14 +133,6 @@ AttentionImpl::AttentionImpl(const ViTConfig& c) : num_heads_(c.num_heads), attn
   proj_drop_ = register_module("proj_drop", torch::nn::Dropout(c.proj_drop_rate));
 }
 
-namespace {
-
-bool backward_follows(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
-  return torch::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
-}
-
-}  // namespace
-
 torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, double dropout,
                      bool training, torch::Tensor* probs) {
   torch::Tensor out;
@@ -148,11 +140,9 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
     const auto scores = torch::matmul(q, k.transpose(2, 3)) / std::sqrt(static_cast<double>(q.size(3)));
     *probs = torch::softmax(scores, -1);  // (B, H, N, N)
     out = torch::matmul(torch::dropout(*probs, dropout, training), v);
-  } else if (cpu::kSoftmaxInTrainingAttention && dropout == 0.0 && cpu::softmax_available(q) &&
-             backward_follows(q, k, v)) {
-    // LibTorch 1.x's fused attention on CPU is this same formulation with its own softmax, whose backward is
-    // twice as slow as vit's (cpu_softmax.h; their forwards are within a tenth of each other, so inference keeps
-    // LibTorch's). bf16 under autocast, and float32 where cpu_attention does not apply.
+  } else if (cpu::kSoftmaxInAttention && dropout == 0.0 && cpu::softmax_available(q)) {
+    // LibTorch 1.x's fused attention on CPU is this same formulation with its own softmax and a separate q * scale
+    // pass; vit's softmax folds the scale in, and its backward is twice as fast (cpu_softmax.h).
     const auto scores = torch::matmul(q, k.transpose(2, 3));  // (B, H, N, N)
     out = torch::matmul(cpu::scaled_softmax(scores, 1.0 / std::sqrt(static_cast<double>(q.size(3)))), v);
   } else {

@@ -201,7 +201,8 @@ TEST_CASE("vit's softmax has LibTorch's second derivative (create_graph)", "[mod
   CHECK(second[1].abs().max().item<double>() > 0.01);
 }
 
-TEST_CASE("bf16 attention on vit's softmax gives LibTorch's fused attention", "[model][cpu][softmax]") {
+TEST_CASE("bf16 attention on vit's softmax gives LibTorch's fused attention, in training and inference",
+          "[model][cpu][softmax]") {
   torch::manual_seed(5);
   const auto make = [](int64_t tokens) { return torch::randn({2, 3, tokens, 8}).to(torch::kBFloat16); };
   for (const int64_t tokens : {13, 50}) {
@@ -220,6 +221,13 @@ TEST_CASE("bf16 attention on vit's softmax gives LibTorch's fused attention", "[
       const auto expected = reference.grad().to(torch::kFloat);
       CHECK(max_diff(mine.grad().to(torch::kFloat), expected) < 0.03 * expected.abs().max().item<double>() + 1e-3);
     }
+    // Inference takes the same path (its forward is faster than LibTorch's too): the same values, no graph.
+    torch::NoGradGuard no_grad;
+    const auto inferred = attend(q, k, v, 0.0, /*training=*/false, nullptr);
+    const auto scores = torch::matmul(q, k.transpose(2, 3));
+    const auto by_hand = torch::matmul(cpu::scaled_softmax(scores, 1.0 / std::sqrt(8.0)), v).transpose(1, 2);
+    CHECK(torch::equal(inferred, by_hand.reshape({2, tokens, 24})));
+    CHECK(torch::equal(inferred, ours.detach()));
   }
 }
 
