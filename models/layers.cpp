@@ -13,6 +13,7 @@
 #include "models/cpu_attention_bf16.h"
 #include "models/cpu_layer_norm.h"
 #include "models/cpu_linear.h"
+#include "models/cpu_residual_add.h"
 #include "models/cpu_softmax.h"
 #include "models/patch_dropout.h"
 
@@ -255,6 +256,16 @@ BlockImpl::BlockImpl(const ViTConfig& c, double drop_path)
   }
 }
 
+namespace {
+
+// x + branch. Under CPU bf16 autocast a branch that ends in a linear layer is bf16 while the residual stream stays
+// float32; vit's kernel adds the two without LibTorch's float32 copy of the branch (cpu_residual_add.h).
+torch::Tensor add_residual(const torch::Tensor& x, const torch::Tensor& branch) {
+  return cpu::residual_add_available(x, branch) ? cpu::residual_add(x, branch) : x + branch;
+}
+
+}  // namespace
+
 torch::Tensor BlockImpl::forward(const torch::Tensor& x, torch::Tensor* attention) {
   if (res_post_) {
     auto y = x + drop_path(norm1_->forward(attn_->forward(x, attention)), drop_path_, is_training());
@@ -262,10 +273,10 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, torch::Tensor* attentio
   }
   auto branch = attn_->forward(norm1_->forward_for_linear(x), attention);
   if (ls1_) branch = ls1_->forward(branch);
-  auto y = x + drop_path(branch, drop_path_, is_training());
+  auto y = add_residual(x, drop_path(branch, drop_path_, is_training()));
   branch = mlp_->forward(norm2_->forward_for_linear(y));
   if (ls2_) branch = ls2_->forward(branch);
-  return y + drop_path(branch, drop_path_, is_training());
+  return add_residual(y, drop_path(branch, drop_path_, is_training()));
 }
 
 ParallelBranchImpl::ParallelBranchImpl(const ViTConfig& c, bool attention) {

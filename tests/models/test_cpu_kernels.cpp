@@ -16,6 +16,7 @@
 #include "models/cpu_gemm.h"
 #include "models/cpu_layer_norm.h"
 #include "models/cpu_linear.h"
+#include "models/cpu_residual_add.h"
 #include "models/cpu_softmax.h"
 #include "models/cpu_vector_width.h"
 #include "models/layers.h"
@@ -456,6 +457,77 @@ TEST_CASE("bf16 attention refuses what it cannot take", "[model][cpu][attention_
   const auto out = cpu_attention_bf16(qkv, 1);
   CHECK_THAT(test::error_of([&] { torch::autograd::grad({out.sum()}, {qkv}, {}, true, /*create_graph=*/true); }),
              test::Contains("create_graph"));
+}
+
+}  // namespace vit
+
+namespace vit {
+
+TEST_CASE("the residual add gives LibTorch's float32 + bf16 sum and gradients exactly, at every vector width",
+          "[model][cpu][residual_add]") {
+  torch::manual_seed(21);
+  at::set_num_threads(2);
+  // A partial last vector at every width (777 elements), and a tensor split across both threads.
+  for (const auto& sizes : {std::vector<int64_t>{3, 7, 37}, std::vector<int64_t>{4, 300, 128}}) {
+    const auto x = torch::randn(sizes) * 3;
+    const auto branch = torch::randn(sizes).to(torch::kBFloat16);
+    const auto upstream = torch::randn(sizes);
+    for (const int lanes : vector_widths()) {
+      INFO("vector lanes " << lanes << ", " << x.numel() << " elements");
+      cpu::set_vector_lanes(lanes);
+      auto x1 = leaf(x), b1 = leaf(branch), x2 = leaf(x), b2 = leaf(branch);
+      REQUIRE(cpu::residual_add_available(x1, b1));
+      const auto ours = cpu::residual_add(x1, b1);
+      const auto theirs = x2 + b2;
+      REQUIRE(ours.scalar_type() == torch::kFloat);
+      CHECK(torch::equal(ours, theirs));  // bf16 widens exactly: one float32 addition either way
+      (ours * upstream).sum().backward();
+      (theirs * upstream).sum().backward();
+      CHECK(torch::equal(x1.grad(), x2.grad()));
+      REQUIRE(b1.grad().scalar_type() == torch::kBFloat16);
+      CHECK(torch::equal(b1.grad(), b2.grad()));
+    }
+  }
+  cpu::set_vector_lanes(0);
+  // A NaN or an infinity stays where it was.
+  auto x = torch::zeros({40});
+  auto branch = torch::ones({40}).to(torch::kBFloat16);
+  x[3] = std::numeric_limits<float>::quiet_NaN();
+  branch[38] = -std::numeric_limits<float>::infinity();
+  const auto sum = cpu::residual_add(x, branch);
+  CHECK(std::isnan(sum[3].item<float>()));
+  CHECK(sum[38].item<float>() == -std::numeric_limits<float>::infinity());
+  CHECK(sum.isfinite().sum().item<int64_t>() == 38);
+}
+
+TEST_CASE("the residual add has LibTorch's second derivative (create_graph)", "[model][cpu][residual_add]") {
+  torch::manual_seed(22);
+  const auto x = torch::randn({3, 5, 16});
+  const auto branch = torch::randn({3, 5, 16}).to(torch::kBFloat16);
+  std::vector<torch::Tensor> second;
+  for (const bool ours : {true, false}) {
+    auto xl = leaf(x), bl = leaf(branch);
+    const auto y = ours ? cpu::residual_add(xl, bl) : xl + bl;
+    // d/dx of sum(y^3) is 3 y^2; the sum of that, differentiated again, 6 y.
+    const auto first = torch::autograd::grad({y.pow(3).sum()}, {xl}, {}, true, /*create_graph=*/true);
+    second.push_back(torch::autograd::grad({first[0].sum()}, {xl})[0]);
+  }
+  CHECK(torch::allclose(second[0], second[1]));
+  CHECK(second[1].abs().max().item<double>() > 0.1);
+}
+
+TEST_CASE("the residual add refuses what it cannot take", "[model][cpu][residual_add]") {
+  const auto x = torch::randn({2, 5, 8});
+  const auto branch = torch::randn({2, 5, 8}).to(torch::kBFloat16);
+  CHECK(cpu::residual_add_available(x, branch));
+  CHECK_FALSE(cpu::residual_add_available(x, branch.to(torch::kFloat)));                // not the autocast mix
+  CHECK_FALSE(cpu::residual_add_available(x.to(torch::kBFloat16), branch));             // a bf16 residual stream
+  CHECK_FALSE(cpu::residual_add_available(x, branch.narrow(2, 0, 4)));                  // other sizes
+  CHECK_FALSE(cpu::residual_add_available(x, branch.select(0, 0)));                     // a broadcast
+  CHECK_FALSE(cpu::residual_add_available(x.transpose(1, 2), branch.transpose(1, 2)));  // not contiguous
+  CHECK_FALSE(cpu::residual_add_available(torch::Tensor(), branch));
+  CHECK_THAT(test::error_of([&] { cpu::residual_add(x, branch.to(torch::kFloat)); }),
+             test::Contains("residual_add needs a contiguous float32 CPU tensor"));
 }
 
 }  // namespace vit
