@@ -15,7 +15,6 @@ using simd::load;
 using simd::load_partial;
 using simd::store;
 using simd::store_partial;
-using simd::Vec;
 
 // out[i] = x[i] + branch[i] over `count` elements.
 struct AddWidened {

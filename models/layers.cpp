@@ -76,10 +76,18 @@ NormImpl::NormImpl(int64_t dim, NormLayer kind, double eps) : kind_(kind), eps_(
   if (kind == NormLayer::LayerNorm) bias = register_parameter("bias", torch::zeros({dim}));
 }
 
-torch::Tensor NormImpl::forward(const torch::Tensor& x) {
-  if (kind_ == NormLayer::LayerNorm) return torch::layer_norm(x, {x.size(-1)}, weight, bias, eps_);
-  // timm's RmsNorm: x * rsqrt(mean(x^2) + eps) * weight, in the input's precision.
-  return x * torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps_) * weight;
+torch::Tensor NormImpl::forward(const torch::Tensor& input) {
+  // An input and weights of different types (under autocast, a bf16 branch beside float32 weights: a res-post
+  // block's norms, q/k norms, the attention's and MLP's inner norms, attention pooling's norm) are normalised in the
+  // wider type, float32, as autocast does on CUDA: LibTorch 1.13's CPU layer_norm cannot take the two types
+  // together, and an RMS over bf16 squares would lose precision.
+  // (Only then converted: a conversion to the same type would still be recorded in a TorchScript trace.)
+  const auto type = at::promote_types(input.scalar_type(), weight.scalar_type());
+  auto as_type = [type](const torch::Tensor& t) { return t.defined() && t.scalar_type() != type ? t.to(type) : t; };
+  const auto x = as_type(input);
+  if (kind_ == NormLayer::LayerNorm) return torch::layer_norm(x, {x.size(-1)}, as_type(weight), as_type(bias), eps_);
+  // timm's RmsNorm: x * rsqrt(mean(x^2) + eps) * weight.
+  return x * torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps_) * as_type(weight);
 }
 
 torch::Tensor NormImpl::forward_for_linear(const torch::Tensor& x) {
@@ -91,6 +99,12 @@ torch::Tensor NormImpl::forward_for_linear(const torch::Tensor& x) {
 namespace {
 
 Norm make_norm(const ViTConfig& c, int64_t dim) { return Norm(dim, c.norm_layer, c.norm_eps); }
+
+// x + branch. Under CPU bf16 autocast a branch that ends in a linear layer is bf16 while the residual stream stays
+// float32; vit's kernel adds the two without LibTorch's float32 copy of the branch (cpu_residual_add.h).
+torch::Tensor add_residual(const torch::Tensor& x, const torch::Tensor& branch) {
+  return cpu::residual_add_available(x, branch) ? cpu::residual_add(x, branch) : x + branch;
+}
 
 }  // namespace
 
@@ -256,20 +270,10 @@ BlockImpl::BlockImpl(const ViTConfig& c, double drop_path)
   }
 }
 
-namespace {
-
-// x + branch. Under CPU bf16 autocast a branch that ends in a linear layer is bf16 while the residual stream stays
-// float32; vit's kernel adds the two without LibTorch's float32 copy of the branch (cpu_residual_add.h).
-torch::Tensor add_residual(const torch::Tensor& x, const torch::Tensor& branch) {
-  return cpu::residual_add_available(x, branch) ? cpu::residual_add(x, branch) : x + branch;
-}
-
-}  // namespace
-
 torch::Tensor BlockImpl::forward(const torch::Tensor& x, torch::Tensor* attention) {
   if (res_post_) {
-    auto y = x + drop_path(norm1_->forward(attn_->forward(x, attention)), drop_path_, is_training());
-    return y + drop_path(norm2_->forward(mlp_->forward(y)), drop_path_, is_training());
+    auto y = add_residual(x, drop_path(norm1_->forward(attn_->forward(x, attention)), drop_path_, is_training()));
+    return add_residual(y, drop_path(norm2_->forward(mlp_->forward(y)), drop_path_, is_training()));
   }
   auto branch = attn_->forward(norm1_->forward_for_linear(x), attention);
   if (ls1_) branch = ls1_->forward(branch);
@@ -320,8 +324,8 @@ torch::Tensor ParallelThingsBlockImpl::forward(const torch::Tensor& x, torch::Te
     if (attend_maps) *attention = probs_sum / static_cast<double>(branches.size());
     return total;
   };
-  auto y = x + sum_branches(attns_, x, attention != nullptr);
-  return y + sum_branches(ffns_, y, false);
+  auto y = add_residual(x, sum_branches(attns_, x, attention != nullptr));
+  return add_residual(y, sum_branches(ffns_, y, false));
 }
 
 ParallelScalingBlockImpl::ParallelScalingBlockImpl(const ViTConfig& c, double drop_path)
@@ -363,7 +367,7 @@ torch::Tensor ParallelScalingBlockImpl::forward(const torch::Tensor& x, torch::T
   const auto mlp_out = mlp_drop_->forward(activate(mlp_in, activation_));
   auto y = attn_out_proj_->forward(attended) + mlp_out_proj_->forward(mlp_out);
   if (ls_) y = ls_->forward(y);
-  return x + drop_path(y, drop_path_, is_training());
+  return add_residual(x, drop_path(y, drop_path_, is_training()));
 }
 
 std::shared_ptr<EncoderBlock> make_block(const ViTConfig& c, int64_t index) {

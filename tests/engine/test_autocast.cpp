@@ -10,6 +10,7 @@
 #include "models/cpu_layer_norm.h"
 #include "models/layers.h"
 #include "models/presets.h"
+#include "models/vision_transformer.h"
 #include "tests/catch.h"
 
 namespace vit::engine {
@@ -64,20 +65,43 @@ TEST_CASE("under CPU bf16 autocast a LayerNorm feeding a linear layer writes bf1
   CHECK_FALSE(bf16_autocast(at::kCPU));
 }
 
-TEST_CASE("a ViT block's forward and backward under CPU bf16 autocast match float32's to bf16 precision",
-          "[autocast]") {
+TEST_CASE(
+    "every kind of ViT block and norm, forward and backward, under CPU bf16 autocast matches float32 to bf16 precision",
+    "[autocast]") {
+  // Each kind adds its branches to the float32 residual stream in its own place (vit's residual add where a branch
+  // ends in bf16, cpu_residual_add.h), and norms of a bf16 branch meet float32 weights (LibTorch 1.13's CPU
+  // layer_norm refuses the mix); a wrongly wired add would move the output or lose a gradient.
+  using Variant = void (*)(ViTConfig&);
+  const auto [name, variant] = GENERATE(table<const char*, Variant>({
+      {"pre-norm", [](ViTConfig&) {}},
+      {"res-post", [](ViTConfig& c) { c.block_fn = BlockFn::ResPost; }},
+      {"parallel", [](ViTConfig& c) { c.block_fn = BlockFn::ParallelThings; }},
+      {"parallel scaling", [](ViTConfig& c) { c.block_fn = BlockFn::ParallelScaling; }},
+      {"q/k norms", [](ViTConfig& c) { c.qk_norm = true; }},
+      {"inner norms", [](ViTConfig& c) { c.scale_attn_norm = c.scale_mlp_norm = true; }},
+      {"RMSNorm", [](ViTConfig& c) { c.norm_layer = NormLayer::RmsNorm; }},
+  }));
+  CAPTURE(name);
   torch::manual_seed(1);
   ViTConfig config = vit_mini_patch7_28().config;
+  variant(config);
   auto block = make_block(config, 0);
   block->train();
   {
     torch::NoGradGuard no_grad;
-    for (auto& parameter : block->parameters()) parameter.normal_(0.0, 0.1);  // the block leaves them to the model
-    for (const char* norm : {"norm1.weight", "norm2.weight"}) block->named_parameters()[norm].add_(1.0);
+    for (auto& item : block->named_parameters()) {
+      const std::string& parameter_name = item.key();
+      torch::Tensor& parameter = item.value();
+      parameter.normal_(0.0, 0.1);  // the block leaves them to the model
+      // Norms' weights near 1, as trained ones are (the only norm parameters named "*norm*.weight").
+      const bool norm_weight = parameter_name.find("norm") != std::string::npos && parameter.dim() == 1 &&
+                               parameter_name.find("weight") != std::string::npos;
+      if (norm_weight) parameter.add_(1.0);
+    }
   }
   const auto x = torch::randn({8, 13, config.embed_dim});
   const auto upstream = torch::randn({8, 13, config.embed_dim});
-  std::vector<torch::Tensor> outputs, input_grads, weight_grads;
+  std::vector<torch::Tensor> outputs, input_grads, parameter_grads;
   for (const bool bf16 : {false, true}) {
     block->zero_grad();
     auto input = x.clone().requires_grad_(true);
@@ -86,14 +110,54 @@ TEST_CASE("a ViT block's forward and backward under CPU bf16 autocast match floa
       AutocastGuard autocast(c10::DeviceType::CPU, bf16);
       out = block->forward(input, nullptr);
     }
-    (out.to(torch::kFloat) * upstream).sum().backward();
-    outputs.push_back(out.detach().to(torch::kFloat));
+    REQUIRE(out.scalar_type() == torch::kFloat);  // the residual stream stays float32
+    (out * upstream).sum().backward();
+    outputs.push_back(out.detach());
     input_grads.push_back(input.grad());
-    weight_grads.push_back(block->named_parameters()["norm1.weight"].grad().clone());
+    std::vector<torch::Tensor> grads;
+    for (const auto& parameter : block->parameters()) {
+      REQUIRE(parameter.grad().defined());
+      grads.push_back(parameter.grad().flatten());
+    }
+    parameter_grads.push_back(torch::cat(grads));
   }
   CHECK(cosine(outputs[1], outputs[0]) > 0.9999);
   CHECK(cosine(input_grads[1], input_grads[0]) > 0.999);
-  CHECK(cosine(weight_grads[1], weight_grads[0]) > 0.99);  // the norm's own parameters, through vit's backward
+  CHECK(cosine(parameter_grads[1], parameter_grads[0]) > 0.99);
+}
+
+TEST_CASE("a whole model under CPU bf16 autocast, with each pooling, trains as in float32 to bf16 precision",
+          "[autocast]") {
+  // Attention pooling ("map", SigLIP's) normalises a bf16 branch with float32 weights: under LibTorch 1.13 that
+  // failed with "expected scalar type BFloat16 but found Float" until norms took the wider type.
+  const auto pool = GENERATE(GlobalPool::Token, GlobalPool::Avg, GlobalPool::Map, GlobalPool::TokenAvg);
+  CAPTURE(to_string(pool));
+  torch::manual_seed(3);
+  ViTConfig config = vit_mini_patch7_28().config;
+  config.depth = 2;
+  config.global_pool = pool;
+  VisionTransformer model(config);
+  model->train();
+  const auto images = torch::randn({4, config.in_chans, config.image_size, config.image_size});
+  std::vector<torch::Tensor> logits, grads;
+  for (const bool bf16 : {false, true}) {
+    model->zero_grad();
+    torch::Tensor out;
+    {
+      AutocastGuard autocast(c10::DeviceType::CPU, bf16);
+      out = model->forward(images);
+    }
+    out.to(torch::kFloat).logsumexp(-1).sum().backward();
+    logits.push_back(out.detach().to(torch::kFloat));
+    std::vector<torch::Tensor> all;
+    for (const auto& parameter : model->parameters()) {
+      if (parameter.grad().defined()) all.push_back(parameter.grad().flatten());
+    }
+    grads.push_back(torch::cat(all));
+  }
+  REQUIRE(grads[0].numel() == grads[1].numel());  // the same parameters took part
+  CHECK(cosine(logits[1], logits[0]) > 0.999);
+  CHECK(cosine(grads[1], grads[0]) > 0.99);
 }
 
 TEST_CASE("under CPU bf16 autocast a short sequence's attention runs vit's bf16 kernel, level with LibTorch's path",
