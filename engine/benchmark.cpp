@@ -181,6 +181,12 @@ BenchModel::BenchModel(const BenchOptions& options) : device_(c10::kCPU), bf16_(
   } catch (const std::exception& e) {
     throw std::invalid_argument(std::string("model options: ") + e.what());
   }
+  if (config_.num_classes == 0 && options.train) {  // timm's feature models (DINOv2, SigLIP, ...) have no head
+    throw std::invalid_argument(options.model +
+                                " has no classifier head (num_classes 0: its outputs are features), so a training "
+                                "step has no loss to time: give --num-classes N for a head of N classes, or "
+                                "--phases inference");
+  }
   torch::manual_seed(options.seed);
   model_ = VisionTransformer(config_);
   model_->to(device_);
@@ -189,8 +195,10 @@ BenchModel::BenchModel(const BenchOptions& options) : device_(c10::kCPU), bf16_(
   const auto float_options = at::TensorOptions().device(device_).dtype(at::kFloat);
   images_ = at::normal(0.0, 1.0, {options.batch_size, config_.in_chans, config_.image_size, config_.image_size},
                        c10::nullopt, float_options);
-  const at::Tensor labels = at::randint(config_.num_classes, {options.batch_size}, float_options.dtype(at::kLong));
-  targets_ = smooth_one_hot(labels, config_.num_classes, 0.1);
+  if (options.train) {
+    const at::Tensor labels = at::randint(config_.num_classes, {options.batch_size}, float_options.dtype(at::kLong));
+    targets_ = smooth_one_hot(labels, config_.num_classes, 0.1);
+  }
 }
 
 void BenchModel::train_step(const at::Tensor& images, const at::Tensor& targets) {

@@ -89,6 +89,18 @@ for op in ("aten::native_layer_norm", "aten::native_layer_norm_backward", "vit::
 PY
 check "--trace writes a Chrome trace of forward, backward and optimizer" $?
 
+# timm's feature models (num_classes 0: DINOv2, SigLIP, ...) have no head, so no loss for a training step: bench says
+# so, names the way out, and times their inference.
+expect "a headless model's training is refused, naming --num-classes" 2 \
+  "error: vit_small_patch14_dinov2 has no classifier head \(num_classes 0: its outputs are features\).*--num-classes N.*--phases inference" \
+  -- "$vit" bench --model vit_small_patch14_dinov2 --depth 1 --image-size 28 --windows 1
+expect "a headless model's inference is timed" 0 "inference +[0-9.]+ images/s" \
+  -- "$vit" bench --model vit_small_patch14_dinov2 --depth 1 --image-size 28 --batch-size 2 --phases inference \
+  --windows 1 --window-seconds 0.05
+expect "a headless model given --num-classes trains" 0 "train +[0-9.]+ images/s" \
+  -- "$vit" bench --model vit_small_patch14_dinov2 --depth 1 --image-size 28 --batch-size 2 --num-classes 3 \
+  --windows 1 --window-seconds 0.05
+
 # A model larger than the machine's memory (MLPs of 1.28e9 hidden units: 2e12 parameters) is refused before it is
 # built, rather than killed by the OOM killer.
 expect "a model larger than memory is refused before it is built" 2 \
