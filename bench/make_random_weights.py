@@ -31,8 +31,9 @@ def tensors_for(c):
                             ("mlp.fc1.bias", (hidden,)), ("mlp.fc2.weight", (d, hidden)), ("mlp.fc2.bias", (d,))]:
             shapes[f"blocks.{i}.{name}"] = shape
     final = "fc_norm" if c["fc_norm"] else "norm"
-    shapes.update({f"{final}.weight": (d,), f"{final}.bias": (d,), "head.weight": (c["num_classes"], d),
-                   "head.bias": (c["num_classes"],)})
+    shapes.update({f"{final}.weight": (d,), f"{final}.bias": (d,)})
+    if c["num_classes"] > 0:  # a feature model (num_classes 0) has no head
+        shapes.update({"head.weight": (c["num_classes"], d), "head.bias": (c["num_classes"],)})
     generator = torch.Generator().manual_seed(0)
     return {name: torch.randn(shape, generator=generator) * 0.02 for name, shape in shapes.items()}
 
