@@ -4,6 +4,7 @@
 //   2  usage error, or a model/file that cannot be used; the message says which
 
 #include <exception>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -74,6 +75,11 @@ int main(int argc, char** argv) {
     // LibTorch's what() appends a C++ stack trace meant for its own developers (a model too large to allocate,
     // say): the user gets the message alone.
     spdlog::error("{}", e.what_without_backtrace());
+    return vit::app::kExitUsage;
+  } catch (const std::bad_alloc&) {  // what() is only "std::bad_alloc"
+    spdlog::error(
+        "out of memory: the machine could not give this command the memory it asked for (a smaller "
+        "--batch-size, --cache-images or model needs less)");
     return vit::app::kExitUsage;
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());

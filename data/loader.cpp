@@ -4,6 +4,7 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -11,6 +12,7 @@
 #include <opencv2/core/utility.hpp>
 
 #include "data/epoch_order.h"
+#include "util/system_memory.h"
 
 namespace vit::data {
 void LoaderOptions::validate() const {
@@ -36,6 +38,7 @@ Loader::Loader(std::vector<Sample> samples, LoaderOptions options, SampleTransfo
       cache_(samples_.size(), std::max<int64_t>(0, options_.cache_bytes)) {
   options_.validate();
   if (samples_.empty()) throw std::invalid_argument("loader: no samples");
+  check_batch_fits_in_memory();
   for (size_t i = 0; i < samples_.size(); ++i) known_bad_[i] = false;
   // OpenCV's own thread pool would compete with these workers and LibTorch's OpenMP threads for the cores.
   cv::setNumThreads(0);
@@ -49,6 +52,25 @@ Loader::Loader(std::vector<Sample> samples, LoaderOptions options, SampleTransfo
     throw std::runtime_error("cannot start " + std::to_string(options_.workers) + " image decoding threads (" +
                              std::to_string(started) + " started): " + e.what());
   }
+}
+
+void Loader::check_batch_fits_in_memory() const {
+  // A batch is held twice at least (its decoded floats, then the tensor made of them): refused here, before the
+  // first allocation, rather than failing as a bare std::bad_alloc or under the OOM killer.
+  const uint64_t memory = physical_memory_bytes();
+  const auto images = static_cast<double>(std::min<int64_t>(options_.batch_size, samples_per_epoch()));
+  const double batch_bytes = images * options_.decode.channels * static_cast<double>(options_.image_size) *
+                             static_cast<double>(options_.image_size) * sizeof(float);
+  if (memory == 0 || 2.0 * batch_bytes <= static_cast<double>(memory)) return;
+  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+  char message[320];
+  std::snprintf(message, sizeof message,
+                "batch size %lld: a batch of %.0f images of %dx%lldx%lld pixels takes %.1f GiB as float32, held "
+                "twice (decoded, then as a tensor): more than this machine's %.1f GiB of memory; lower --batch-size",
+                static_cast<long long>(options_.batch_size), images, options_.decode.channels,
+                static_cast<long long>(options_.image_size), static_cast<long long>(options_.image_size),
+                batch_bytes / kGiB, static_cast<double>(memory) / kGiB);
+  throw std::invalid_argument(message);
 }
 
 void Loader::stop_workers() {

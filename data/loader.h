@@ -109,6 +109,7 @@ class Loader {
   };
 
   void worker_loop();
+  void check_batch_fits_in_memory() const;  // throws std::invalid_argument naming the batch size
   void stop_workers();  // tells the workers to stop and joins them
   Batch build_batch(const Job& job);
   // Builds `job`'s batch (without the lock) and keeps it for next() unless it is stale (an older epoch) or

@@ -239,4 +239,17 @@ expect "bad option value" 2 "--amp: fp8 not in \{none,bf16\}" -- "$vit" train "$
 expect "bad architecture" 2 "embed_dim 32 must be divisible by num_heads 3" \
   -- "$vit" train "$work/data" --out "$work/x" --model vit_mini_patch7_28 --embed-dim 32 --num-heads 3
 
+# A batch that cannot fit in memory is refused before anything is allocated, naming --batch-size (it was a bare
+# "std::bad_alloc"). The 80 training images at a side S large enough that 80 of them, float32 and held twice,
+# exceed this machine's memory; patches of S / 64 keep the model itself small.
+memory=$(($(awk '/^MemTotal:/ {print $2}' /proc/meminfo) * 1024))
+side=1024
+while (( 80 * side * side * 4 * 2 <= memory )); do side=$((side * 2)); done
+expect "a batch larger than memory is refused before training, naming --batch-size" 2 \
+  "batch size 80: a batch of 80 images of 1x${side}x${side} pixels takes [0-9.]+ GiB as float32, held twice .*more than this machine's [0-9.]+ GiB of memory; lower --batch-size" \
+  -- "$vit" train "$work/data" --out "$work/run_huge_batch" --model vit_mini_patch7_28 --embed-dim 32 --depth 2 \
+  --num-heads 2 --threads 1 --workers 1 -b 80 --image-size "$side" --patch-size $((side / 64)) --epochs 1
+[[ ! -e $work/run_huge_batch ]]
+check "the refused run leaves no folder" $?
+
 finish
