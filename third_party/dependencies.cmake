@@ -14,9 +14,14 @@ find_package(Torch QUIET)
 vit_require(Torch_FOUND "LibTorch (find_package(Torch))" "libtorch-dev")
 message(STATUS "LibTorch ${Torch_VERSION}: ${TORCH_LIBRARIES}")
 # OpenMP: vit's CPU kernels split their work with at::parallel_for, which runs on LibTorch's OpenMP threads only
-# in code compiled with OpenMP (models/cpu_parallel_for.h). GCC's libgomp, the runtime LibTorch itself uses.
+# in code compiled with OpenMP (models/cpu_parallel_for.h). GCC's libgomp, the runtime LibTorch itself uses; clang
+# (the sanitizer build, scripts/hardening.sh) brings LLVM's.
 find_package(OpenMP QUIET COMPONENTS CXX)
-vit_require(OpenMP_CXX_FOUND "OpenMP for C++ (g++ -fopenmp)" "g++")
+if(CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+  vit_require(OpenMP_CXX_FOUND "OpenMP for C++ (clang++ -fopenmp)" "libomp-14-dev")
+else()
+  vit_require(OpenMP_CXX_FOUND "OpenMP for C++ (g++ -fopenmp)" "g++")
+endif()
 
 find_package(nlohmann_json 3.9 QUIET)
 vit_require(nlohmann_json_FOUND "nlohmann_json" "nlohmann-json3-dev")

@@ -51,6 +51,7 @@ test_packages=(
   python3-numpy
   python3-pil                         # benchmark images (bench/make_jpeg_folder.py), fuzzing seeds
   clang libclang-rt-14-dev            # the sanitizer build and libFuzzer (scripts/hardening.sh)
+  libomp-14-dev                       # clang's OpenMP, which vit's CPU kernels need (models/cpu_parallel_for.h)
   llvm-14                             # llvm-symbolizer: sanitizer reports with file and line
 )
 # Node.js and npm run ONNX Runtime on the ONNX exports (tests/onnx). Asked for only when the commands are missing:
