@@ -243,4 +243,18 @@ expect "--mean and --std of different lengths" 2 "std" \
   -- "$vit" classify "$work/brightness.pt" "$data" --mean 0 0 0 --std 1
 expect "help describes the exit status" 0 "Exit status: 0 when every input was classified" -- "$vit" classify --help
 
+# A feature model (num_classes 0: timm's DINOv2, SigLIP, ...) has no classes to give: classify and eval say so
+# rather than answering with an empty ranking.
+"$vit" info vit_tiny_patch16_224 --format json >"$work/tiny_info.json" &&
+  "$python" "$here/../../bench/make_random_weights.py" "$work/tiny_info.json" "$work/features.safetensors" \
+    num_classes=0 depth=1 image_size=28 patch_size=7
+check "a feature model's weights file is written" $?
+image=$(find "$data" -name '*.png' | sort | head -n 1)
+expect "classify refuses a model without a classifier head" 2 \
+  "features.safetensors' has no classification head \(num_classes 0\): it gives features, not classes" \
+  -- "$vit" classify "$work/features.safetensors" "$image"
+expect "eval refuses a model without a classifier head" 2 \
+  "features.safetensors' has no classification head \(num_classes 0\): it gives features, not classes" \
+  -- "$vit" eval "$work/features.safetensors" "$data"
+
 finish
