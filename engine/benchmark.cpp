@@ -128,8 +128,10 @@ std::string describe_kernels(c10::Device device, bool bf16) {
   const std::string lanes = std::to_string(cpu::vector_lanes()) + " float lanes";
   const std::string softmax = "attention's softmax vit's (" + lanes + ")";
   if (bf16) {
-    return "LibTorch's bf16 kernels (oneDNN) under autocast, pre-norm blocks' LayerNorms (bf16 out) and residual adds "
-           "vit's" +
+    return std::string(cpu::onednn_bf16_native() ? "linear layers on oneDNN's bf16 matmul (the bias added in it), "
+                                                   "the rest LibTorch's bf16 kernels"
+                                                 : "LibTorch's bf16 kernels (oneDNN)") +
+           " under autocast, pre-norm blocks' LayerNorms (bf16 out) and residual adds vit's" +
            (kBf16AttentionKernel
                 ? "; attention of up to " + std::to_string(kBf16AttentionMaxTokens) + " tokens vit's (" + lanes + ")"
                 : std::string()) +

@@ -2,6 +2,7 @@
 
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
+#include <ATen/record_function.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <cmath>
@@ -34,6 +35,7 @@ Heads heads_of(const at::Tensor& qkv, int64_t heads) { return {QkvLayout::of(qkv
 class CpuAttention : public torch::autograd::Function<CpuAttention> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& qkv_in, int64_t heads) {
+    RECORD_FUNCTION("vit::attention", std::vector<c10::IValue>());  // named in --trace's timeline
     const at::Tensor qkv = qkv_in.contiguous();
     const Heads s = heads_of(qkv, heads);
     const int64_t n = s.tokens, d = s.head_dim;

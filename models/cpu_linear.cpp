@@ -1,9 +1,15 @@
 #include "models/cpu_linear.h"
 
+#include <ATen/autocast_mode.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/linear.h>
+#include <ATen/record_function.h>
 #include <torch/csrc/autograd/custom_function.h>
+#include <torch/csrc/jit/frontend/tracer.h>
 
+#include <vector>
+
+#include "models/autocast_state.h"
 #include "models/cpu_gemm.h"
 
 namespace vit {
@@ -12,21 +18,34 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+// `shape` with its last size replaced: (..., K) -> (..., N).
+std::vector<int64_t> with_last_size(at::IntArrayRef shape, int64_t last) {
+  auto sizes = shape.vec();
+  sizes.back() = last;
+  return sizes;
+}
+
+// float32 operands: oneDNN's sgemm, forward and backward. bf16 operands, under CPU bf16 autocast (the caller casts
+// them as autocast would): one oneDNN matmul that adds the bias as it writes the output, and LibTorch's addmm
+// backward for at::linear's (bias, x, weight^T), so the values and gradients are the ones autocast's linear gives.
 class OneDnnLinear : public torch::autograd::Function<OneDnnLinear> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
                             const at::Tensor& bias) {
+    RECORD_FUNCTION("vit::linear", std::vector<c10::IValue>());  // named in --trace's timeline
     const int64_t k = weight.size(1), n = weight.size(0);
     const at::Tensor rows = x.reshape({-1, k}).contiguous();  // (M, K)
     const int64_t m = rows.size(0);
-    at::Tensor y = at::empty({m, n}, x.options());
-    cpu::sgemm(false, true, m, n, k, 1.0f, rows.data_ptr<float>(), k, weight.data_ptr<float>(), k, 0.0f,
-               y.data_ptr<float>(), n);
-    y.add_(bias);
+    at::Tensor y = at::empty({m, n}, rows.options());
+    if (rows.scalar_type() == at::kBFloat16) {
+      cpu::bf16_linear(m, n, k, rows.data_ptr(), weight.data_ptr(), bias.data_ptr(), y.data_ptr());
+    } else {
+      cpu::sgemm(false, true, m, n, k, 1.0f, rows.data_ptr<float>(), k, weight.data_ptr<float>(), k, 0.0f,
+                 y.data_ptr<float>(), n);
+      y.add_(bias);
+    }
     ctx->save_for_backward({rows, weight});
-    auto shape = x.sizes().vec();
-    shape.back() = n;
-    return y.view(shape);
+    return y.view(with_last_size(x.sizes(), n));
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -35,28 +54,52 @@ class OneDnnLinear : public torch::autograd::Function<OneDnnLinear> {
     const at::Tensor& weight = saved[1];  // (N, K)
     const int64_t m = rows.size(0), k = rows.size(1), n = weight.size(0);
     const at::Tensor dy = grads[0].reshape({m, n}).contiguous();
+    const bool bf16 = rows.scalar_type() == at::kBFloat16;
     at::Tensor dx, dw, db;
     if (ctx->needs_input_grad(0)) {  // dX = dY W
-      dx = at::empty({m, k}, dy.options());
-      cpu::sgemm(false, false, m, k, n, 1.0f, dy.data_ptr<float>(), n, weight.data_ptr<float>(), k, 0.0f,
-                 dx.data_ptr<float>(), k);
-      auto shape = grads[0].sizes().vec();
-      shape.back() = k;
-      dx = dx.view(shape);
+      if (bf16) {
+        dx = dy.mm(weight);
+      } else {
+        dx = at::empty({m, k}, dy.options());
+        cpu::sgemm(false, false, m, k, n, 1.0f, dy.data_ptr<float>(), n, weight.data_ptr<float>(), k, 0.0f,
+                   dx.data_ptr<float>(), k);
+      }
+      dx = dx.view(with_last_size(grads[0].sizes(), k));
     }
     if (ctx->needs_input_grad(1)) {  // dW = dY^T X
-      dw = at::empty({n, k}, dy.options());
-      cpu::sgemm(true, false, n, k, m, 1.0f, dy.data_ptr<float>(), n, rows.data_ptr<float>(), k, 0.0f,
-                 dw.data_ptr<float>(), k);
+      if (bf16) {
+        dw = dy.t().mm(rows);
+      } else {
+        dw = at::empty({n, k}, dy.options());
+        cpu::sgemm(true, false, n, k, m, 1.0f, dy.data_ptr<float>(), n, rows.data_ptr<float>(), k, 0.0f,
+                   dw.data_ptr<float>(), k);
+      }
     }
     if (ctx->needs_input_grad(2)) db = dy.sum(0);
     return {dx, dw, db};
   }
 };
 
+// Whether t can enter OneDnnLinear's bf16 route once cast: a float32 or bf16 CPU tensor.
+bool bf16_linear_operand(const at::Tensor& t) {
+  return t.defined() && t.device().is_cpu() && (t.scalar_type() == at::kFloat || t.scalar_type() == at::kBFloat16);
+}
+
+bool use_onednn_bf16(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  return cpu::onednn_bf16_native() && bf16_autocast(at::kCPU) && !torch::jit::tracer::isTracing() &&
+         bf16_linear_operand(x) && bf16_linear_operand(weight) && bf16_linear_operand(bias) && weight.dim() == 2 &&
+         bias.dim() == 1 && bias.size(0) == weight.size(0) && x.dim() >= 1 && x.size(-1) == weight.size(1) &&
+         x.numel() > 0;
+}
+
 }  // namespace
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  if (use_onednn_bf16(x, weight, bias)) {
+    // The casts autocast's at::linear makes, the float32 parameters' ones cached for the autocast region.
+    const auto bf16 = [](const at::Tensor& t) { return at::autocast::cached_cast(at::kBFloat16, t, at::kCPU); };
+    return OneDnnLinear::apply(bf16(x), bf16(weight).contiguous(), bf16(bias).contiguous());
+  }
   // Without a bias (timm's qkv_bias=False), at::linear: a custom function cannot take an undefined input.
   const bool onednn = cpu::use_onednn(x) && cpu::use_onednn(weight) && weight.is_contiguous() &&
                       cpu::use_onednn(bias) && x.dim() >= 1 && x.size(-1) == weight.size(1);

@@ -2,11 +2,13 @@
 // bf16-output LayerNorm (cpu_layer_norm) against
 // LibTorch's own operators: same outputs and same gradients, for the layouts the model feeds them.
 
+#include <ATen/autocast_mode.h>
 #include <ATen/ops/linear.h>
 #include <torch/torch.h>
 
 #include <cmath>
 #include <limits>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -80,6 +82,45 @@ TEST_CASE("the oneDNN linear layer gives at::linear's outputs and gradients", "[
       CHECK(theirs.abs().max().item<double>() > 1.0);  // the comparison is not between zeros
     }
   }
+}
+
+TEST_CASE("under bf16 autocast the linear layer gives autocast's at::linear's outputs and gradients",
+          "[model][cpu][autocast]") {
+  torch::manual_seed(1);
+  const auto weight = torch::randn({24, 40});
+  const auto bias = torch::randn({24});
+  set_bf16_autocast(at::kCPU, true);
+  // float32 tokens (the head's input), bf16 ones (a LayerNorm's or GELU's output), a transposed view.
+  for (const auto& x : {torch::randn({3, 17, 40}), torch::randn({3, 17, 40}).to(torch::kBFloat16),
+                        torch::randn({3, 40, 17}).transpose(1, 2), torch::randn({5, 40})}) {
+    auto x1 = leaf(x), w1 = leaf(weight), b1 = leaf(bias);
+    auto x2 = leaf(x), w2 = leaf(weight), b2 = leaf(bias);
+    const auto ours = linear(x1, w1, b1);
+    // at::linear's addmm (for a transposed x it multiplies, rounds to bf16, then adds the bias and rounds again).
+    const auto theirs = at::linear(x2.contiguous(), w2, b2);
+    // The oneDNN route where it applies (this machine's CPU runs bf16 natively); LibTorch's otherwise.
+    CHECK((ours.grad_fn()->name().find("OneDnnLinear") != std::string::npos) == cpu::onednn_bf16_native());
+    REQUIRE(ours.scalar_type() == torch::kBFloat16);
+    REQUIRE(ours.sizes() == theirs.sizes());
+    INFO("x " << x.sizes() << (x.is_contiguous() ? "" : " transposed") << " " << x.scalar_type());
+    CHECK(torch::equal(ours, theirs));
+    const auto upstream = torch::randn(theirs.sizes());
+    (ours * upstream).sum().backward();
+    (theirs * upstream).sum().backward();
+    CHECK(torch::equal(x1.grad(), x2.grad()));
+    REQUIRE(w1.grad().scalar_type() == torch::kFloat);  // the float32 parameters' gradients, through the casts
+    CHECK(torch::equal(w1.grad(), w2.grad()));
+    CHECK(torch::equal(b1.grad(), b2.grad()));
+    CHECK(theirs.abs().max().item<double>() > 1.0);  // the comparison is not between zeros
+    CHECK(w2.grad().abs().max().item<double>() > 1.0);
+  }
+  {  // inference: no graph, the same values
+    torch::NoGradGuard no_grad;
+    const auto x = torch::randn({2, 9, 40});
+    CHECK(torch::equal(linear(x, weight, bias), at::linear(x, weight, bias)));
+  }
+  set_bf16_autocast(at::kCPU, false);
+  at::autocast::clear_cache();
 }
 
 TEST_CASE("CPU attention gives the operator-by-operator attention's outputs and gradients", "[model][cpu]") {
