@@ -57,20 +57,17 @@ Loader::Loader(std::vector<Sample> samples, LoaderOptions options, SampleTransfo
 void Loader::check_batch_fits_in_memory() const {
   // A batch is held twice at least (its decoded floats, then the tensor made of them): refused here, before the
   // first allocation, rather than failing as a bare std::bad_alloc or under the OOM killer.
-  const uint64_t memory = physical_memory_bytes();
   const auto images = static_cast<double>(std::min<int64_t>(options_.batch_size, samples_per_epoch()));
   const double batch_bytes = images * options_.decode.channels * static_cast<double>(options_.image_size) *
                              static_cast<double>(options_.image_size) * sizeof(float);
-  if (memory == 0 || 2.0 * batch_bytes <= static_cast<double>(memory)) return;
-  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
-  char message[320];
-  std::snprintf(message, sizeof message,
+  char what[256];
+  std::snprintf(what, sizeof what,
                 "batch size %lld: a batch of %.0f images of %dx%lldx%lld pixels takes %.1f GiB as float32, held "
-                "twice (decoded, then as a tensor): more than this machine's %.1f GiB of memory; lower --batch-size",
+                "twice (decoded, then as a tensor)",
                 static_cast<long long>(options_.batch_size), images, options_.decode.channels,
                 static_cast<long long>(options_.image_size), static_cast<long long>(options_.image_size),
-                batch_bytes / kGiB, static_cast<double>(memory) / kGiB);
-  throw std::invalid_argument(message);
+                gib(batch_bytes));
+  require_fits_in_memory(2.0 * batch_bytes, what, "lower --batch-size");
 }
 
 void Loader::stop_workers() {

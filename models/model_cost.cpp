@@ -2,7 +2,6 @@
 
 #include <iomanip>
 #include <sstream>
-#include <stdexcept>
 
 #include "models/patch_dropout.h"
 #include "util/system_memory.h"
@@ -118,17 +117,12 @@ double count_training_macs(const ViTConfig& c) {
 }
 
 void check_parameters_fit_in_memory(const ViTConfig& config, int bytes_per_parameter, const std::string& purpose) {
-  const uint64_t memory = physical_memory_bytes();
-  if (memory == 0) return;
   const double count = parameters<double>(config);
   const double needed = count * bytes_per_parameter;
-  if (needed <= static_cast<double>(memory)) return;
-  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
-  std::ostringstream message;
-  message << "model options: " << std::setprecision(4) << count << " parameters need " << std::fixed
-          << std::setprecision(1) << needed / kGiB << " GiB for " << purpose << ", more than this machine's "
-          << static_cast<double>(memory) / kGiB << " GiB of memory";
-  throw std::invalid_argument(message.str());
+  std::ostringstream what;
+  what << "model options: " << std::setprecision(4) << count << " parameters need " << std::fixed
+       << std::setprecision(1) << gib(needed) << " GiB for " << purpose;
+  require_fits_in_memory(needed, what.str());
 }
 
 }  // namespace vit
