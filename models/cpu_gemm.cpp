@@ -46,16 +46,20 @@ bool onednn_bf16_native() {
 void bf16_linear(int64_t m, int64_t n, int64_t k, const void* x, const void* weight, const void* bias, void* y) {
 #ifdef VIT_HAVE_ONEDNN
   using dnnl::memory;
-  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  thread_local dnnl::stream stream(engine);
-  const memory::desc x_md({m, k}, memory::data_type::bf16, memory::format_tag::ab);
-  const memory::desc weight_md({k, n}, memory::data_type::bf16, memory::format_tag::ba);  // weight^T, read in place
-  const memory::desc bias_md({1, n}, memory::data_type::bf16, memory::format_tag::ab);
-  const memory::desc y_md({m, n}, memory::data_type::bf16, memory::format_tag::ab);
   try {
+    static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+    thread_local dnnl::stream stream(engine);
+    const memory::desc x_md({m, k}, memory::data_type::bf16, memory::format_tag::ab);
+    const memory::desc weight_md({k, n}, memory::data_type::bf16, memory::format_tag::ba);  // weight^T, in place
+    const memory::desc bias_md({1, n}, memory::data_type::bf16, memory::format_tag::ab);
+    const memory::desc y_md({m, n}, memory::data_type::bf16, memory::format_tag::ab);
     // After the first call with these sizes this is a lookup in oneDNN's primitive cache (~2 us measured).
+#if DNNL_VERSION_MAJOR >= 3  // oneDNN 3 dropped the operation descriptors
+    const dnnl::matmul product(dnnl::matmul::primitive_desc(engine, x_md, weight_md, bias_md, y_md));
+#else
     const dnnl::matmul product(
         dnnl::matmul::primitive_desc(dnnl::matmul::desc(x_md, weight_md, bias_md, y_md), engine));
+#endif
     product.execute(stream, {{DNNL_ARG_SRC, memory(x_md, engine, const_cast<void*>(x))},
                              {DNNL_ARG_WEIGHTS, memory(weight_md, engine, const_cast<void*>(weight))},
                              {DNNL_ARG_BIAS, memory(bias_md, engine, const_cast<void*>(bias))},

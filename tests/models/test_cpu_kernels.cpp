@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <fstream>
 #include <limits>
 #include <string>
 #include <utility>
@@ -84,26 +85,63 @@ TEST_CASE("the oneDNN linear layer gives at::linear's outputs and gradients", "[
   }
 }
 
+namespace {
+
+// CPU bf16 autocast on for a scope, as engine::AutocastGuard turns it on for a forward pass.
+struct CpuBf16Autocast {
+  CpuBf16Autocast() { set_bf16_autocast(at::kCPU, true); }
+  ~CpuBf16Autocast() {
+    set_bf16_autocast(at::kCPU, false);
+    at::autocast::clear_cache();
+  }
+  CpuBf16Autocast(const CpuBf16Autocast&) = delete;
+  CpuBf16Autocast& operator=(const CpuBf16Autocast&) = delete;
+};
+
+// Whether /proc/cpuinfo lists AVX512-BF16 (the CPU instructions oneDNN's native bf16 route needs).
+bool cpu_has_avx512_bf16() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string word;
+  while (cpuinfo >> word)
+    if (word == "avx512_bf16") return true;
+  return false;
+}
+
+}  // namespace
+
 TEST_CASE("under bf16 autocast the linear layer gives autocast's at::linear's outputs and gradients",
           "[model][cpu][autocast]") {
+  // On a CPU with AVX512-BF16 the oneDNN route must be the one taken (else this test compares LibTorch to itself).
+  if (cpu::onednn_available() && cpu_has_avx512_bf16()) REQUIRE(cpu::onednn_bf16_native());
   torch::manual_seed(1);
-  const auto weight = torch::randn({24, 40});
-  const auto bias = torch::randn({24});
-  set_bf16_autocast(at::kCPU, true);
-  // float32 tokens (the head's input), bf16 ones (a LayerNorm's or GELU's output), a transposed view.
-  for (const auto& x : {torch::randn({3, 17, 40}), torch::randn({3, 17, 40}).to(torch::kBFloat16),
-                        torch::randn({3, 40, 17}).transpose(1, 2), torch::randn({5, 40})}) {
+  struct Case {
+    torch::Tensor x;
+    int64_t out_features;
+  };
+  // float32 tokens (the head's input), bf16 ones (a LayerNorm's or GELU's output), a transposed view, a 2-D input,
+  // and a ViT-S MLP's fc1 (1,576 x 384 by 1,536: products split across threads and over several K blocks).
+  for (const auto& [x, out_features] :
+       {Case{torch::randn({3, 17, 40}), 24}, Case{torch::randn({3, 17, 40}).to(torch::kBFloat16), 24},
+        Case{torch::randn({3, 40, 17}).transpose(1, 2), 24}, Case{torch::randn({5, 40}), 24},
+        Case{torch::randn({8, 197, 384}), 1536}}) {
+    const auto weight = torch::randn({out_features, x.size(-1)}) / std::sqrt(static_cast<double>(x.size(-1)));
+    const auto bias = torch::randn({out_features});
     auto x1 = leaf(x), w1 = leaf(weight), b1 = leaf(bias);
     auto x2 = leaf(x), w2 = leaf(weight), b2 = leaf(bias);
-    const auto ours = linear(x1, w1, b1);
-    // at::linear's addmm (for a transposed x it multiplies, rounds to bf16, then adds the bias and rounds again).
-    const auto theirs = at::linear(x2.contiguous(), w2, b2);
+    torch::Tensor ours, theirs;
+    {
+      CpuBf16Autocast autocast;
+      ours = linear(x1, w1, b1);
+      // at::linear's addmm (for a transposed x it multiplies, rounds to bf16, then adds the bias and rounds again).
+      theirs = at::linear(x2.contiguous(), w2, b2);
+    }
     // The oneDNN route where it applies (this machine's CPU runs bf16 natively); LibTorch's otherwise.
     CHECK((ours.grad_fn()->name().find("OneDnnLinear") != std::string::npos) == cpu::onednn_bf16_native());
     REQUIRE(ours.scalar_type() == torch::kBFloat16);
     REQUIRE(ours.sizes() == theirs.sizes());
     INFO("x " << x.sizes() << (x.is_contiguous() ? "" : " transposed") << " " << x.scalar_type());
     CHECK(torch::equal(ours, theirs));
+    // The backward outside autocast, as a training step runs it.
     const auto upstream = torch::randn(theirs.sizes());
     (ours * upstream).sum().backward();
     (theirs * upstream).sum().backward();
@@ -115,12 +153,11 @@ TEST_CASE("under bf16 autocast the linear layer gives autocast's at::linear's ou
     CHECK(w2.grad().abs().max().item<double>() > 1.0);
   }
   {  // inference: no graph, the same values
+    const auto weight = torch::randn({24, 40}), bias = torch::randn({24}), x = torch::randn({2, 9, 40});
     torch::NoGradGuard no_grad;
-    const auto x = torch::randn({2, 9, 40});
+    CpuBf16Autocast autocast;
     CHECK(torch::equal(linear(x, weight, bias), at::linear(x, weight, bias)));
   }
-  set_bf16_autocast(at::kCPU, false);
-  at::autocast::clear_cache();
 }
 
 TEST_CASE("CPU attention gives the operator-by-operator attention's outputs and gradients", "[model][cpu]") {
