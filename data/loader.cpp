@@ -4,7 +4,8 @@
 #include <sched.h>
 
 #include <algorithm>
-#include <cstdio>
+#include <iomanip>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -60,14 +61,12 @@ void Loader::check_batch_fits_in_memory() const {
   const auto images = static_cast<double>(std::min<int64_t>(options_.batch_size, samples_per_epoch()));
   const double batch_bytes = images * options_.decode.channels * static_cast<double>(options_.image_size) *
                              static_cast<double>(options_.image_size) * sizeof(float);
-  char what[256];
-  std::snprintf(what, sizeof what,
-                "batch size %lld: a batch of %.0f images of %dx%lldx%lld pixels takes %.1f GiB as float32, held "
-                "twice (decoded, then as a tensor)",
-                static_cast<long long>(options_.batch_size), images, options_.decode.channels,
-                static_cast<long long>(options_.image_size), static_cast<long long>(options_.image_size),
-                gib(batch_bytes));
-  require_fits_in_memory(2.0 * batch_bytes, what, "lower --batch-size");
+  std::ostringstream what;
+  what << "batch size " << options_.batch_size << ": a batch of " << static_cast<int64_t>(images) << " images of "
+       << options_.decode.channels << "x" << options_.image_size << "x" << options_.image_size << " pixels takes "
+       << std::fixed << std::setprecision(1) << gib(batch_bytes)
+       << " GiB as float32, held twice (decoded, then as a tensor)";
+  require_fits_in_memory(2.0 * batch_bytes, what.str(), "lower --batch-size");
 }
 
 void Loader::stop_workers() {

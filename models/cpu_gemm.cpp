@@ -43,6 +43,12 @@ bool onednn_bf16_native() {
 #endif
 }
 
+bool use_onednn_bf16(const at::Tensor& t) {
+  return onednn_bf16_native() && t.defined() && t.device().is_cpu() &&
+         (t.scalar_type() == at::kFloat || t.scalar_type() == at::kBFloat16) && bf16_autocast(at::kCPU) &&
+         !torch::jit::tracer::isTracing();
+}
+
 void bf16_linear(int64_t m, int64_t n, int64_t k, const void* x, const void* weight, const void* bias, void* y) {
 #ifdef VIT_HAVE_ONEDNN
   using dnnl::memory;

@@ -28,6 +28,11 @@ bool use_onednn(const at::Tensor& t);
 // or AMX), where bf16_linear was measured; elsewhere LibTorch's path is kept.
 bool onednn_bf16_native();
 
+// The bf16 twin of use_onednn: true when `t` may enter a bf16 product on oneDNN once cast as autocast casts it:
+// onednn_bf16_native(), CPU bf16 autocast on, `t` a float32 or bf16 CPU tensor, and no TorchScript trace being
+// recorded.
+bool use_onednn_bf16(const at::Tensor& t);
+
 // Row-major bf16 y (m x n) = x (m x k) weight^T + bias, weight (n x k) and bias (n) bf16, all contiguous: float32
 // accumulation, the bias added in float32, y rounded to bf16 once (as LibTorch's addmm on oneDNN rounds it).
 // Runs on LibTorch's threads.

@@ -5,11 +5,9 @@
 #include <ATen/ops/linear.h>
 #include <ATen/record_function.h>
 #include <torch/csrc/autograd/custom_function.h>
-#include <torch/csrc/jit/frontend/tracer.h>
 
 #include <vector>
 
-#include "models/autocast_state.h"
 #include "models/cpu_gemm.h"
 
 namespace vit {
@@ -53,8 +51,9 @@ class OneDnnLinear : public torch::autograd::Function<OneDnnLinear> {
     const at::Tensor& rows = saved[0];    // (M, K)
     const at::Tensor& weight = saved[1];  // (N, K)
     const int64_t m = rows.size(0), k = rows.size(1), n = weight.size(0);
-    const at::Tensor dy = grads[0].reshape({m, n}).contiguous();
     const bool bf16 = rows.scalar_type() == at::kBFloat16;
+    const at::Tensor dy_rows = grads[0].reshape({m, n});
+    const at::Tensor dy = bf16 ? dy_rows : dy_rows.contiguous();  // sgemm needs plain rows; at::mm takes strides
     at::Tensor dx, dw, db;
     if (ctx->needs_input_grad(0)) {  // dX = dY W
       if (bf16) {
@@ -80,31 +79,25 @@ class OneDnnLinear : public torch::autograd::Function<OneDnnLinear> {
   }
 };
 
-// Whether t can enter OneDnnLinear's bf16 route once cast: a float32 or bf16 CPU tensor.
-bool bf16_linear_operand(const at::Tensor& t) {
-  return t.defined() && t.device().is_cpu() && (t.scalar_type() == at::kFloat || t.scalar_type() == at::kBFloat16);
-}
-
-bool use_onednn_bf16(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
-  return cpu::onednn_bf16_native() && bf16_autocast(at::kCPU) && !torch::jit::tracer::isTracing() &&
-         bf16_linear_operand(x) && bf16_linear_operand(weight) && bf16_linear_operand(bias) && weight.dim() == 2 &&
-         bias.dim() == 1 && bias.size(0) == weight.size(0) && x.dim() >= 1 && x.size(-1) == weight.size(1) &&
-         x.numel() > 0;
-}
-
 }  // namespace
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
-  if (use_onednn_bf16(x, weight, bias)) {
+  // Checked after the operands' own tests (which include defined(): without a bias, as timm's qkv_bias=False,
+  // at::linear runs, since a custom function cannot take an undefined input).
+  const auto shapes_fit = [&] {
+    return weight.dim() == 2 && bias.dim() == 1 && bias.size(0) == weight.size(0) && x.dim() >= 1 &&
+           x.size(-1) == weight.size(1) && x.numel() > 0;
+  };
+  if (cpu::use_onednn_bf16(x) && cpu::use_onednn_bf16(weight) && cpu::use_onednn_bf16(bias) && shapes_fit()) {
     // The casts autocast's at::linear makes, the float32 parameters' ones cached for the autocast region.
     const auto bf16 = [](const at::Tensor& t) { return at::autocast::cached_cast(at::kBFloat16, t, at::kCPU); };
     return OneDnnLinear::apply(bf16(x), bf16(weight).contiguous(), bf16(bias).contiguous());
   }
-  // Without a bias (timm's qkv_bias=False), at::linear: a custom function cannot take an undefined input.
-  const bool onednn = cpu::use_onednn(x) && cpu::use_onednn(weight) && weight.is_contiguous() &&
-                      cpu::use_onednn(bias) && x.dim() >= 1 && x.size(-1) == weight.size(1);
-  if (!onednn) return at::linear(x, weight, bias);
-  return OneDnnLinear::apply(x, weight, bias);
+  if (cpu::use_onednn(x) && cpu::use_onednn(weight) && cpu::use_onednn(bias) && weight.is_contiguous() &&
+      shapes_fit()) {
+    return OneDnnLinear::apply(x, weight, bias);
+  }
+  return at::linear(x, weight, bias);
 }
 
 }  // namespace vit
