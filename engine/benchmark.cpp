@@ -33,7 +33,6 @@
 #include "engine/train_step.h"
 #include "models/cpu_attention_bf16.h"
 #include "models/cpu_gemm.h"
-#include "models/cpu_softmax.h"
 #include "models/cpu_vector_width.h"
 #include "models/model_cost.h"
 #include "util/atomic_file.h"
@@ -133,9 +132,10 @@ std::string describe_kernels(c10::Device device, bool bf16) {
                                                  : "LibTorch's bf16 kernels (oneDNN)") +
            " under autocast, pre-norm blocks' LayerNorms (bf16 out) and residual adds vit's" +
            (kBf16AttentionKernel
-                ? "; attention of up to " + std::to_string(kBf16AttentionMaxTokens) + " tokens vit's (" + lanes + ")"
-                : std::string()) +
-           (cpu::kSoftmaxInAttention ? "; on longer ones, " + softmax : std::string());
+                ? "; attention vit's: up to " + std::to_string(kBf16AttentionMaxTokens) + " tokens in one pass (" +
+                      lanes + "), longer ones in chunks of images that stay in cache (LibTorch's " +
+                      "batched products, vit's softmax)"
+                : std::string());
   }
   return cpu::onednn_available()
              ? "float32 linear and attention products on oneDNN sgemm, " + softmax + "; the rest LibTorch"

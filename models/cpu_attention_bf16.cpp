@@ -11,6 +11,7 @@
 #include <cmath>
 #include <memory>
 
+#include "models/cpu_attention_bf16_chunked.h"
 #include "models/cpu_parallel_for.h"
 #include "models/cpu_simd.h"
 #include "models/qkv_layout.h"
@@ -264,16 +265,20 @@ class CpuAttentionBf16 : public torch::autograd::Function<CpuAttentionBf16> {
 bool cpu_attention_bf16_available(const at::Tensor& qkv, int64_t heads) {
   if (!qkv.defined() || !qkv.device().is_cpu() || qkv.scalar_type() != at::kBFloat16 || qkv.dim() != 3) return false;
   if (heads <= 0 || qkv.size(2) % 3 != 0 || (qkv.size(2) / 3) % heads != 0) return false;
+  return qkv.size(1) >= 1 && qkv.size(2) > 0 && !torch::jit::tracer::isTracing();
+}
+
+bool cpu_attention_bf16_one_pass(const at::Tensor& qkv, int64_t heads) {
   const int64_t head_dim = qkv.size(2) / 3 / heads;
-  return qkv.size(1) >= 1 && qkv.size(1) <= kBf16AttentionMaxTokens && head_dim % kPad == 0 && head_dim <= 256 &&
-         !torch::jit::tracer::isTracing();
+  return qkv.size(1) <= kBf16AttentionMaxTokens && head_dim % kPad == 0 && head_dim <= 256;
 }
 
 at::Tensor cpu_attention_bf16(const at::Tensor& qkv, int64_t heads) {
   TORCH_CHECK(cpu_attention_bf16_available(qkv, heads), "cpu_attention_bf16: qkv ", qkv.sizes(), " of ",
-              qkv.scalar_type(), " with ", heads, " heads is not a bf16 CPU (B, N, 3 * D) tensor of at most ",
-              kBf16AttentionMaxTokens, " tokens and heads of a multiple of ", kPad);
-  return CpuAttentionBf16::apply(qkv, heads);
+              qkv.scalar_type(), " with ", heads, " heads is not a bf16 CPU (B, N, 3 * D) tensor with D divisible by ",
+              "the heads");
+  if (cpu_attention_bf16_one_pass(qkv, heads)) return CpuAttentionBf16::apply(qkv, heads);
+  return cpu_attention_bf16_chunked(qkv, heads);
 }
 
 }  // namespace vit

@@ -215,8 +215,17 @@ void softmax_rows(const float* in, float* out, int64_t rows, int64_t n, float sc
   forward_split(in, out, rows, n, scale);
 }
 
+void softmax_rows(const c10::BFloat16* in, c10::BFloat16* out, int64_t rows, int64_t n, float scale) {
+  forward_split(in, out, rows, n, scale);
+}
+
 void softmax_backward_rows(const float* p, const float* grad_out, float* grad_in, int64_t rows, int64_t n,
                            float scale) {
+  backward_split(p, grad_out, grad_in, rows, n, scale);
+}
+
+void softmax_backward_rows(const c10::BFloat16* p, const c10::BFloat16* grad_out, c10::BFloat16* grad_in, int64_t rows,
+                           int64_t n, float scale) {
   backward_split(p, grad_out, grad_in, rows, n, scale);
 }
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include <ATen/core/Tensor.h>
+#include <c10/util/BFloat16.h>
 #include <torch/version.h>
 
 namespace vit::cpu {
@@ -26,9 +27,14 @@ bool softmax_available(const at::Tensor& scores);
 at::Tensor scaled_softmax(const at::Tensor& scores, double scale);
 
 // The kernels on raw rows (`rows` rows of `n` contiguous floats), for callers inside their own autograd function
-// (cpu_attention.h). Split across LibTorch's threads; `out` and `grad_in` must not overlap the inputs.
+// (cpu_attention.h, cpu_attention_bf16_chunked.h). Split across LibTorch's threads (run serially when called inside
+// an at::parallel_for); `out` and `grad_in` must not overlap the inputs. bf16 rows are computed in float32 and
+// rounded once, as scaled_softmax computes them.
 void softmax_rows(const float* in, float* out, int64_t rows, int64_t n, float scale);
+void softmax_rows(const c10::BFloat16* in, c10::BFloat16* out, int64_t rows, int64_t n, float scale);
 // grad_in = scale * p * (grad_out - sum(p * grad_out)), row by row: the gradient of softmax(scale * x) for x.
 void softmax_backward_rows(const float* p, const float* grad_out, float* grad_in, int64_t rows, int64_t n, float scale);
+void softmax_backward_rows(const c10::BFloat16* p, const c10::BFloat16* grad_out, c10::BFloat16* grad_in, int64_t rows,
+                           int64_t n, float scale);
 
 }  // namespace vit::cpu

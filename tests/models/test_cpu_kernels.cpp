@@ -10,6 +10,7 @@
 #include <fstream>
 #include <limits>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -492,30 +493,103 @@ TEST_CASE("bf16 attention of short sequences gives float32 attention's outputs a
   at::set_num_threads(threads);
 }
 
+namespace {
+
+// The operator path layers.cpp runs attention on under bf16 autocast where vit's kernels do not take it: the
+// permute / unbind copies, LibTorch's batched products, vit's softmax.
+torch::Tensor operator_attention_bf16(const torch::Tensor& qkv, int64_t heads) {
+  const int64_t b = qkv.size(0), n = qkv.size(1), dim = qkv.size(2) / 3, hd = dim / heads;
+  const auto parts = qkv.reshape({b, n, 3, heads, hd}).permute({2, 0, 3, 1, 4}).unbind(0);
+  const auto scores = torch::matmul(parts[0], parts[1].transpose(2, 3));
+  const auto probs = cpu::scaled_softmax(scores, 1.0 / std::sqrt(static_cast<double>(hd)));
+  return torch::matmul(probs, parts[2]).transpose(1, 2).reshape({b, n, dim});
+}
+
+}  // namespace
+
+TEST_CASE("bf16 attention of longer sequences, in chunks of images, gives the operator path's outputs and gradients",
+          "[model][cpu][attention_bf16]") {
+  torch::manual_seed(11);
+  const int threads = at::get_num_threads();
+  at::set_num_threads(2);  // chunks split across threads
+  // One token past the one-pass kernel; vit_mini_patch4_32's 65 (several images a chunk, the batch of 7 split
+  // unevenly); heads of 24 (not a multiple of 16) at 13 tokens; 400 tokens (one image a chunk).
+  for (const auto& [batch, tokens, heads, head_dim] :
+       {std::tuple<int64_t, int64_t, int64_t, int64_t>{3, kBf16AttentionMaxTokens + 1, 4, 32},
+        {7, 65, 4, 32},
+        {3, 65, 3, 64},
+        {4, 13, 2, 24},
+        {3, 400, 2, 32}}) {
+    CAPTURE(batch, tokens, heads, head_dim);
+    const int64_t dim = heads * head_dim;
+    const auto qkv = (torch::randn({batch, tokens, 3 * dim}) * 1.5).to(torch::kBFloat16);
+    const auto upstream = torch::randn({batch, tokens, dim}).to(torch::kBFloat16);
+    REQUIRE(cpu_attention_bf16_available(qkv, heads));
+    REQUIRE_FALSE(cpu_attention_bf16_one_pass(qkv, heads));
+
+    auto ours_in = leaf(qkv);
+    const auto ours = cpu_attention_bf16(ours_in, heads);
+    REQUIRE(ours.scalar_type() == torch::kBFloat16);
+    REQUIRE(ours.sizes() == torch::IntArrayRef{batch, tokens, dim});
+    auto operators_in = leaf(qkv);
+    const auto operators = [&] {
+      CpuBf16Autocast autocast;
+      return operator_attention_bf16(operators_in, heads);
+    }();
+    auto exact_in = leaf(qkv.to(torch::kFloat));
+    const auto exact = reference_attention(exact_in, heads);
+    // The operator path's products, softmax and roundings (bit for bit on this machine's oneDNN, which multiplies
+    // each head alike whatever the batch): within a bf16 step of it, and near float32's.
+    CHECK(within_bf16_step(ours, operators.to(torch::kFloat)));
+    CHECK(max_diff(ours.to(torch::kFloat), exact.detach()) <= exact.abs().max().item<double>() / 64);
+
+    ours.backward(upstream);
+    operators.backward(upstream);
+    exact.backward(upstream.to(torch::kFloat));
+    REQUIRE(ours_in.grad().scalar_type() == torch::kBFloat16);
+    const auto expected = exact_in.grad();
+    CHECK(expected.abs().max().item<double>() > 0.1);  // not a comparison of zeros
+    // q, k and v's gradients, each where the projection holds it.
+    CHECK(max_diff(ours_in.grad().to(torch::kFloat), operators_in.grad().to(torch::kFloat)) <=
+          expected.abs().max().item<double>() / 128);
+    CHECK(max_diff(ours_in.grad().to(torch::kFloat), expected) <= expected.abs().max().item<double>() / 32);
+  }
+  at::set_num_threads(threads);
+}
+
 TEST_CASE("bf16 attention keeps each image and head to itself, and reads a strided projection",
           "[model][cpu][attention_bf16]") {
   torch::manual_seed(10);
+  // What each kernel is compared with: the float32 attention for the one-pass kernel, the operator path (scores
+  // rounded to bf16 as there) for the chunked one.
+  const auto expected_of = [](const torch::Tensor& qkv, int64_t heads) {
+    if (cpu_attention_bf16_one_pass(qkv, heads)) return reference_attention(qkv.to(torch::kFloat), heads);
+    CpuBf16Autocast autocast;
+    return operator_attention_bf16(qkv, heads).to(torch::kFloat);
+  };
   for (const int lanes : vector_widths()) {
     cpu::set_vector_lanes(lanes);
-    CAPTURE(lanes);
-    auto qkv = torch::randn({4, 13, 3 * 64}).to(torch::kBFloat16);
-    qkv[2][5][16] = std::numeric_limits<float>::quiet_NaN();  // image 2, token 5: the query of head 1 of 4 (of 16)
-    torch::NoGradGuard no_grad;
-    const auto out = cpu_attention_bf16(qkv, 4).to(torch::kFloat);
-    const auto nan = torch::isnan(out);
-    // Only that query's output in that head is NaN; every other image, token and head is untouched.
-    CHECK(nan.sum().item<int64_t>() == 16);
-    CHECK(nan[2][5].narrow(0, 16, 16).all().item<bool>());
-    const auto clean = qkv.clone();
-    clean[2][5][16] = 0.0;
-    const auto expected = reference_attention(clean.to(torch::kFloat), 4);
-    auto others = torch::ones({4, 13, 64}, torch::kBool);
-    others[2][5] = false;
-    CHECK(within_bf16_step(out.masked_select(others), expected.masked_select(others)));
+    for (const int64_t tokens : {int64_t{13}, kBf16AttentionMaxTokens + 6}) {  // one pass; chunked
+      CAPTURE(lanes, tokens);
+      auto qkv = torch::randn({4, tokens, 3 * 64}).to(torch::kBFloat16);
+      qkv[2][5][16] = std::numeric_limits<float>::quiet_NaN();  // image 2, token 5: the query of head 1 of 4 (of 16)
+      torch::NoGradGuard no_grad;
+      const auto out = cpu_attention_bf16(qkv, 4).to(torch::kFloat);
+      const auto nan = torch::isnan(out);
+      // Only that query's output in that head is NaN; every other image, token and head is untouched.
+      CHECK(nan.sum().item<int64_t>() == 16);
+      CHECK(nan[2][5].narrow(0, 16, 16).all().item<bool>());
+      const auto clean = qkv.clone();
+      clean[2][5][16] = 0.0;
+      const auto expected = expected_of(clean, 4);
+      auto others = torch::ones({4, tokens, 64}, torch::kBool);
+      others[2][5] = false;
+      CHECK(within_bf16_step(out.masked_select(others), expected.masked_select(others)));
 
-    const auto wide = torch::randn({2, 7, 3 * 32 + 16}).to(torch::kBFloat16);
-    const auto view = wide.narrow(2, 16, 3 * 32);  // rows of 112 elements, 96 of them the projection
-    CHECK(within_bf16_step(cpu_attention_bf16(view, 2), reference_attention(view.to(torch::kFloat), 2)));
+      const auto wide = torch::randn({2, tokens, 3 * 32 + 16}).to(torch::kBFloat16);
+      const auto view = wide.narrow(2, 16, 3 * 32);  // rows of 112 elements, 96 of them the projection
+      CHECK(within_bf16_step(cpu_attention_bf16(view, 2), expected_of(view, 2)));
+    }
   }
 }
 
@@ -523,18 +597,24 @@ TEST_CASE("bf16 attention refuses what it cannot take", "[model][cpu][attention_
   const auto ok = torch::zeros({2, 13, 3 * 64}, torch::kBFloat16);
   CHECK(cpu_attention_bf16_available(ok, 4));
   CHECK_FALSE(cpu_attention_bf16_available(ok.to(torch::kFloat), 4));                             // float32
-  CHECK_FALSE(cpu_attention_bf16_available(ok, 8));                                               // heads of 8
+  CHECK(cpu_attention_bf16_available(ok, 8));  // heads of 8: to the chunked kernel
+  CHECK_FALSE(cpu_attention_bf16_one_pass(ok, 8));
   CHECK_FALSE(cpu_attention_bf16_available(ok, 5));                                               // 64 / 5
-  CHECK_FALSE(cpu_attention_bf16_available(torch::zeros({2, 25, 3 * 64}, torch::kBFloat16), 4));  // too long
+  CHECK(cpu_attention_bf16_one_pass(ok, 4));
+  const auto longer = torch::zeros({2, kBf16AttentionMaxTokens + 1, 3 * 64}, torch::kBFloat16);
+  CHECK(cpu_attention_bf16_available(longer, 4));  // to the chunked kernel
+  CHECK_FALSE(cpu_attention_bf16_one_pass(longer, 4));
   CHECK_FALSE(cpu_attention_bf16_available(ok.reshape({26, 3 * 64}), 4));                         // not (B, N, 3D)
-  CHECK_THAT(test::error_of([&] { cpu_attention_bf16(ok, 8); }),
+  CHECK_THAT(test::error_of([&] { cpu_attention_bf16(ok, 5); }),
              test::Contains("cpu_attention_bf16: qkv [2, 13, 192]"));
 
-  // A second derivative would silently miss this function's part: it is refused by name.
-  auto qkv = torch::randn({1, 3, 3 * 16}).to(torch::kBFloat16).requires_grad_(true);
-  const auto out = cpu_attention_bf16(qkv, 1);
-  CHECK_THAT(test::error_of([&] { torch::autograd::grad({out.sum()}, {qkv}, {}, true, /*create_graph=*/true); }),
-             test::Contains("create_graph"));
+  // A second derivative would silently miss this function's part: each kernel refuses it by name.
+  for (const int64_t tokens : {int64_t{3}, kBf16AttentionMaxTokens + 1}) {
+    auto qkv = torch::randn({1, tokens, 3 * 16}).to(torch::kBFloat16).requires_grad_(true);
+    const auto out = cpu_attention_bf16(qkv, 1);
+    CHECK_THAT(test::error_of([&] { torch::autograd::grad({out.sum()}, {qkv}, {}, true, /*create_graph=*/true); }),
+               test::Contains("create_graph"));
+  }
 }
 
 }  // namespace vit
