@@ -8,9 +8,9 @@
 // Here each thread takes a few images at a time, sized so that their q, k, v and scores stay in its cache (about
 // 1 MiB), gathers them into head order, runs the same batched products (LibTorch's, on oneDNN) and vit's softmax on
 // them, and writes the output (the q, k, v gradients in the backward pass) straight into token order. Only the
-// probabilities, which the backward pass reads, go to memory. The arithmetic is the operator path's: the same
-// bf16 products with float32 accumulation, the scores rounded to bf16 before the softmax as there.
-// Differentiable once (a create_graph backward is not supported); no dropout.
+// probabilities go to memory, for the backward pass, and only where autograd records one. The arithmetic is the
+// operator path's: the same bf16 products with float32 accumulation, the scores rounded to bf16 before the softmax as
+// there. Differentiable once (a create_graph backward is not supported); no dropout.
 
 #include <cstdint>
 

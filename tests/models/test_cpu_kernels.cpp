@@ -532,16 +532,21 @@ TEST_CASE("bf16 attention of longer sequences, in chunks of images, gives the op
     REQUIRE(ours.scalar_type() == torch::kBFloat16);
     REQUIRE(ours.sizes() == torch::IntArrayRef{batch, tokens, dim});
     auto operators_in = leaf(qkv);
-    const auto operators = [&] {
+    torch::Tensor operators;
+    {
       CpuBf16Autocast autocast;
-      return operator_attention_bf16(operators_in, heads);
-    }();
+      operators = operator_attention_bf16(operators_in, heads);
+    }
     auto exact_in = leaf(qkv.to(torch::kFloat));
     const auto exact = reference_attention(exact_in, heads);
     // The operator path's products, softmax and roundings (bit for bit on this machine's oneDNN, which multiplies
     // each head alike whatever the batch): within a bf16 step of it, and near float32's.
     CHECK(within_bf16_step(ours, operators.to(torch::kFloat)));
     CHECK(max_diff(ours.to(torch::kFloat), exact.detach()) <= exact.abs().max().item<double>() / 64);
+    {
+      torch::NoGradGuard no_grad;  // inference keeps no probabilities for a backward pass: the same output
+      CHECK(torch::equal(cpu_attention_bf16(qkv, heads), ours));
+    }
 
     ours.backward(upstream);
     operators.backward(upstream);
