@@ -130,7 +130,7 @@ std::string describe_kernels(c10::Device device, bool bf16) {
     return std::string(cpu::onednn_bf16_native() ? "linear layers on oneDNN's bf16 matmul (the bias added in it), "
                                                    "the rest LibTorch's bf16 kernels"
                                                  : "LibTorch's bf16 kernels (oneDNN)") +
-           " under autocast, pre-norm blocks' LayerNorms (bf16 out) and residual adds vit's" +
+           " under autocast, pre-norm blocks' LayerNorms (bf16 out), GELU and residual adds vit's" +
            (kBf16AttentionKernel
                 ? "; attention vit's: up to " + std::to_string(kBf16AttentionMaxTokens) + " tokens in one pass (" +
                       lanes + "), longer ones in chunks of images that stay in cache (LibTorch's " +
@@ -138,7 +138,7 @@ std::string describe_kernels(c10::Device device, bool bf16) {
                 : std::string());
   }
   return cpu::onednn_available()
-             ? "float32 linear and attention products on oneDNN sgemm, " + softmax + "; the rest LibTorch"
+             ? "float32 linear and attention products on oneDNN sgemm, " + softmax + ", GELU vit's; the rest LibTorch"
              : "LibTorch's float32 kernels (BLAS); this build has no oneDNN";
 }
 

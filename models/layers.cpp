@@ -11,6 +11,7 @@
 #include "models/autocast_state.h"
 #include "models/cpu_attention.h"
 #include "models/cpu_attention_bf16.h"
+#include "models/cpu_gelu.h"
 #include "models/cpu_layer_norm.h"
 #include "models/cpu_linear.h"
 #include "models/cpu_residual_add.h"
@@ -71,6 +72,16 @@ LinearImpl::LinearImpl(int64_t in_features, int64_t out_features, bool with_bias
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) { return linear(x, weight, bias); }
 
+namespace {
+
+// x + branch. Under CPU bf16 autocast a branch that ends in a linear layer is bf16 while the residual stream stays
+// float32; vit's kernel adds the two without LibTorch's float32 copy of the branch (cpu_residual_add.h).
+torch::Tensor add_residual(const torch::Tensor& x, const torch::Tensor& branch) {
+  return cpu::residual_add_available(x, branch) ? cpu::residual_add(x, branch) : x + branch;
+}
+
+}  // namespace
+
 NormImpl::NormImpl(int64_t dim, NormLayer kind, double eps) : kind_(kind), eps_(eps) {
   weight = register_parameter("weight", torch::ones({dim}));
   if (kind == NormLayer::LayerNorm) bias = register_parameter("bias", torch::zeros({dim}));
@@ -96,15 +107,18 @@ torch::Tensor NormImpl::forward_for_linear(const torch::Tensor& x) {
   return forward(x);
 }
 
+std::pair<torch::Tensor, torch::Tensor> NormImpl::add_then_forward_for_linear(const torch::Tensor& x,
+                                                                              const torch::Tensor& branch) {
+  if (kind_ == NormLayer::LayerNorm && bf16_autocast(at::kCPU) &&
+      cpu::residual_add_layer_norm_to_bf16_available(x, branch, weight, bias))
+    return cpu::residual_add_layer_norm_to_bf16(x, branch, weight, bias, eps_);
+  auto sum = add_residual(x, branch);
+  return {sum, forward_for_linear(sum)};
+}
+
 namespace {
 
 Norm make_norm(const ViTConfig& c, int64_t dim) { return Norm(dim, c.norm_layer, c.norm_eps); }
-
-// x + branch. Under CPU bf16 autocast a branch that ends in a linear layer is bf16 while the residual stream stays
-// float32; vit's kernel adds the two without LibTorch's float32 copy of the branch (cpu_residual_add.h).
-torch::Tensor add_residual(const torch::Tensor& x, const torch::Tensor& branch) {
-  return cpu::residual_add_available(x, branch) ? cpu::residual_add(x, branch) : x + branch;
-}
 
 }  // namespace
 
@@ -201,8 +215,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, torch::Tensor* prob
 
 torch::Tensor activate(const torch::Tensor& x, Activation activation) {
   switch (activation) {
-    case Activation::Gelu:
-      return torch::gelu(x);  // exact erf GELU, as timm's nn.GELU()
+    case Activation::Gelu:  // exact erf GELU, as timm's nn.GELU(); on CPU vit's kernel (cpu_gelu.h says why)
+      return cpu::gelu_available(x) ? cpu::gelu(x) : torch::gelu(x);
     case Activation::GeluTanh:
       return torch::gelu(x, "tanh");
     case Activation::QuickGelu:
@@ -277,8 +291,8 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, torch::Tensor* attentio
   }
   auto branch = attn_->forward(norm1_->forward_for_linear(x), attention);
   if (ls1_) branch = ls1_->forward(branch);
-  auto y = add_residual(x, drop_path(branch, drop_path_, is_training()));
-  branch = mlp_->forward(norm2_->forward_for_linear(y));
+  const auto [y, normed] = norm2_->add_then_forward_for_linear(x, drop_path(branch, drop_path_, is_training()));
+  branch = mlp_->forward(normed);
   if (ls2_) branch = ls2_->forward(branch);
   return add_residual(y, drop_path(branch, drop_path_, is_training()));
 }

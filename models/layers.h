@@ -8,6 +8,7 @@
 #include <torch/nn/pimpl.h>
 
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "models/vit_config.h"
@@ -56,6 +57,10 @@ class NormImpl : public torch::nn::Module {
   // The norm of x for the linear layer that takes it next: under CPU bf16 autocast a LayerNorm writes bf16 itself
   // (cpu_layer_norm.h), which that layer would cast it to; otherwise forward(x).
   torch::Tensor forward_for_linear(const torch::Tensor& x);
+  // {x + branch, forward_for_linear(x + branch)}: a pre-norm block's residual add and its next norm, in one pass
+  // under CPU bf16 autocast (cpu_layer_norm.h).
+  std::pair<torch::Tensor, torch::Tensor> add_then_forward_for_linear(const torch::Tensor& x,
+                                                                      const torch::Tensor& branch);
 
   torch::Tensor weight;
   torch::Tensor bias;  // LayerNorm only

@@ -22,10 +22,10 @@
 #include "models/cpu_linear.h"
 #include "models/cpu_residual_add.h"
 #include "models/cpu_softmax.h"
-#include "models/cpu_vector_width.h"
 #include "models/layers.h"
 #include "tests/catch.h"
 #include "tests/error_of.h"
+#include "tests/models/vector_widths.h"
 
 namespace vit {
 namespace {
@@ -41,15 +41,6 @@ torch::Tensor reference_attention(const torch::Tensor& qkv, int64_t heads) {
   const auto parts = qkv.reshape({b, n, 3, heads, hd}).permute({2, 0, 3, 1, 4}).unbind(0);  // each (B, H, N, Dh)
   const auto scores = torch::matmul(parts[0], parts[1].transpose(2, 3)) / std::sqrt(static_cast<double>(hd));
   return torch::matmul(scores.softmax(-1), parts[2]).transpose(1, 2).reshape({b, n, dim});
-}
-
-// Every vector width vit's kernels have that this CPU runs (the widest last, and left in place).
-std::vector<int> vector_widths() {
-  cpu::set_vector_lanes(0);
-  std::vector<int> widths;
-  for (const int lanes : {4, 8, 16})
-    if (lanes <= cpu::vector_lanes()) widths.push_back(lanes);
-  return widths;
 }
 
 // Whether a is within one bf16 rounding step (2^-8 relative) of b, element by element.
@@ -198,7 +189,7 @@ TEST_CASE("vit's softmax gives LibTorch's in float32 and bf16, forward and backw
           "[model][cpu][softmax]") {
   torch::manual_seed(3);
   const double scale = 0.37;
-  for (const int lanes : vector_widths()) {
+  for (const int lanes : test::vector_widths()) {
     cpu::set_vector_lanes(lanes);
     REQUIRE(cpu::vector_lanes() == lanes);
     // Rows shorter than a vector, whole vectors, a vector and one, and long rows.
@@ -235,7 +226,7 @@ TEST_CASE("vit's softmax gives LibTorch's in float32 and bf16, forward and backw
 TEST_CASE("vit's softmax keeps every row to itself: a NaN, huge scores, rows split across threads",
           "[model][cpu][softmax]") {
   torch::manual_seed(4);
-  for (const int lanes : vector_widths()) {
+  for (const int lanes : test::vector_widths()) {
     cpu::set_vector_lanes(lanes);
     for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
       CAPTURE(lanes, dtype);
@@ -326,13 +317,34 @@ double relative_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return max_diff(a, b) / b.abs().max().item<double>();
 }
 
+// A loss's gradient for x, kept in the graph (create_graph), and the gradients of sum(that * v) for x and weight.
+struct SecondDerivatives {
+  torch::Tensor first, second, second_weight;
+};
+
+SecondDerivatives second_derivatives(const torch::Tensor& loss, const torch::Tensor& x, const torch::Tensor& weight,
+                                     const torch::Tensor& v) {
+  const auto g = torch::autograd::grad({loss}, {x}, {}, /*retain_graph=*/true, /*create_graph=*/true);
+  (g[0] * v).sum().backward();
+  return {g[0].detach(), x.grad(), weight.grad()};
+}
+
+// vit's kernel's against LibTorch's operators'.
+void check_same_second_derivatives(const SecondDerivatives& ours, const SecondDerivatives& theirs) {
+  CHECK(relative_diff(ours.first, theirs.first) < 1e-4);
+  CHECK(relative_diff(ours.second, theirs.second) < 1e-4);
+  CHECK(theirs.second.abs().max().item<double>() > 0.01);
+  REQUIRE(ours.second_weight.defined());  // the weight is in the first gradient's graph
+  CHECK(relative_diff(ours.second_weight, theirs.second_weight) < 1e-4);
+}
+
 }  // namespace
 
 TEST_CASE("the bf16-output LayerNorm gives LibTorch's layer_norm rounded to bf16, and its gradients, at every width",
           "[model][cpu][layer_norm]") {
   torch::manual_seed(7);
   REQUIRE_FALSE(bf16_autocast(at::kCPU));  // off unless turned on
-  for (const int lanes : vector_widths()) {
+  for (const int lanes : test::vector_widths()) {
     cpu::set_vector_lanes(lanes);
     // One element (the output is the bias), shorter than a vector, whole vectors, a vector and one, long rows.
     for (const int64_t n : {1, 3, 16, 17, 40, 128, 200}) {
@@ -378,7 +390,7 @@ TEST_CASE("the bf16-output LayerNorm: a strided input, rows split across threads
   torch::manual_seed(8);
   const int threads = at::get_num_threads();
   at::set_num_threads(2);
-  for (const int lanes : vector_widths()) {
+  for (const int lanes : test::vector_widths()) {
     cpu::set_vector_lanes(lanes);
     CAPTURE(lanes);
     // 5,003 rows of 128 in many threads' ranges, read through a transposed view.
@@ -417,23 +429,15 @@ TEST_CASE("the bf16-output LayerNorm has LibTorch's second derivative (create_gr
   REQUIRE_FALSE(x.is_contiguous());
   REQUIRE_FALSE(weight.is_contiguous());
   const auto u = torch::randn({6, 24}), v = torch::randn({6, 24});
-  std::vector<torch::Tensor> first, second, second_weight;
+  std::vector<SecondDerivatives> results;
   for (const bool ours : {true, false}) {
     // Leaves with x's and weight's strides (leaf() would make contiguous copies).
     auto lx = x.detach().requires_grad_(true), lw = weight.detach().requires_grad_(true), lb = leaf(bias);
     const auto y = ours ? cpu::layer_norm_to_bf16(lx, lw, lb, 1e-6).to(torch::kFloat)
                         : torch::layer_norm(lx, {24}, lw, lb, 1e-6).to(torch::kBFloat16).to(torch::kFloat);
-    const auto g = torch::autograd::grad({(y * u).sum()}, {lx}, {}, /*retain_graph=*/true, /*create_graph=*/true);
-    first.push_back(g[0].detach());
-    (g[0] * v).sum().backward();
-    second.push_back(lx.grad());
-    second_weight.push_back(lw.grad());
+    results.push_back(second_derivatives((y * u).sum(), lx, lw, v));
   }
-  CHECK(relative_diff(first[0], first[1]) < 1e-4);
-  CHECK(relative_diff(second[0], second[1]) < 1e-4);
-  CHECK(second[1].abs().max().item<double>() > 0.01);
-  REQUIRE(second_weight[0].defined());  // the weight is in the first gradient's graph
-  CHECK(relative_diff(second_weight[0], second_weight[1]) < 1e-4);
+  check_same_second_derivatives(results[0], results[1]);
 }
 
 TEST_CASE("the bf16-output LayerNorm refuses what it cannot take", "[model][cpu][layer_norm]") {
@@ -449,6 +453,110 @@ TEST_CASE("the bf16-output LayerNorm refuses what it cannot take", "[model][cpu]
              test::Contains("layer_norm_to_bf16 needs a float32 CPU tensor"));
 }
 
+TEST_CASE("the residual add joined to the bf16-output LayerNorm gives the two apart exactly, at every width",
+          "[model][cpu][layer_norm]") {
+  torch::manual_seed(10);
+  const int threads = at::get_num_threads();
+  at::set_num_threads(2);
+  // Rows shorter than a vector, with a partial last vector, and 5,003 rows of 128 in both threads' ranges.
+  for (const auto& sizes :
+       {std::vector<int64_t>{3, 5, 7}, std::vector<int64_t>{2, 9, 40}, std::vector<int64_t>{5003, 128}}) {
+    const int64_t n = sizes.back();
+    const auto x = torch::randn(sizes) * 3.0 + 1.5;
+    const auto branch = torch::randn(sizes).to(torch::kBFloat16);
+    const auto weight = torch::randn({n}), bias = torch::randn({n});
+    const auto upstream_sum = torch::randn(sizes);
+    const auto upstream_normed = torch::randn(sizes).to(torch::kBFloat16);
+    for (const int lanes : test::vector_widths()) {
+      INFO("vector lanes " << lanes << ", sizes " << at::IntArrayRef(sizes));
+      cpu::set_vector_lanes(lanes);
+      auto x1 = leaf(x), b1 = leaf(branch), w1 = leaf(weight), c1 = leaf(bias);
+      auto x2 = leaf(x), b2 = leaf(branch), w2 = leaf(weight), c2 = leaf(bias);
+      REQUIRE(cpu::residual_add_layer_norm_to_bf16_available(x1, b1, w1, c1));
+      const auto [sum, normed] = cpu::residual_add_layer_norm_to_bf16(x1, b1, w1, c1, 1e-6);
+      const auto apart_sum = cpu::residual_add(x2, b2);
+      const auto apart_normed = cpu::layer_norm_to_bf16(apart_sum, w2, c2, 1e-6);
+      REQUIRE(sum.scalar_type() == torch::kFloat);
+      REQUIRE(normed.scalar_type() == torch::kBFloat16);
+      CHECK(torch::equal(sum, x + branch.to(torch::kFloat)));  // the add is exact either way
+      CHECK(torch::equal(normed, apart_normed));               // the same row arithmetic on the same sum
+      // Apart, the engine adds the norm's gradient of the sum to the one from the sum's other use, then the add
+      // casts it to bf16 for the branch: one float32 addition and one rounding, as the joined backward does.
+      const auto ours = torch::autograd::grad({sum, normed}, {x1, b1, w1, c1}, {upstream_sum, upstream_normed});
+      const auto apart =
+          torch::autograd::grad({apart_sum, apart_normed}, {x2, b2, w2, c2}, {upstream_sum, upstream_normed});
+      for (size_t i = 0; i < 4; ++i) {
+        CAPTURE(i);
+        REQUIRE(ours[i].scalar_type() == apart[i].scalar_type());
+        CHECK(torch::equal(ours[i], apart[i]));
+      }
+      CHECK(ours[1].scalar_type() == torch::kBFloat16);
+      // And near LibTorch's float32 operators on the sum (the gradient rounded to bf16 as the normed output's is).
+      auto x3 = leaf(x), w3 = leaf(weight), c3 = leaf(bias);
+      const auto reference_sum = x3 + branch.to(torch::kFloat);
+      const auto reference = torch::layer_norm(reference_sum, {n}, w3, c3, 1e-6);
+      CHECK(within_bf16_step(normed, reference.detach()));
+      const auto expected = torch::autograd::grad({reference_sum, reference}, {x3, w3, c3},
+                                                  {upstream_sum, upstream_normed.to(torch::kFloat)});
+      CHECK(relative_diff(ours[0], expected[0]) < 1e-4);
+      CHECK(relative_diff(ours[2], expected[1]) < 1e-4);
+      CHECK(relative_diff(ours[3], expected[2]) < 1e-5);
+    }
+  }
+  at::set_num_threads(threads);
+  // A NaN in the branch makes its own row NaN, in both outputs and in the gradients, and no other.
+  auto branch = torch::randn({3, 20}).to(torch::kBFloat16);
+  branch[1][4].fill_(std::nan(""));
+  auto x = leaf(torch::randn({3, 20})), b = leaf(branch);
+  const auto [sum, normed] = cpu::residual_add_layer_norm_to_bf16(x, b, torch::ones({20}), torch::zeros({20}), 1e-6);
+  CHECK(std::isnan(sum[1][4].item<float>()));
+  CHECK(sum.isnan().sum().item<int64_t>() == 1);
+  CHECK(normed[1].to(torch::kFloat).isnan().all().item<bool>());
+  CHECK(normed.to(torch::kFloat).isnan().sum().item<int64_t>() == 20);
+  const auto grads = torch::autograd::grad({normed}, {x, b}, {torch::ones({3, 20}).to(torch::kBFloat16)});
+  CHECK(grads[0][1].isnan().all().item<bool>());
+  CHECK_FALSE(grads[0][0].isnan().any().item<bool>());
+  CHECK_FALSE(grads[0][2].isnan().any().item<bool>());
+}
+
+TEST_CASE("the residual add joined to the LayerNorm has LibTorch's second derivative (create_graph)",
+          "[model][cpu][layer_norm]") {
+  torch::manual_seed(11);
+  const auto x = torch::randn({6, 24}) * 2.0;
+  const auto branch = torch::randn({6, 24}).to(torch::kBFloat16);
+  const auto weight = torch::randn({24}), bias = torch::randn({24});
+  const auto u = torch::randn({6, 24}), v = torch::randn({6, 24}), s = torch::randn({6, 24});
+  std::vector<SecondDerivatives> results;
+  for (const bool ours : {true, false}) {
+    auto lx = leaf(x), lw = leaf(weight), lb = leaf(bias);
+    torch::Tensor sum, normed;
+    if (ours) {
+      std::tie(sum, normed) = cpu::residual_add_layer_norm_to_bf16(lx, branch, lw, lb, 1e-6);
+    } else {
+      sum = lx + branch.to(torch::kFloat);
+      normed = torch::layer_norm(sum, {24}, lw, lb, 1e-6).to(torch::kBFloat16);
+    }
+    // A loss through both outputs, the sum's non-linear, so that the second derivative has a term from each.
+    results.push_back(second_derivatives((normed.to(torch::kFloat) * u).sum() + (sum.pow(2) * s).sum(), lx, lw, v));
+  }
+  check_same_second_derivatives(results[0], results[1]);
+}
+
+TEST_CASE("the residual add joined to the LayerNorm refuses what it cannot take", "[model][cpu][layer_norm]") {
+  const auto x = torch::randn({2, 5, 8});
+  const auto branch = torch::randn({2, 5, 8}).to(torch::kBFloat16);
+  const auto w = torch::ones({8}), b = torch::zeros({8});
+  CHECK(cpu::residual_add_layer_norm_to_bf16_available(x, branch, w, b));
+  CHECK_FALSE(cpu::residual_add_layer_norm_to_bf16_available(x, branch.to(torch::kFloat), w, b));
+  CHECK_FALSE(cpu::residual_add_layer_norm_to_bf16_available(x.to(torch::kBFloat16), branch, w, b));
+  CHECK_FALSE(cpu::residual_add_layer_norm_to_bf16_available(x, branch.narrow(2, 0, 4), w, b));
+  CHECK_FALSE(cpu::residual_add_layer_norm_to_bf16_available(x.transpose(0, 1), branch.transpose(0, 1), w, b));
+  CHECK_FALSE(cpu::residual_add_layer_norm_to_bf16_available(x, branch, torch::ones({9}), b));
+  CHECK_FALSE(cpu::residual_add_layer_norm_to_bf16_available(x, torch::Tensor(), w, b));
+  CHECK_THAT(test::error_of([&] { cpu::residual_add_layer_norm_to_bf16(x, branch.to(torch::kFloat), w, b, 1e-6); }),
+             test::Contains("residual_add_layer_norm_to_bf16 needs a contiguous float32 CPU tensor"));
+}
+
 }  // namespace vit
 
 namespace vit {
@@ -458,7 +566,7 @@ TEST_CASE("bf16 attention of short sequences gives float32 attention's outputs a
   torch::manual_seed(9);
   const int threads = at::get_num_threads();
   at::set_num_threads(2);  // (image, head) pairs split across threads
-  for (const int lanes : vector_widths()) {
+  for (const int lanes : test::vector_widths()) {
     cpu::set_vector_lanes(lanes);
     // One token, fewer than a vector, the main job's 13, a whole vector, one more, the longest taken.
     for (const int64_t tokens :
@@ -572,7 +680,7 @@ TEST_CASE("bf16 attention keeps each image and head to itself, and reads a strid
     CpuBf16Autocast autocast;
     return operator_attention_bf16(qkv, heads).to(torch::kFloat);
   };
-  for (const int lanes : vector_widths()) {
+  for (const int lanes : test::vector_widths()) {
     cpu::set_vector_lanes(lanes);
     for (const int64_t tokens : {int64_t{13}, kBf16AttentionMaxTokens + 6}) {  // one pass; chunked
       CAPTURE(lanes, tokens);
@@ -635,7 +743,7 @@ TEST_CASE("the residual add gives LibTorch's float32 + bf16 sum and gradients ex
     const auto x = torch::randn(sizes) * 3;
     const auto branch = torch::randn(sizes).to(torch::kBFloat16);
     const auto upstream = torch::randn(sizes);
-    for (const int lanes : vector_widths()) {
+    for (const int lanes : test::vector_widths()) {
       INFO("vector lanes " << lanes << ", " << x.numel() << " elements");
       cpu::set_vector_lanes(lanes);
       auto x1 = leaf(x), b1 = leaf(branch), x2 = leaf(x), b2 = leaf(branch);

@@ -1,0 +1,75 @@
+// vit's GELU kernel (models/cpu_gelu.h) against LibTorch's gelu and gelu_backward, forward and backward, float32
+// and bf16, on one MLP hidden activation. Not a test and not part of the build: the figures behind the README's
+// GELU line ("Why vit is faster").
+//
+// usage: bash bench/gelu.sh [ROWS] [HIDDEN] [THREADS]   (defaults: 1664 512 1, the main job's fc1 output in each of
+// its two processes; vit_mini_patch4_32 at batch 256: 16640 512 2)
+//
+// The two sides alternate, 15 rounds of 20 calls each; medians in milliseconds per call and the median of the
+// per-round ratios.
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <vector>
+
+#include "models/cpu_gelu.h"
+#include "models/cpu_vector_width.h"
+
+namespace {
+
+double median(std::vector<double> values) {
+  std::nth_element(values.begin(), values.begin() + values.size() / 2, values.end());
+  return values[values.size() / 2];
+}
+
+double time_ms(const std::function<void()>& fn) {
+  constexpr int kCalls = 20;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < kCalls; ++i) fn();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() / kCalls;
+}
+
+void compare(const char* what, const std::function<void()>& libtorch, const std::function<void()>& vit) {
+  constexpr int kRounds = 15;
+  libtorch();  // warm-up: first touch of the outputs
+  vit();
+  std::vector<double> theirs, ours, ratios;
+  for (int r = 0; r < kRounds; ++r) {
+    theirs.push_back(time_ms(libtorch));
+    ours.push_back(time_ms(vit));
+    ratios.push_back(ours.back() / theirs.back());
+  }
+  std::printf("%-22s LibTorch %7.3f ms   vit %7.3f ms   vit / LibTorch %.2fx\n", what, median(theirs), median(ours),
+              median(ratios));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int64_t rows = argc > 1 ? std::atoll(argv[1]) : 1664;
+  const int64_t hidden = argc > 2 ? std::atoll(argv[2]) : 512;
+  at::set_num_threads(argc > 3 ? std::atoi(argv[3]) : 1);
+  std::printf("GELU on (%lld, %lld), %d thread(s), vit's kernels at %d float lanes\n", static_cast<long long>(rows),
+              static_cast<long long>(hidden), at::get_num_threads(), vit::cpu::vector_lanes());
+  torch::manual_seed(0);
+  for (const auto type : {torch::kBFloat16, torch::kFloat}) {
+    const auto x = (torch::randn({rows, hidden}) * 2).to(type);
+    const auto grad = torch::randn({rows, hidden}).to(type);
+    const bool bf16 = type == torch::kBFloat16;
+    compare(
+        bf16 ? "bf16 forward" : "float32 forward", [&] { (void)torch::gelu(x); }, [&] { (void)vit::cpu::gelu(x); });
+    // The backward as autograd runs it: the gradient of a leaf's GELU.
+    const auto input = x.detach().requires_grad_(true);
+    const auto ours = vit::cpu::gelu(input);
+    const auto theirs = torch::gelu(input);
+    compare(
+        bf16 ? "bf16 backward" : "float32 backward",
+        [&] { (void)torch::autograd::grad({theirs}, {input}, {grad}, /*retain_graph=*/true); },
+        [&] { (void)torch::autograd::grad({ours}, {input}, {grad}, /*retain_graph=*/true); });
+  }
+}
