@@ -289,12 +289,21 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, torch::Tensor* attentio
     auto y = add_residual(x, drop_path(norm1_->forward(attn_->forward(x, attention)), drop_path_, is_training()));
     return add_residual(y, drop_path(norm2_->forward(mlp_->forward(y)), drop_path_, is_training()));
   }
-  auto branch = attn_->forward(norm1_->forward_for_linear(x), attention);
+  return forward_chained(x, torch::Tensor(), nullptr, attention).first;
+}
+
+std::pair<torch::Tensor, torch::Tensor> BlockImpl::forward_chained(const torch::Tensor& x,
+                                                                   const torch::Tensor& normed_x, NormImpl* next_norm,
+                                                                   torch::Tensor* attention) {
+  TORCH_CHECK(!res_post_, "forward_chained is for pre-norm blocks");
+  auto branch = attn_->forward(normed_x.defined() ? normed_x : norm1_->forward_for_linear(x), attention);
   if (ls1_) branch = ls1_->forward(branch);
   const auto [y, normed] = norm2_->add_then_forward_for_linear(x, drop_path(branch, drop_path_, is_training()));
   branch = mlp_->forward(normed);
   if (ls2_) branch = ls2_->forward(branch);
-  return add_residual(y, drop_path(branch, drop_path_, is_training()));
+  branch = drop_path(branch, drop_path_, is_training());
+  if (next_norm) return next_norm->add_then_forward_for_linear(y, branch);
+  return {add_residual(y, branch), torch::Tensor()};
 }
 
 ParallelBranchImpl::ParallelBranchImpl(const ViTConfig& c, bool attention) {

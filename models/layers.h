@@ -186,6 +186,16 @@ class BlockImpl : public EncoderBlock {
   BlockImpl(const ViTConfig& config, double drop_path);
   torch::Tensor forward(const torch::Tensor& x, torch::Tensor* attention) override;
 
+  // A pre-norm block's first norm (norm1), which a block before it may apply for it; null for a res-post block.
+  NormImpl* first_norm() { return res_post_ ? nullptr : norm1_.get(); }
+  // A pre-norm block chained to its neighbours, so that each residual add is joined to the norm that reads its sum
+  // (NormImpl::add_then_forward_for_linear): `normed_x`, when defined, is first_norm()->forward_for_linear(x) as the
+  // block before computed it; with `next_norm` (the next block's first_norm()) the block's last add is joined to it.
+  // Returns {the block's output, next_norm's of it (undefined without next_norm)}: the values of forward() and of
+  // next_norm->forward_for_linear() on it.
+  std::pair<torch::Tensor, torch::Tensor> forward_chained(const torch::Tensor& x, const torch::Tensor& normed_x,
+                                                          NormImpl* next_norm, torch::Tensor* attention);
+
  private:
   bool res_post_;
   double drop_path_;

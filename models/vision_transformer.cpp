@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <sstream>
+#include <tuple>
 
 #include "models/model_cost.h"
 #include "models/pos_embed.h"
@@ -128,9 +129,21 @@ torch::Tensor VisionTransformerImpl::embed_tokens(const torch::Tensor& images) {
 torch::Tensor VisionTransformerImpl::forward_features(const torch::Tensor& images,
                                                       std::vector<torch::Tensor>* attention) {
   auto x = embed_tokens(images);
-  for (const auto& block : *blocks_) {
+  // Consecutive pre-norm blocks are chained (BlockImpl::forward_chained): each block's last residual add is joined
+  // to the next block's first norm, which then starts from that norm's output, `normed`.
+  torch::Tensor normed;
+  const auto& blocks = *blocks_;
+  for (size_t i = 0; i < blocks.size(); ++i) {
     torch::Tensor probs;
-    x = block->as<EncoderBlock>()->forward(x, attention ? &probs : nullptr);
+    torch::Tensor* probs_out = attention ? &probs : nullptr;
+    auto* chained = blocks[i]->as<BlockImpl>();
+    if (chained && chained->first_norm()) {
+      auto* next = i + 1 < blocks.size() ? blocks[i + 1]->as<BlockImpl>() : nullptr;
+      std::tie(x, normed) = chained->forward_chained(x, normed, next ? next->first_norm() : nullptr, probs_out);
+    } else {
+      x = blocks[i]->as<EncoderBlock>()->forward(x, probs_out);
+      normed = torch::Tensor();
+    }
     if (attention) attention->push_back(probs);
   }
   return norm_ ? norm_->forward(x) : x;

@@ -25,6 +25,7 @@
 #include "models/layers.h"
 #include "tests/catch.h"
 #include "tests/error_of.h"
+#include "tests/models/small_model.h"
 #include "tests/models/vector_widths.h"
 
 namespace vit {
@@ -668,6 +669,58 @@ TEST_CASE("bf16 attention of longer sequences, in chunks of images, gives the op
     CHECK(max_diff(ours_in.grad().to(torch::kFloat), expected) <= expected.abs().max().item<double>() / 32);
   }
   at::set_num_threads(threads);
+}
+
+TEST_CASE("under bf16 autocast, pre-norm blocks chained to each other give their own forward exactly",
+          "[model][cpu][layer_norm]") {
+  torch::manual_seed(12);
+  ViTConfig c = test::small_config();
+  c.embed_dim = 32;
+  c.num_heads = 2;  // no layer scale: its float32 gamma would make the branch float32, which the joined kernel leaves
+  const auto first = make_block(c, 0), second = make_block(c, 1);
+  {
+    torch::NoGradGuard no_grad;  // a block's linear layers start uninitialised (the model initialises them)
+    for (const auto& p : first->parameters()) p.normal_(0.0, 0.2);
+    for (const auto& p : second->parameters()) p.normal_(0.0, 0.2);
+  }
+  auto* a = first->as<BlockImpl>();
+  auto* b = second->as<BlockImpl>();
+  REQUIRE(a->first_norm() != nullptr);
+  const auto x = torch::randn({3, 17, 32});
+  const auto upstream = torch::randn({3, 17, 32});
+  std::vector<torch::Tensor> outputs;
+  std::vector<std::vector<torch::Tensor>> gradients;
+  for (const bool chained : {true, false}) {
+    auto input = leaf(x);
+    torch::Tensor out;
+    {
+      CpuBf16Autocast autocast;
+      if (chained) {
+        const auto [y, normed] = a->forward_chained(input, torch::Tensor(), b->first_norm(), nullptr);
+        REQUIRE(normed.scalar_type() == torch::kBFloat16);  // the second block's norm1, joined to the first's add
+        CHECK_THAT(y.grad_fn()->name(), test::Contains("ResidualAddLayerNormToBf16"));
+        out = b->forward_chained(y, normed, nullptr, nullptr).first;
+      } else {
+        out = b->forward(a->forward(input, nullptr), nullptr);
+      }
+    }
+    outputs.push_back(out);
+    std::vector<torch::Tensor> wrt{input};
+    for (const auto& p : first->parameters()) wrt.push_back(p);
+    for (const auto& p : second->parameters()) wrt.push_back(p);
+    gradients.push_back(torch::autograd::grad({out}, wrt, {upstream}));
+  }
+  CHECK(torch::equal(outputs[0], outputs[1]));
+  REQUIRE(gradients[0].size() == gradients[1].size());
+  for (size_t i = 0; i < gradients[0].size(); ++i) {
+    CAPTURE(i);
+    CHECK(torch::equal(gradients[0][i], gradients[1][i]));
+  }
+  CHECK(outputs[1].isfinite().all().item<bool>());
+  CHECK(gradients[1][0].abs().max().item<double>() > 0.01);  // not a comparison of zeros
+  // A res-post block has no first norm to share.
+  c.block_fn = BlockFn::ResPost;
+  CHECK(make_block(c, 0)->as<BlockImpl>()->first_norm() == nullptr);
 }
 
 TEST_CASE("bf16 attention keeps each image and head to itself, and reads a strided projection",
