@@ -10,45 +10,14 @@
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
 
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <functional>
-#include <vector>
 
+#include "bench/alternating_rounds.h"
 #include "models/cpu_gelu.h"
 #include "models/cpu_vector_width.h"
 
-namespace {
-
-double median(std::vector<double> values) {
-  std::nth_element(values.begin(), values.begin() + values.size() / 2, values.end());
-  return values[values.size() / 2];
-}
-
-double time_ms(const std::function<void()>& fn) {
-  constexpr int kCalls = 20;
-  const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < kCalls; ++i) fn();
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() / kCalls;
-}
-
-void compare(const char* what, const std::function<void()>& libtorch, const std::function<void()>& vit) {
-  constexpr int kRounds = 15;
-  libtorch();  // warm-up: first touch of the outputs
-  vit();
-  std::vector<double> theirs, ours, ratios;
-  for (int r = 0; r < kRounds; ++r) {
-    theirs.push_back(time_ms(libtorch));
-    ours.push_back(time_ms(vit));
-    ratios.push_back(ours.back() / theirs.back());
-  }
-  std::printf("%-22s LibTorch %7.3f ms   vit %7.3f ms   vit / LibTorch %.2fx\n", what, median(theirs), median(ours),
-              median(ratios));
-}
-
-}  // namespace
+using vit::bench::compare;
 
 int main(int argc, char** argv) {
   const int64_t rows = argc > 1 ? std::atoll(argv[1]) : 1664;
@@ -62,14 +31,15 @@ int main(int argc, char** argv) {
     const auto grad = torch::randn({rows, hidden}).to(type);
     const bool bf16 = type == torch::kBFloat16;
     compare(
-        bf16 ? "bf16 forward" : "float32 forward", [&] { (void)torch::gelu(x); }, [&] { (void)vit::cpu::gelu(x); });
+        bf16 ? "bf16 forward" : "float32 forward", "LibTorch", [&] { (void)torch::gelu(x); }, "vit",
+        [&] { (void)vit::cpu::gelu(x); });
     // The backward as autograd runs it: the gradient of a leaf's GELU.
     const auto input = x.detach().requires_grad_(true);
     const auto ours = vit::cpu::gelu(input);
     const auto theirs = torch::gelu(input);
     compare(
-        bf16 ? "bf16 backward" : "float32 backward",
-        [&] { (void)torch::autograd::grad({theirs}, {input}, {grad}, /*retain_graph=*/true); },
+        bf16 ? "bf16 backward" : "float32 backward", "LibTorch",
+        [&] { (void)torch::autograd::grad({theirs}, {input}, {grad}, /*retain_graph=*/true); }, "vit",
         [&] { (void)torch::autograd::grad({ours}, {input}, {grad}, /*retain_graph=*/true); });
   }
 }

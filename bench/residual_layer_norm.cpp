@@ -12,45 +12,14 @@
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
 
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <functional>
-#include <vector>
 
+#include "bench/alternating_rounds.h"
 #include "models/cpu_layer_norm.h"
 #include "models/cpu_residual_add.h"
 
-namespace {
-
-double median(std::vector<double> values) {
-  std::nth_element(values.begin(), values.begin() + values.size() / 2, values.end());
-  return values[values.size() / 2];
-}
-
-double time_ms(const std::function<void()>& fn) {
-  constexpr int kCalls = 20;
-  const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < kCalls; ++i) fn();
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() / kCalls;
-}
-
-void compare(const char* what, const std::function<void()>& apart, const std::function<void()>& joined) {
-  constexpr int kRounds = 15;
-  apart();  // warm-up: first touch of the outputs
-  joined();
-  std::vector<double> a, j, ratios;
-  for (int r = 0; r < kRounds; ++r) {
-    a.push_back(time_ms(apart));
-    j.push_back(time_ms(joined));
-    ratios.push_back(j.back() / a.back());
-  }
-  std::printf("%-20s apart %7.3f ms   joined %7.3f ms   joined / apart %.2fx\n", what, median(a), median(j),
-              median(ratios));
-}
-
-}  // namespace
+using vit::bench::compare;
 
 int main(int argc, char** argv) {
   const int64_t rows = argc > 1 ? std::atoll(argv[1]) : 1664;
@@ -68,16 +37,18 @@ int main(int argc, char** argv) {
   {
     torch::NoGradGuard no_grad;
     compare(
-        "forward", [&] { (void)vit::cpu::layer_norm_to_bf16(vit::cpu::residual_add(x, branch), weight, bias, 1e-6); },
+        "forward", "apart",
+        [&] { (void)vit::cpu::layer_norm_to_bf16(vit::cpu::residual_add(x, branch), weight, bias, 1e-6); }, "joined",
         [&] { (void)vit::cpu::residual_add_layer_norm_to_bf16(x, branch, weight, bias, 1e-6); });
   }
   compare(
-      "forward + backward",
+      "forward + backward", "apart",
       [&] {
         const auto sum = vit::cpu::residual_add(x, branch);
         const auto normed = vit::cpu::layer_norm_to_bf16(sum, weight, bias, 1e-6);
         (void)torch::autograd::grad({sum, normed}, {x, branch, weight, bias}, {grad_sum, grad_normed});
       },
+      "joined",
       [&] {
         const auto [sum, normed] = vit::cpu::residual_add_layer_norm_to_bf16(x, branch, weight, bias, 1e-6);
         (void)torch::autograd::grad({sum, normed}, {x, branch, weight, bias}, {grad_sum, grad_normed});
