@@ -84,15 +84,9 @@ struct AddForward {
   [[gnu::always_inline]] static void run(const float* x, const c10::BFloat16* branch, const float* weight,
                                          const float* bias, float* sum, c10::BFloat16* y, float* mean, float* rstd,
                                          int64_t rows, int64_t n, float eps) {
-    const int64_t full = n - n % W, rest = n - full;
     for (int64_t r = 0; r < rows; ++r) {
-      const float* a = x + r * n;
-      const c10::BFloat16* b = branch + r * n;
       float* out = sum + r * n;
-      for (int64_t c = 0; c < full; c += W) store<W>(out + c, load<W>(a + c) + load<W>(b + c));
-      if (rest)
-        store_partial<W>(out + full, load_partial<W>(a + full, rest, 0.0f) + load_partial<W>(b + full, rest, 0.0f),
-                         rest);
+      simd::add_widened<W>(x + r * n, branch + r * n, out, n);
       normalise_row<W>(out, weight, bias, y + r * n, n, eps, mean[r], rstd[r]);
     }
   }
@@ -161,12 +155,7 @@ struct AddBackward {
     const int64_t full = n - n % W, rest = n - full;
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t o = r * n;
-      for (int64_t c = 0; c < full; c += W) store<W>(scratch + c, load<W>(x + o + c) + load<W>(branch + o + c));
-      if (rest) {
-        store_partial<W>(scratch + full,
-                         load_partial<W>(x + o + full, rest, 0.0f) + load_partial<W>(branch + o + full, rest, 0.0f),
-                         rest);
-      }
+      simd::add_widened<W>(x + o, branch + o, scratch, n);
       normalise_row_backward<W>(grad_out + o, scratch, weight, mean[r], rstd[r], grad_x + o, grad_weight, grad_bias, n);
       for (int64_t c = 0; c < full; c += W) {
         const Vec<W> total = load<W>(grad_x + o + c) + load<W>(grad_sum + o + c);

@@ -12,21 +12,11 @@
 namespace vit::cpu {
 namespace {
 
-using simd::load;
-using simd::load_partial;
-using simd::store;
-using simd::store_partial;
-
-// out[i] = x[i] + branch[i] over `count` elements.
+// out = x + branch over `count` elements.
 struct AddWidened {
   template <int W>
   [[gnu::always_inline]] static void run(const float* x, const c10::BFloat16* branch, float* out, int64_t count) {
-    int64_t i = 0;
-    for (; i + W <= count; i += W) store<W>(out + i, load<W>(x + i) + load<W>(branch + i));
-    if (i < count) {
-      store_partial<W>(out + i, load_partial<W>(x + i, count - i, 0.0f) + load_partial<W>(branch + i, count - i, 0.0f),
-                       count - i);
-    }
+    simd::add_widened<W>(x, branch, out, count);
   }
 };
 

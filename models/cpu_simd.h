@@ -124,6 +124,18 @@ template <int W, typename T>
   for (int64_t l = 0; l < count; ++l) p[l] = static_cast<T>(v[l]);
 }
 
+// out[i] = x[i] + branch[i] over `count` elements: the float32 residual stream plus a bf16 branch, widened exactly,
+// one float32 addition each (LibTorch's sum).
+template <int W>
+[[gnu::always_inline]] inline void add_widened(const float* x, const c10::BFloat16* branch, float* out, int64_t count) {
+  int64_t i = 0;
+  for (; i + W <= count; i += W) store<W>(out + i, load<W>(x + i) + load<W>(branch + i));
+  if (i < count) {
+    store_partial<W>(out + i, load_partial<W>(x + i, count - i, 0.0f) + load_partial<W>(branch + i, count - i, 0.0f),
+                     count - i);
+  }
+}
+
 #ifdef VIT_HAVE_SHUFFLEVECTOR
 // v with its lanes rotated by `Shift`: lane l holds v[(l + Shift) % W].
 template <int W, int Shift, size_t... Lane>
