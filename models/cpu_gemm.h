@@ -38,6 +38,13 @@ bool use_onednn_bf16(const at::Tensor& t);
 // Runs on LibTorch's threads.
 void bf16_linear(int64_t m, int64_t n, int64_t k, const void* x, const void* weight, const void* bias, void* y);
 
+// The weight and bias gradients of bf16_linear, both bf16 and contiguous: dweight (n x k) = dy^T x and dbias (n) =
+// dy's column sums, from x (m x k) and dy (m x n). One oneDNN inner-product backward pass that sums dy's columns as
+// it streams dy through the product (LibTorch sums them in a pass of its own), float32 accumulation, each result
+// rounded to bf16 once. Runs on LibTorch's threads.
+void bf16_linear_weight_grads(int64_t m, int64_t n, int64_t k, const void* x, const void* dy, void* dweight,
+                              void* dbias);
+
 // Row-major C = alpha * op(A) * op(B) + beta * C, op = transpose where asked; A is m x k after op, B k x n.
 // Runs on LibTorch's threads, or on the calling thread inside an at::parallel_for.
 void sgemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,

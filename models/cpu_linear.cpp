@@ -24,8 +24,9 @@ std::vector<int64_t> with_last_size(at::IntArrayRef shape, int64_t last) {
 }
 
 // float32 operands: oneDNN's sgemm, forward and backward. bf16 operands, under CPU bf16 autocast (the caller casts
-// them as autocast would): one oneDNN matmul that adds the bias as it writes the output, and LibTorch's addmm
-// backward for at::linear's (bias, x, weight^T), so the values and gradients are the ones autocast's linear gives.
+// them as autocast would): one oneDNN matmul that adds the bias as it writes the output; in the backward, LibTorch's
+// bf16 product for dX and one oneDNN pass for dW and db together, the gradients autocast's linear gives (float32
+// accumulation, rounded to bf16 once).
 class OneDnnLinear : public torch::autograd::Function<OneDnnLinear> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
@@ -52,8 +53,7 @@ class OneDnnLinear : public torch::autograd::Function<OneDnnLinear> {
     const at::Tensor& weight = saved[1];  // (N, K)
     const int64_t m = rows.size(0), k = rows.size(1), n = weight.size(0);
     const bool bf16 = rows.scalar_type() == at::kBFloat16;
-    const at::Tensor dy_rows = grads[0].reshape({m, n});
-    const at::Tensor dy = bf16 ? dy_rows : dy_rows.contiguous();  // sgemm needs plain rows; at::mm takes strides
+    const at::Tensor dy = grads[0].reshape({m, n}).contiguous();  // oneDNN's calls take plain rows
     at::Tensor dx, dw, db;
     if (ctx->needs_input_grad(0)) {  // dX = dY W
       if (bf16) {
@@ -64,6 +64,12 @@ class OneDnnLinear : public torch::autograd::Function<OneDnnLinear> {
                    dx.data_ptr<float>(), k);
       }
       dx = dx.view(with_last_size(grads[0].sizes(), k));
+    }
+    if (bf16 && ctx->needs_input_grad(1) && ctx->needs_input_grad(2)) {  // dW = dY^T X and db in one pass
+      dw = at::empty({n, k}, dy.options());
+      db = at::empty({n}, dy.options());
+      cpu::bf16_linear_weight_grads(m, n, k, rows.data_ptr(), dy.data_ptr(), dw.data_ptr(), db.data_ptr());
+      return {dx, dw, db};
     }
     if (ctx->needs_input_grad(1)) {  // dW = dY^T X
       if (bf16) {
