@@ -7,9 +7,34 @@
 
 #ifdef VIT_HAVE_ONEDNN
 #include <oneapi/dnnl/dnnl.hpp>
+
+#include <unordered_map>
 #endif
 
 namespace vit::cpu {
+
+#ifdef VIT_HAVE_ONEDNN
+namespace {
+
+const dnnl::engine& cpu_engine() {
+  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+// A oneDNN view of a buffer LibTorch owns (oneDNN takes a non-const pointer for inputs too).
+dnnl::memory view(const dnnl::memory::desc& desc, const void* data) {
+  return dnnl::memory(desc, cpu_engine(), const_cast<void*>(data));
+}
+
+// Runs `primitive` on LibTorch's OpenMP threads and waits for it to finish.
+void run(const dnnl::primitive& primitive, const std::unordered_map<int, dnnl::memory>& arguments) {
+  thread_local dnnl::stream stream(cpu_engine());
+  primitive.execute(stream, arguments);
+  stream.wait();
+}
+
+}  // namespace
+#endif
 
 bool onednn_available() {
 #ifdef VIT_HAVE_ONEDNN
@@ -53,8 +78,7 @@ void bf16_linear(int64_t m, int64_t n, int64_t k, const void* x, const void* wei
 #ifdef VIT_HAVE_ONEDNN
   using dnnl::memory;
   try {
-    static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-    thread_local dnnl::stream stream(engine);
+    const dnnl::engine& engine = cpu_engine();
     const memory::desc x_md({m, k}, memory::data_type::bf16, memory::format_tag::ab);
     const memory::desc weight_md({k, n}, memory::data_type::bf16, memory::format_tag::ba);  // weight^T, in place
     const memory::desc bias_md({1, n}, memory::data_type::bf16, memory::format_tag::ab);
@@ -66,11 +90,10 @@ void bf16_linear(int64_t m, int64_t n, int64_t k, const void* x, const void* wei
     const dnnl::matmul product(
         dnnl::matmul::primitive_desc(dnnl::matmul::desc(x_md, weight_md, bias_md, y_md), engine));
 #endif
-    product.execute(stream, {{DNNL_ARG_SRC, memory(x_md, engine, const_cast<void*>(x))},
-                             {DNNL_ARG_WEIGHTS, memory(weight_md, engine, const_cast<void*>(weight))},
-                             {DNNL_ARG_BIAS, memory(bias_md, engine, const_cast<void*>(bias))},
-                             {DNNL_ARG_DST, memory(y_md, engine, y)}});
-    stream.wait();
+    run(product, {{DNNL_ARG_SRC, view(x_md, x)},
+                  {DNNL_ARG_WEIGHTS, view(weight_md, weight)},
+                  {DNNL_ARG_BIAS, view(bias_md, bias)},
+                  {DNNL_ARG_DST, view(y_md, y)}});
   } catch (const dnnl::error& e) {
     TORCH_CHECK(false, "oneDNN bf16 matmul failed (", e.what(), ") for m=", m, " n=", n, " k=", k);
   }
@@ -85,8 +108,7 @@ void bf16_linear_weight_grads(int64_t m, int64_t n, int64_t k, const void* x, co
 #ifdef VIT_HAVE_ONEDNN
   using dnnl::memory;
   try {
-    static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-    thread_local dnnl::stream stream(engine);
+    const dnnl::engine& engine = cpu_engine();
     const memory::desc x_md({m, k}, memory::data_type::bf16, memory::format_tag::nc);
     const memory::desc weight_md({n, k}, memory::data_type::bf16, memory::format_tag::oi);
     const memory::desc bias_md({n}, memory::data_type::bf16, memory::format_tag::x);
@@ -104,11 +126,10 @@ void bf16_linear_weight_grads(int64_t m, int64_t n, int64_t k, const void* x, co
     const dnnl::inner_product_backward_weights gradients(dnnl::inner_product_backward_weights::primitive_desc(
         dnnl::inner_product_backward_weights::desc(x_md, weight_md, bias_md, dy_md), engine, hint));
 #endif
-    gradients.execute(stream, {{DNNL_ARG_SRC, memory(x_md, engine, const_cast<void*>(x))},
-                               {DNNL_ARG_DIFF_DST, memory(dy_md, engine, const_cast<void*>(dy))},
-                               {DNNL_ARG_DIFF_WEIGHTS, memory(weight_md, engine, dweight)},
-                               {DNNL_ARG_DIFF_BIAS, memory(bias_md, engine, dbias)}});
-    stream.wait();
+    run(gradients, {{DNNL_ARG_SRC, view(x_md, x)},
+                    {DNNL_ARG_DIFF_DST, view(dy_md, dy)},
+                    {DNNL_ARG_DIFF_WEIGHTS, view(weight_md, dweight)},
+                    {DNNL_ARG_DIFF_BIAS, view(bias_md, dbias)}});
   } catch (const dnnl::error& e) {
     TORCH_CHECK(false, "oneDNN bf16 linear weight gradients failed (", e.what(), ") for m=", m, " n=", n, " k=", k);
   }
