@@ -63,6 +63,10 @@ class CpuAttention : public torch::autograd::Function<CpuAttention> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    // Its products write raw buffers: a gradient that would itself be differentiated must not come back silently
+    // cut off from the graph.
+    TORCH_CHECK(!at::GradMode::is_enabled(),
+                "cpu_attention: a differentiable backward (create_graph, for second derivatives) is not supported");
     const auto saved = ctx->get_saved_variables();
     const at::Tensor& qkv = saved[0];
     const at::Tensor& probs = saved[1];

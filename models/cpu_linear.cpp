@@ -1,6 +1,7 @@
 #include "models/cpu_linear.h"
 
 #include <ATen/autocast_mode.h>
+#include <ATen/core/grad_mode.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/linear.h>
 #include <ATen/record_function.h>
@@ -43,15 +44,21 @@ class OneDnnLinear : public torch::autograd::Function<OneDnnLinear> {
                  y.data_ptr<float>(), n);
       y.add_(bias);
     }
-    ctx->save_for_backward({rows, weight});
+    // x itself, not its rows: a saved input stays connected to the graph, so a create_graph backward can
+    // differentiate through it (x comes contiguous, so rows is a view of it: nothing more is kept).
+    ctx->save_for_backward({x, weight});
     return y.view(with_last_size(x.sizes(), n));
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
-    const at::Tensor& rows = saved[0];    // (M, K)
+    const at::Tensor& x = saved[0];
     const at::Tensor& weight = saved[1];  // (N, K)
-    const int64_t m = rows.size(0), k = rows.size(1), n = weight.size(0);
+    const int64_t k = weight.size(1), n = weight.size(0);
+    // Under create_graph (grad mode on here) the gradients must themselves be differentiable: LibTorch's operators.
+    if (at::GradMode::is_enabled()) return differentiable_backward(ctx, grads[0], x, weight);
+    const at::Tensor rows = x.reshape({-1, k}).contiguous();  // (M, K)
+    const int64_t m = rows.size(0);
     const bool bf16 = rows.scalar_type() == at::kBFloat16;
     const at::Tensor dy = grads[0].reshape({m, n}).contiguous();  // oneDNN's calls take plain rows
     at::Tensor dx, dw, db;
@@ -83,6 +90,18 @@ class OneDnnLinear : public torch::autograd::Function<OneDnnLinear> {
     if (ctx->needs_input_grad(2)) db = dy.sum(0);
     return {dx, dw, db};
   }
+
+ private:
+  static variable_list differentiable_backward(AutogradContext* ctx, const at::Tensor& grad, const at::Tensor& x,
+                                               const at::Tensor& weight) {
+    const int64_t k = weight.size(1), n = weight.size(0);
+    const at::Tensor dy = grad.reshape({-1, n});
+    at::Tensor dx, dw, db;
+    if (ctx->needs_input_grad(0)) dx = dy.mm(weight).view(with_last_size(grad.sizes(), k));
+    if (ctx->needs_input_grad(1)) dw = dy.t().mm(x.reshape({-1, k}));
+    if (ctx->needs_input_grad(2)) db = dy.sum(0);
+    return {dx, dw, db};
+  }
 };
 
 }  // namespace
@@ -97,11 +116,11 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tenso
   if (cpu::use_onednn_bf16(x) && cpu::use_onednn_bf16(weight) && cpu::use_onednn_bf16(bias) && shapes_fit()) {
     // The casts autocast's at::linear makes, the float32 parameters' ones cached for the autocast region.
     const auto bf16 = [](const at::Tensor& t) { return at::autocast::cached_cast(at::kBFloat16, t, at::kCPU); };
-    return OneDnnLinear::apply(bf16(x), bf16(weight).contiguous(), bf16(bias).contiguous());
+    return OneDnnLinear::apply(bf16(x).contiguous(), bf16(weight).contiguous(), bf16(bias).contiguous());
   }
   if (cpu::use_onednn(x) && cpu::use_onednn(weight) && cpu::use_onednn(bias) && weight.is_contiguous() &&
       shapes_fit()) {
-    return OneDnnLinear::apply(x, weight, bias);
+    return OneDnnLinear::apply(x.contiguous(), weight, bias);  // a strided view's copy is kept, not its base
   }
   return at::linear(x, weight, bias);
 }

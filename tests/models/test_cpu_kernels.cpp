@@ -49,6 +49,26 @@ bool within_bf16_step(const torch::Tensor& a, const torch::Tensor& b) {
   return ((a.to(torch::kFloat) - b).abs() <= b.abs() * (1.0 / 256) + 1e-6).all().item<bool>();
 }
 
+// Under create_graph, x's gradient of the squared norm of a linear layer's weight and bias gradients (of
+// sum(layer(x) * upstream)): nonzero only if those gradients stay differentiable and connected to x. `layer` is
+// vit::linear or at::linear.
+template <typename Layer>
+torch::Tensor second_order_x_grad(const Layer& layer, const torch::Tensor& x, const torch::Tensor& weight,
+                                  const torch::Tensor& bias, const torch::Tensor& upstream) {
+  auto xl = leaf(x), wl = leaf(weight), bl = leaf(bias);
+  const auto out = layer(xl, wl, bl);
+  const auto grads = torch::autograd::grad({(out * upstream).sum()}, {wl, bl}, {}, true, true);
+  (grads[0].pow(2).sum() + grads[1].pow(2).sum()).backward();
+  return xl.grad();
+}
+
+torch::Tensor vit_linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  return linear(x, w, b);
+}
+torch::Tensor libtorch_linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  return at::linear(x, w, b);
+}
+
 }  // namespace
 
 TEST_CASE("the oneDNN linear layer gives at::linear's outputs and gradients", "[model][cpu]") {
@@ -75,6 +95,13 @@ TEST_CASE("the oneDNN linear layer gives at::linear's outputs and gradients", "[
       if (with_bias) CHECK(max_diff(b1.grad(), b2.grad()) < 1e-4);
       CHECK(theirs.abs().max().item<double>() > 1.0);  // the comparison is not between zeros
     }
+  }
+  SECTION("create_graph: the gradients stay differentiable, with at::linear's second derivative") {
+    const auto x = torch::randn({3, 17, 40}), upstream = torch::randn({3, 17, 24});
+    const auto theirs = second_order_x_grad(libtorch_linear, x, weight, bias, upstream);
+    REQUIRE(second_order_x_grad(vit_linear, x, weight, bias, upstream).defined());
+    CHECK(max_diff(second_order_x_grad(vit_linear, x, weight, bias, upstream), theirs) < 1e-3);
+    CHECK(theirs.abs().max().item<double>() > 1.0);
   }
 }
 
@@ -156,6 +183,19 @@ TEST_CASE("under bf16 autocast the linear layer gives autocast's at::linear's ou
     CHECK(theirs.abs().max().item<double>() > 1.0);  // the comparison is not between zeros
     CHECK(w2.grad().abs().max().item<double>() > 1.0);
   }
+  {  // create_graph: the gradients stay differentiable, with autocast's at::linear's second derivative
+    const auto x = torch::randn({4, 6, 16}), weight = torch::randn({8, 16}) / 4, bias = torch::randn({8});
+    const auto upstream = torch::randn({4, 6, 8});
+    torch::Tensor ours, theirs;
+    {
+      CpuBf16Autocast autocast;  // forward and both backward passes under autocast, alike for both layers
+      ours = second_order_x_grad(vit_linear, x, weight, bias, upstream);
+      theirs = second_order_x_grad(libtorch_linear, x, weight, bias, upstream);
+    }
+    REQUIRE(ours.defined());
+    CHECK(torch::equal(ours, theirs));
+    CHECK(theirs.abs().max().item<double>() > 0.1);
+  }
   {  // inference: no graph, the same values
     const auto weight = torch::randn({24, 40}), bias = torch::randn({24}), x = torch::randn({2, 9, 40});
     torch::NoGradGuard no_grad;
@@ -181,6 +221,23 @@ TEST_CASE("CPU attention gives the operator-by-operator attention's outputs and 
     (theirs * upstream).sum().backward();
     CHECK(max_diff(a.grad(), b.grad()) < 1e-5);
     CHECK(b.grad().abs().max().item<double>() > 0.1);
+  }
+}
+
+TEST_CASE("the CPU attention kernels refuse a differentiable backward (create_graph) rather than cut the graph",
+          "[model][cpu]") {
+  // Their backward passes write raw buffers: a second derivative through them would silently miss their terms.
+  const auto refused = [](const torch::Tensor& qkv, bool bf16) {
+    const auto x = leaf(qkv);
+    const auto out = bf16 ? cpu_attention_bf16(x.to(torch::kBFloat16), 2) : cpu_attention(x, 2);
+    return test::error_of([&] { torch::autograd::grad({out.to(torch::kFloat).sum()}, {x}, {}, true, true); });
+  };
+  if (cpu::onednn_available()) {
+    CHECK_THAT(refused(torch::randn({2, 5, 3 * 8}), false), test::Contains("cpu_attention: a differentiable backward"));
+  }
+  for (const int64_t tokens : {int64_t{5}, kBf16AttentionMaxTokens + 3}) {  // one pass; chunked
+    CHECK_THAT(refused(torch::randn({2, tokens, 3 * 32}), true),
+               test::Contains("cpu_attention_bf16: a differentiable backward"));
   }
 }
 
