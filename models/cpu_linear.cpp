@@ -34,7 +34,7 @@ class OneDnnLinear : public torch::autograd::Function<OneDnnLinear> {
                             const at::Tensor& bias) {
     RECORD_FUNCTION("vit::linear", std::vector<c10::IValue>());  // named in --trace's timeline
     const int64_t k = weight.size(1), n = weight.size(0);
-    const at::Tensor rows = x.reshape({-1, k}).contiguous();  // (M, K)
+    const at::Tensor rows = x.view({-1, k});  // (M, K); linear() hands x over contiguous
     const int64_t m = rows.size(0);
     at::Tensor y = at::empty({m, n}, rows.options());
     if (rows.scalar_type() == at::kBFloat16) {
@@ -45,7 +45,7 @@ class OneDnnLinear : public torch::autograd::Function<OneDnnLinear> {
       y.add_(bias);
     }
     // x itself, not its rows: a saved input stays connected to the graph, so a create_graph backward can
-    // differentiate through it (x comes contiguous, so rows is a view of it: nothing more is kept).
+    // differentiate through it (rows is a view of it: nothing more is kept).
     ctx->save_for_backward({x, weight});
     return y.view(with_last_size(x.sizes(), n));
   }
@@ -55,15 +55,16 @@ class OneDnnLinear : public torch::autograd::Function<OneDnnLinear> {
     const at::Tensor& x = saved[0];
     const at::Tensor& weight = saved[1];  // (N, K)
     const int64_t k = weight.size(1), n = weight.size(0);
-    // Under create_graph (grad mode on here) the gradients must themselves be differentiable: LibTorch's operators.
-    if (at::GradMode::is_enabled()) return differentiable_backward(ctx, grads[0], x, weight);
-    const at::Tensor rows = x.reshape({-1, k}).contiguous();  // (M, K)
+    const at::Tensor rows = x.view({-1, k});  // (M, K); x came contiguous
     const int64_t m = rows.size(0);
-    const bool bf16 = rows.scalar_type() == at::kBFloat16;
     const at::Tensor dy = grads[0].reshape({m, n}).contiguous();  // oneDNN's calls take plain rows
+    // vit's oneDNN calls write raw buffers; under create_graph (grad mode on here) the gradients must themselves be
+    // differentiable, so LibTorch's operators run, as they do for bf16 wherever no fused call applies.
+    const bool raw_calls = !at::GradMode::is_enabled();
+    const bool libtorch_ops = rows.scalar_type() == at::kBFloat16 || !raw_calls;
     at::Tensor dx, dw, db;
     if (ctx->needs_input_grad(0)) {  // dX = dY W
-      if (bf16) {
+      if (libtorch_ops) {
         dx = dy.mm(weight);
       } else {
         dx = at::empty({m, k}, dy.options());
@@ -72,14 +73,14 @@ class OneDnnLinear : public torch::autograd::Function<OneDnnLinear> {
       }
       dx = dx.view(with_last_size(grads[0].sizes(), k));
     }
-    if (bf16 && ctx->needs_input_grad(1) && ctx->needs_input_grad(2)) {  // dW = dY^T X and db in one pass
-      dw = at::empty({n, k}, dy.options());
+    if (raw_calls && rows.scalar_type() == at::kBFloat16 && ctx->needs_input_grad(1) && ctx->needs_input_grad(2)) {
+      dw = at::empty({n, k}, dy.options());  // dW = dY^T X and db in one pass
       db = at::empty({n}, dy.options());
       cpu::bf16_linear_weight_grads(m, n, k, rows.data_ptr(), dy.data_ptr(), dw.data_ptr(), db.data_ptr());
       return {dx, dw, db};
     }
     if (ctx->needs_input_grad(1)) {  // dW = dY^T X
-      if (bf16) {
+      if (libtorch_ops) {
         dw = dy.t().mm(rows);
       } else {
         dw = at::empty({n, k}, dy.options());
@@ -87,18 +88,6 @@ class OneDnnLinear : public torch::autograd::Function<OneDnnLinear> {
                    dw.data_ptr<float>(), k);
       }
     }
-    if (ctx->needs_input_grad(2)) db = dy.sum(0);
-    return {dx, dw, db};
-  }
-
- private:
-  static variable_list differentiable_backward(AutogradContext* ctx, const at::Tensor& grad, const at::Tensor& x,
-                                               const at::Tensor& weight) {
-    const int64_t k = weight.size(1), n = weight.size(0);
-    const at::Tensor dy = grad.reshape({-1, n});
-    at::Tensor dx, dw, db;
-    if (ctx->needs_input_grad(0)) dx = dy.mm(weight).view(with_last_size(grad.sizes(), k));
-    if (ctx->needs_input_grad(1)) dw = dy.t().mm(x.reshape({-1, k}));
     if (ctx->needs_input_grad(2)) db = dy.sum(0);
     return {dx, dw, db};
   }
