@@ -2,13 +2,27 @@
 // What the kernel benchmarks (gelu.cpp, residual_layer_norm.cpp) share: two ways of doing one thing timed in
 // alternating rounds, so that both meet the same spells of a shared, noisy machine.
 
+#include <ATen/Parallel.h>
+
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <vector>
 
 namespace vit::bench {
+
+// The benchmarks' arguments, ROWS WIDTH THREADS, each optional: the tensor's shape, and LibTorch's thread count
+// (set here; default 1).
+struct Shape {
+  int64_t rows, width;
+};
+inline Shape shape_from_args(int argc, char** argv, int64_t default_rows, int64_t default_width) {
+  at::set_num_threads(argc > 3 ? std::atoi(argv[3]) : 1);
+  return {argc > 1 ? std::atoll(argv[1]) : default_rows, argc > 2 ? std::atoll(argv[2]) : default_width};
+}
 
 inline double median(std::vector<double> values) {
   std::nth_element(values.begin(), values.begin() + values.size() / 2, values.end());

@@ -11,7 +11,6 @@
 #include <torch/torch.h>
 
 #include <cstdio>
-#include <cstdlib>
 
 #include "bench/alternating_rounds.h"
 #include "models/cpu_gelu.h"
@@ -20,9 +19,7 @@
 using vit::bench::compare;
 
 int main(int argc, char** argv) {
-  const int64_t rows = argc > 1 ? std::atoll(argv[1]) : 1664;
-  const int64_t hidden = argc > 2 ? std::atoll(argv[2]) : 512;
-  at::set_num_threads(argc > 3 ? std::atoi(argv[3]) : 1);
+  const auto [rows, hidden] = vit::bench::shape_from_args(argc, argv, 1664, 512);
   std::printf("GELU on (%lld, %lld), %d thread(s), vit's kernels at %d float lanes\n", static_cast<long long>(rows),
               static_cast<long long>(hidden), at::get_num_threads(), vit::cpu::vector_lanes());
   torch::manual_seed(0);

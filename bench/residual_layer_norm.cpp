@@ -13,7 +13,6 @@
 #include <torch/torch.h>
 
 #include <cstdio>
-#include <cstdlib>
 
 #include "bench/alternating_rounds.h"
 #include "models/cpu_layer_norm.h"
@@ -22,9 +21,7 @@
 using vit::bench::compare;
 
 int main(int argc, char** argv) {
-  const int64_t rows = argc > 1 ? std::atoll(argv[1]) : 1664;
-  const int64_t width = argc > 2 ? std::atoll(argv[2]) : 128;
-  at::set_num_threads(argc > 3 ? std::atoi(argv[3]) : 1);
+  const auto [rows, width] = vit::bench::shape_from_args(argc, argv, 1664, 128);
   std::printf("residual add + LayerNorm on (%lld, %lld), %d thread(s)\n", static_cast<long long>(rows),
               static_cast<long long>(width), at::get_num_threads());
   torch::manual_seed(0);
