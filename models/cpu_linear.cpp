@@ -61,7 +61,8 @@ class OneDnnLinear : public torch::autograd::Function<OneDnnLinear> {
     // vit's oneDNN calls write raw buffers; under create_graph (grad mode on here) the gradients must themselves be
     // differentiable, so LibTorch's operators run, as they do for bf16 wherever no fused call applies.
     const bool raw_calls = !at::GradMode::is_enabled();
-    const bool libtorch_ops = rows.scalar_type() == at::kBFloat16 || !raw_calls;
+    const bool bf16 = rows.scalar_type() == at::kBFloat16;
+    const bool libtorch_ops = bf16 || !raw_calls;
     at::Tensor dx, dw, db;
     if (ctx->needs_input_grad(0)) {  // dX = dY W
       if (libtorch_ops) {
@@ -73,7 +74,7 @@ class OneDnnLinear : public torch::autograd::Function<OneDnnLinear> {
       }
       dx = dx.view(with_last_size(grads[0].sizes(), k));
     }
-    if (raw_calls && rows.scalar_type() == at::kBFloat16 && ctx->needs_input_grad(1) && ctx->needs_input_grad(2)) {
+    if (raw_calls && bf16 && ctx->needs_input_grad(1) && ctx->needs_input_grad(2)) {
       dw = at::empty({n, k}, dy.options());  // dW = dY^T X and db in one pass
       db = at::empty({n}, dy.options());
       cpu::bf16_linear_weight_grads(m, n, k, rows.data_ptr(), dy.data_ptr(), dw.data_ptr(), db.data_ptr());
