@@ -15,8 +15,9 @@
 //   accumulation, the scale applied by the primitive), LibTorch's softmax, the probabilities back to bf16, the
 //   output written in token order; and the same with q and k copied dense first, which oneDNN runs on its
 //   brgemm kernels. oneDNN's choice of kernel is printed (impl).
-// - vit's bf16 training path on LibTorch 1.13 (the operators around vit's softmax) against vit's kernel for short
-//   sequences (models/cpu_attention_bf16.h), forward and forward + backward.
+// - vit's bf16 training path on LibTorch 1.13 (the operators around vit's softmax) against vit's kernels
+//   (models/cpu_attention_bf16.h: one pass for short sequences, chunks of images, AVX512-BF16 dot products), forward
+//   and forward + backward.
 // Medians of 7 rounds of 20 calls, milliseconds per call.
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
@@ -33,6 +34,8 @@
 #include <vector>
 
 #include "models/cpu_attention_bf16.h"
+#include "models/cpu_attention_bf16_chunked.h"
+#include "models/cpu_attention_bf16_dot.h"
 #include "models/cpu_softmax.h"
 #include "models/cpu_vector_width.h"
 
@@ -170,12 +173,22 @@ int main(int argc, char** argv) {
   };
   std::printf("vit's training path (operators + vit's softmax): forward %5.2f ms, forward + backward %5.2f ms\n",
               no_grad([&] { operators(qkv); }), forward_backward(operators));
-  if (vit::cpu_attention_bf16_available(qkv, h)) {
-    const auto kernel = [&](const torch::Tensor& x) { return vit::cpu_attention_bf16(x, h); };
-    std::printf("vit's bf16 attention kernel:                     forward %5.2f ms, forward + backward %5.2f ms\n",
-                no_grad([&] { kernel(qkv); }), forward_backward(kernel));
-  } else {
-    std::printf("vit's bf16 attention kernel: not for %ld tokens (at most %ld)\n", n, vit::kBf16AttentionMaxTokens);
+  // vit's three bf16 kernels where each takes this shape: the one-pass kernel (short sequences), the chunked one,
+  // and the one on AVX512-BF16 dot products (cpu_attention_bf16_dot.h), the dispatcher's choice marked.
+  const auto report = [&](const char* name, bool chosen, const std::function<torch::Tensor(const torch::Tensor&)>& k) {
+    std::printf("vit's %-26s  forward %5.2f ms, forward + backward %5.2f ms%s\n", name, no_grad([&] { k(qkv); }),
+                forward_backward(k), chosen ? "  (the one vit runs)" : "");
+  };
+  const vit::Bf16AttentionKernel chosen = vit::cpu_attention_bf16_kernel(qkv, h);
+  if (vit::cpu_attention_bf16_one_pass(qkv, h)) {
+    report("one-pass kernel:", chosen == vit::Bf16AttentionKernel::one_pass,
+           [&](const torch::Tensor& x) { return vit::cpu_attention_bf16_one_pass_kernel(x, h); });
+  }
+  report("chunked kernel:", chosen == vit::Bf16AttentionKernel::chunked,
+         [&](const torch::Tensor& x) { return vit::cpu_attention_bf16_chunked(x, h); });
+  if (vit::cpu_attention_bf16_dot_available(dh)) {
+    report("dot-product kernel:", chosen == vit::Bf16AttentionKernel::dot_product,
+           [&](const torch::Tensor& x) { return vit::cpu_attention_bf16_dot(x, h); });
   }
   return 0;
 }

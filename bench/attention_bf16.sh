@@ -7,6 +7,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${TMPDIR:-/tmp}/vit-attention-bf16
-g++ -O2 -std=c++17 -I. bench/attention_bf16.cpp models/cpu_attention_bf16.cpp models/cpu_attention_bf16_chunked.cpp models/cpu_softmax.cpp models/cpu_vector_width.cpp -o "$out" -I/usr/include/torch/csrc/api/include \
+g++ -O3 -std=c++17 -I. bench/attention_bf16.cpp models/cpu_attention_bf16.cpp models/cpu_attention_bf16_chunked.cpp models/cpu_attention_bf16_dot.cpp models/cpu_bf16_dot_attention_head.cpp models/cpu_softmax.cpp models/cpu_vector_width.cpp -o "$out" -I/usr/include/torch/csrc/api/include \
   -ltorch -ltorch_cpu -lc10 -ldnnl -fopenmp
 exec "$out" "$@"

@@ -32,6 +32,7 @@
 #include "engine/runtime.h"
 #include "engine/train_step.h"
 #include "models/cpu_attention_bf16.h"
+#include "models/cpu_attention_bf16_dot.h"
 #include "models/cpu_gemm.h"
 #include "models/cpu_vector_width.h"
 #include "models/model_cost.h"
@@ -119,6 +120,16 @@ std::string describe_device(c10::Device device) {
   return "cpu (" + std::to_string(threads) + (threads == 1 ? " thread)" : " threads)");
 }
 
+// vit's bf16 attention kernels (cpu_attention_bf16.h) as this CPU runs them.
+std::string bf16_attention_kernels(const std::string& lanes) {
+  const std::string others = "up to " + std::to_string(kBf16AttentionMaxTokens) + " tokens in one pass (" + lanes +
+                             "), longer ones in chunks of images that stay in cache (LibTorch's batched products, " +
+                             "vit's softmax)";
+  return cpu_attention_bf16_dot_available(32)
+             ? "AVX512-BF16 dot products per image and head (heads of whole vectors); other heads " + others
+             : others;
+}
+
 // Which kernels do the matrix products, as chosen by cpu_gemm.h and LibTorch: the figures mean little without it.
 std::string describe_kernels(c10::Device device, bool bf16) {
   if (device.is_cuda()) {
@@ -131,11 +142,7 @@ std::string describe_kernels(c10::Device device, bool bf16) {
                                                    "the rest LibTorch's bf16 kernels"
                                                  : "LibTorch's bf16 kernels (oneDNN)") +
            " under autocast, pre-norm blocks' LayerNorms (bf16 out), GELU and residual adds vit's" +
-           (kBf16AttentionKernel
-                ? "; attention vit's: up to " + std::to_string(kBf16AttentionMaxTokens) + " tokens in one pass (" +
-                      lanes + "), longer ones in chunks of images that stay in cache (LibTorch's " +
-                      "batched products, vit's softmax)"
-                : std::string());
+           (kBf16AttentionKernel ? "; attention vit's: " + bf16_attention_kernels(lanes) : std::string());
   }
   return cpu::onednn_available()
              ? "float32 linear and attention products on oneDNN sgemm, " + softmax + ", GELU vit's; the rest LibTorch"

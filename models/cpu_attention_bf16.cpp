@@ -1,17 +1,17 @@
 #include "models/cpu_attention_bf16.h"
 
-#include <ATen/core/grad_mode.h>
 #include <ATen/ops/empty.h>
-#include <ATen/record_function.h>
+#include <ATen/ops/empty_like.h>
 #include <c10/util/BFloat16.h>
 #include <c10/util/Exception.h>
-#include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/jit/frontend/tracer.h>
 
 #include <cmath>
 #include <memory>
 
 #include "models/cpu_attention_bf16_chunked.h"
+#include "models/cpu_attention_bf16_dot.h"
+#include "models/cpu_attention_bf16_function.h"
 #include "models/cpu_parallel_for.h"
 #include "models/cpu_simd.h"
 #include "models/qkv_layout.h"
@@ -24,8 +24,6 @@ using cpu::simd::exp_nonpositive;
 using cpu::simd::load;
 using cpu::simd::store;
 using cpu::simd::Vec;
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
 
 constexpr int64_t kPad = 16;  // a head's queries, padded to whole vectors of the widest width: a score block's lanes
 
@@ -33,8 +31,6 @@ constexpr int64_t kPad = 16;  // a head's queries, padded to whole vectors of th
 struct Shape : QkvLayout {
   int64_t padded() const { return (tokens + kPad - 1) / kPad * kPad; }
 };
-
-Shape shape_of(const at::Tensor& qkv, int64_t heads) { return {QkvLayout::of(qkv, heads)}; }
 
 // One head's slice of `count` token rows, each `head_dim` (a multiple of W) wide, as float32 rows times `scale`.
 template <int W>
@@ -221,33 +217,30 @@ struct Backward {
 // Pairs of (image, head) per task: each is one to a few microseconds of work.
 constexpr int64_t kPairsPerTask = 8;
 
-class CpuAttentionBf16 : public torch::autograd::Function<CpuAttentionBf16> {
- public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& qkv_in, int64_t heads) {
-    RECORD_FUNCTION("vit::attention_bf16", std::vector<c10::IValue>());  // named in --trace's timeline
-    const at::Tensor qkv = qkv_in.contiguous();
-    const Shape s = shape_of(qkv, heads);
+struct OnePassKernel {
+  static constexpr const char* kName = "vit::attention_bf16";
+
+  // (B * heads, N, padded) float32: each head's probabilities transposed, as the passes hold them.
+  static at::Tensor empty_probs(const at::Tensor& qkv, const QkvLayout& s) {
+    return at::empty({s.batch * s.heads, s.tokens, Shape{s}.padded()}, qkv.options().dtype(at::kFloat));
+  }
+
+  static at::Tensor forward(const at::Tensor& qkv, const QkvLayout& layout, const at::Tensor* probs) {
+    const Shape s{layout};
     at::Tensor out = at::empty({s.batch, s.tokens, s.dim}, qkv.options());
-    at::Tensor probs = at::empty({s.batch * s.heads, s.tokens, s.padded()}, qkv.options().dtype(at::kFloat));
+    // Inference has no use for the probabilities, but the pass writes them: a buffer of its own.
+    const at::Tensor own = probs ? at::Tensor() : empty_probs(qkv, s);
     const auto* x = qkv.data_ptr<BFloat16>();
     auto* o = out.data_ptr<BFloat16>();
-    float* p = probs.data_ptr<float>();
+    float* p = (probs ? *probs : own).data_ptr<float>();
     at::parallel_for(0, s.batch * s.heads, kPairsPerTask,
                      [&](int64_t begin, int64_t end) { cpu::simd::run_vectorised<Forward>(s, x, o, p, begin, end); });
-    ctx->save_for_backward({qkv, probs});
-    ctx->saved_data["heads"] = heads;
     return out;
   }
 
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const auto saved = ctx->get_saved_variables();
-    const at::Tensor& qkv = saved[0];
-    const at::Tensor& probs = saved[1];
-    const Shape s = shape_of(qkv, ctx->saved_data["heads"].toInt());
-    TORCH_CHECK(
-        !at::GradMode::is_enabled(),
-        "cpu_attention_bf16: a differentiable backward (create_graph, for second derivatives) is not supported");
-    const at::Tensor grad_out = grads[0].to(at::kBFloat16).contiguous();  // (B, N, D)
+  static at::Tensor backward(const at::Tensor& qkv, const at::Tensor& probs, const QkvLayout& layout,
+                             const at::Tensor& grad_out) {
+    const Shape s{layout};
     at::Tensor grad_qkv = at::empty_like(qkv);
     const auto* x = qkv.data_ptr<BFloat16>();
     const float* p = probs.data_ptr<float>();
@@ -256,7 +249,7 @@ class CpuAttentionBf16 : public torch::autograd::Function<CpuAttentionBf16> {
     at::parallel_for(0, s.batch * s.heads, kPairsPerTask, [&](int64_t begin, int64_t end) {
       cpu::simd::run_vectorised<Backward>(s, x, p, go, gx, begin, end);
     });
-    return {grad_qkv, at::Tensor()};
+    return grad_qkv;
   }
 };
 
@@ -273,12 +266,33 @@ bool cpu_attention_bf16_one_pass(const at::Tensor& qkv, int64_t heads) {
   return qkv.size(1) <= kBf16AttentionMaxTokens && head_dim % kPad == 0 && head_dim <= 256;
 }
 
+Bf16AttentionKernel cpu_attention_bf16_kernel(const at::Tensor& qkv, int64_t heads) {
+  // The dot-product kernel first, short sequences too (bench/attention_bf16.sh, one thread, batch 128, 4 heads of 32,
+  // forward + backward: 0.57x the one-pass kernel's time at 13 tokens, 0.8x at 24; 0.7x the chunked kernel's at 65).
+  if (cpu_attention_bf16_dot_available(qkv.size(2) / 3 / heads)) return Bf16AttentionKernel::dot_product;
+  return cpu_attention_bf16_one_pass(qkv, heads) ? Bf16AttentionKernel::one_pass : Bf16AttentionKernel::chunked;
+}
+
 at::Tensor cpu_attention_bf16(const at::Tensor& qkv, int64_t heads) {
   TORCH_CHECK(cpu_attention_bf16_available(qkv, heads), "cpu_attention_bf16: qkv ", qkv.sizes(), " of ",
               qkv.scalar_type(), " with ", heads, " heads is not a bf16 CPU (B, N, 3 * D) tensor with D divisible by ",
               "the heads");
-  if (cpu_attention_bf16_one_pass(qkv, heads)) return CpuAttentionBf16::apply(qkv, heads);
+  switch (cpu_attention_bf16_kernel(qkv, heads)) {
+    case Bf16AttentionKernel::dot_product:
+      return cpu_attention_bf16_dot(qkv, heads);
+    case Bf16AttentionKernel::one_pass:
+      return run_bf16_attention<OnePassKernel>(qkv, heads);
+    case Bf16AttentionKernel::chunked:
+      break;
+  }
   return cpu_attention_bf16_chunked(qkv, heads);
+}
+
+at::Tensor cpu_attention_bf16_one_pass_kernel(const at::Tensor& qkv, int64_t heads) {
+  TORCH_CHECK(cpu_attention_bf16_available(qkv, heads) && cpu_attention_bf16_one_pass(qkv, heads),
+              "cpu_attention_bf16_one_pass_kernel: qkv ", qkv.sizes(), " with ", heads,
+              " heads is not a sequence the one-pass kernel takes");
+  return run_bf16_attention<OnePassKernel>(qkv, heads);
 }
 
 }  // namespace vit

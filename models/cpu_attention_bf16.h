@@ -1,7 +1,11 @@
 #pragma once
-// Multi-head self-attention from a bf16 qkv projection, as a CPU model runs it under bf16 autocast. Two kernels:
-// a short sequence (kBf16AttentionMaxTokens, below) in one pass, here; a longer one in chunks of images that stay
-// in cache, through LibTorch's batched products (cpu_attention_bf16_chunked.h).
+// Multi-head self-attention from a bf16 qkv projection, as a CPU model runs it under bf16 autocast. Three kernels,
+// the dispatcher (cpu_attention_bf16, below) taking the first that fits:
+// - on AVX512-BF16's dot-product instruction, one (image, head) at a time (cpu_attention_bf16_dot.h): any sequence,
+//   heads of a multiple of 16 channels, where the CPU has the instruction;
+// - a short sequence (kBf16AttentionMaxTokens, below) in one pass on float32 vectors of any width, here;
+// - anything else in chunks of images that stay in cache, through LibTorch's batched products
+//   (cpu_attention_bf16_chunked.h).
 //
 // The one-pass kernel: softmax(q k^T / sqrt(Dh)) v for each image and head in one pass over that head's few tokens, in
 // float32 registers (the scores are not rounded to bf16 before the softmax, as LibTorch's bf16 batched products
@@ -33,11 +37,19 @@ constexpr int64_t kBf16AttentionMaxTokens = 24;
 // TorchScript trace being recorded.
 bool cpu_attention_bf16_available(const at::Tensor& qkv, int64_t heads);
 
-// Whether an available qkv goes to the one-pass kernel: N <= kBf16AttentionMaxTokens and heads of a multiple of 16
-// elements (at most 256); otherwise to the chunked one.
+// Whether the one-pass kernel takes an available qkv: N <= kBf16AttentionMaxTokens and heads of a multiple of 16
+// elements (at most 256).
 bool cpu_attention_bf16_one_pass(const at::Tensor& qkv, int64_t heads);
+
+enum class Bf16AttentionKernel { dot_product, one_pass, chunked };
+
+// The kernel cpu_attention_bf16 runs an available qkv on.
+Bf16AttentionKernel cpu_attention_bf16_kernel(const at::Tensor& qkv, int64_t heads);
 
 // qkv (B, N, 3 * D) bf16, laid out as timm's Attention.qkv output: (B, N, 3, heads, D / heads) -> (B, N, D) bf16.
 at::Tensor cpu_attention_bf16(const at::Tensor& qkv, int64_t heads);
+
+// The one-pass kernel itself, for a qkv it takes (tests and benchmarks compare the kernels).
+at::Tensor cpu_attention_bf16_one_pass_kernel(const at::Tensor& qkv, int64_t heads);
 
 }  // namespace vit

@@ -1,17 +1,15 @@
 #include "models/cpu_attention_bf16_chunked.h"
 
-#include <ATen/core/grad_mode.h>
 #include <ATen/ops/bmm.h>
 #include <ATen/ops/empty.h>
-#include <ATen/record_function.h>
+#include <ATen/ops/empty_like.h>
 #include <c10/util/BFloat16.h>
-#include <c10/util/Exception.h>
-#include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
+#include "models/cpu_attention_bf16_function.h"
 #include "models/cpu_parallel_for.h"
 #include "models/cpu_softmax.h"
 #include "models/qkv_layout.h"
@@ -20,8 +18,6 @@ namespace vit {
 namespace {
 
 using c10::BFloat16;
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
 
 // What one chunk of images may hold in a thread's cache: its q, k, v in head order and its scores.
 constexpr int64_t kChunkBytes = int64_t{1} << 20;
@@ -73,48 +69,35 @@ void for_each_chunk(const QkvLayout& s, const Fn& fn) {
   });
 }
 
-// The forward pass on a contiguous qkv. With `probs` ((B * heads, N, N)), the probabilities are written there for
-// the backward pass; without (inference), each chunk's stay in its own buffer, in cache.
-at::Tensor attend_in_chunks(const at::Tensor& qkv, const QkvLayout& s, const at::Tensor* probs) {
-  const int64_t n = s.tokens;
-  at::Tensor out = at::empty({s.batch, n, s.dim}, qkv.options());
-  const auto* x = qkv.data_ptr<BFloat16>();
-  auto* o = out.data_ptr<BFloat16>();
-  for_each_chunk(s, [&](const Chunk& c) {
-    const at::Tensor qkv_heads = at::empty({3, c.heads(), n, s.head_dim}, qkv.options());
-    c.reorder(3, true, x, qkv_heads.data_ptr<BFloat16>());
-    const at::Tensor scores = at::bmm(qkv_heads[0], qkv_heads[1].transpose(1, 2));  // q k^T
-    const at::Tensor p = probs ? probs->narrow(0, c.first * s.heads, c.heads()) : at::empty_like(scores);
-    cpu::softmax_rows(scores.data_ptr<BFloat16>(), p.data_ptr<BFloat16>(), c.heads() * n, n, c.scale());
-    const at::Tensor out_heads = at::bmm(p, qkv_heads[2]);  // P v
-    c.reorder(1, false, out_heads.data_ptr<BFloat16>(), o);
-  });
-  return out;
-}
+struct ChunkedKernel {
+  static constexpr const char* kName = "vit::attention_bf16_chunked";
 
-class ChunkedAttentionBf16 : public torch::autograd::Function<ChunkedAttentionBf16> {
- public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& qkv_in, int64_t heads) {
-    RECORD_FUNCTION("vit::attention_bf16_chunked", std::vector<c10::IValue>());  // named in --trace's timeline
-    const at::Tensor qkv = qkv_in.contiguous();
-    const QkvLayout s = QkvLayout::of(qkv, heads);
-    const at::Tensor probs = at::empty({s.batch * s.heads, s.tokens, s.tokens}, qkv.options());
-    at::Tensor out = attend_in_chunks(qkv, s, &probs);
-    ctx->save_for_backward({qkv, probs});
-    ctx->saved_data["heads"] = heads;
+  static at::Tensor empty_probs(const at::Tensor& qkv, const QkvLayout& s) {
+    return at::empty({s.batch * s.heads, s.tokens, s.tokens}, qkv.options());
+  }
+
+  // With `probs` ((B * heads, N, N)), the probabilities are written there for the backward pass; without
+  // (inference), each chunk's stay in its own buffer, in cache.
+  static at::Tensor forward(const at::Tensor& qkv, const QkvLayout& s, const at::Tensor* probs) {
+    const int64_t n = s.tokens;
+    at::Tensor out = at::empty({s.batch, n, s.dim}, qkv.options());
+    const auto* x = qkv.data_ptr<BFloat16>();
+    auto* o = out.data_ptr<BFloat16>();
+    for_each_chunk(s, [&](const Chunk& c) {
+      const at::Tensor qkv_heads = at::empty({3, c.heads(), n, s.head_dim}, qkv.options());
+      c.reorder(3, true, x, qkv_heads.data_ptr<BFloat16>());
+      const at::Tensor scores = at::bmm(qkv_heads[0], qkv_heads[1].transpose(1, 2));  // q k^T
+      const at::Tensor p = probs ? probs->narrow(0, c.first * s.heads, c.heads()) : at::empty_like(scores);
+      cpu::softmax_rows(scores.data_ptr<BFloat16>(), p.data_ptr<BFloat16>(), c.heads() * n, n, c.scale());
+      const at::Tensor out_heads = at::bmm(p, qkv_heads[2]);  // P v
+      c.reorder(1, false, out_heads.data_ptr<BFloat16>(), o);
+    });
     return out;
   }
 
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    TORCH_CHECK(!at::GradMode::is_enabled(),
-                "cpu_attention_bf16: a differentiable backward (create_graph, for second derivatives) is not "
-                "supported");
-    const auto saved = ctx->get_saved_variables();
-    const at::Tensor& qkv = saved[0];
-    const at::Tensor& probs = saved[1];
-    const QkvLayout s = QkvLayout::of(qkv, ctx->saved_data["heads"].toInt());
+  static at::Tensor backward(const at::Tensor& qkv, const at::Tensor& probs, const QkvLayout& s,
+                             const at::Tensor& grad_out) {
     const int64_t n = s.tokens;
-    const at::Tensor grad_out = grads[0].to(at::kBFloat16).contiguous();  // (B, N, D)
     at::Tensor grad_qkv = at::empty_like(qkv);
     const auto* x = qkv.data_ptr<BFloat16>();
     const auto* go = grad_out.data_ptr<BFloat16>();
@@ -138,19 +121,16 @@ class ChunkedAttentionBf16 : public torch::autograd::Function<ChunkedAttentionBf
       at::bmm_out(grad_v, p.transpose(1, 2), grad_out_heads);                             // dv = P^T dO
       c.reorder(3, false, grad_heads.data_ptr<BFloat16>(), gx);
     });
-    return {grad_qkv, at::Tensor()};
+    return grad_qkv;
   }
 };
 
 }  // namespace
 
 at::Tensor cpu_attention_bf16_chunked(const at::Tensor& qkv, int64_t heads) {
-  if (at::GradMode::is_enabled() && qkv.requires_grad()) return ChunkedAttentionBf16::apply(qkv, heads);
-  // No graph will be recorded, so no probabilities are kept for a backward pass: one layer's B * heads * N^2
-  // bf16 values less at peak (measured: no faster, 1.00x side by side, the write being in the products' shadow).
-  RECORD_FUNCTION("vit::attention_bf16_chunked", std::vector<c10::IValue>());
-  const at::Tensor contiguous = qkv.contiguous();
-  return attend_in_chunks(contiguous, QkvLayout::of(contiguous, heads), nullptr);
+  // In inference no probabilities are kept (measured: no faster, 1.00x side by side, the write being in the
+  // products' shadow, but one layer's B * heads * N^2 bf16 values less at peak).
+  return run_bf16_attention<ChunkedKernel>(qkv, heads);
 }
 
 }  // namespace vit

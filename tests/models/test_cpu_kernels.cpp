@@ -17,6 +17,9 @@
 #include "models/autocast_state.h"
 #include "models/cpu_attention.h"
 #include "models/cpu_attention_bf16.h"
+#include "models/cpu_attention_bf16_chunked.h"
+#include "models/cpu_attention_bf16_dot.h"
+#include "models/cpu_bf16_dot_attention_head.h"
 #include "models/cpu_gemm.h"
 #include "models/cpu_layer_norm.h"
 #include "models/cpu_linear.h"
@@ -648,9 +651,10 @@ TEST_CASE("bf16 attention of short sequences gives float32 attention's outputs a
         const auto qkv = (torch::randn({5, tokens, 3 * dim}) * 1.5).to(torch::kBFloat16);
         const auto upstream = torch::randn({5, tokens, dim}).to(torch::kBFloat16);
         REQUIRE(cpu_attention_bf16_available(qkv, heads));
+        REQUIRE(cpu_attention_bf16_one_pass(qkv, heads));
 
         auto ours_in = leaf(qkv);
-        const auto ours = cpu_attention_bf16(ours_in, heads);
+        const auto ours = cpu_attention_bf16_one_pass_kernel(ours_in, heads);
         REQUIRE(ours.scalar_type() == torch::kBFloat16);
         REQUIRE(ours.sizes() == torch::IntArrayRef{5, tokens, dim});
         // The reference in float32 from the same bf16 values: vit's differs by its own rounding to bf16 only.
@@ -706,7 +710,8 @@ TEST_CASE("bf16 attention of longer sequences, in chunks of images, gives the op
     REQUIRE_FALSE(cpu_attention_bf16_one_pass(qkv, heads));
 
     auto ours_in = leaf(qkv);
-    const auto ours = cpu_attention_bf16(ours_in, heads);
+    const auto ours =
+        cpu_attention_bf16_chunked(ours_in, heads);  // on this machine the dispatcher may pick the dot kernel
     REQUIRE(ours.scalar_type() == torch::kBFloat16);
     REQUIRE(ours.sizes() == torch::IntArrayRef{batch, tokens, dim});
     auto operators_in = leaf(qkv);
@@ -723,7 +728,7 @@ TEST_CASE("bf16 attention of longer sequences, in chunks of images, gives the op
     CHECK(max_diff(ours.to(torch::kFloat), exact.detach()) <= exact.abs().max().item<double>() / 64);
     {
       torch::NoGradGuard no_grad;  // inference keeps no probabilities for a backward pass: the same output
-      CHECK(torch::equal(cpu_attention_bf16(qkv, heads), ours));
+      CHECK(torch::equal(cpu_attention_bf16_chunked(qkv, heads), ours));
     }
 
     ours.backward(upstream);
@@ -792,13 +797,91 @@ TEST_CASE("under bf16 autocast, pre-norm blocks chained to each other give their
   CHECK(make_block(c, 0)->as<BlockImpl>()->first_norm() == nullptr);
 }
 
+namespace {
+
+// The attention the dot-product kernel computes, in float32 from the same bf16 values: float32 scores and softmax,
+// the probabilities rounded to bf16 before they multiply v (their gradient passing the rounding unchanged, as the
+// kernel's backward takes the rounded probabilities for the softmax's).
+torch::Tensor rounded_probabilities_attention(const torch::Tensor& qkv, int64_t heads) {
+  const int64_t b = qkv.size(0), n = qkv.size(1), dim = qkv.size(2) / 3, hd = dim / heads;
+  const auto parts = qkv.reshape({b, n, 3, heads, hd}).permute({2, 0, 3, 1, 4}).unbind(0);
+  const auto probs =
+      (torch::matmul(parts[0], parts[1].transpose(2, 3)) / std::sqrt(static_cast<double>(hd))).softmax(-1);
+  const auto rounded = probs + (probs.to(torch::kBFloat16).to(torch::kFloat) - probs).detach();
+  return torch::matmul(rounded, parts[2]).transpose(1, 2).reshape({b, n, dim});
+}
+
+}  // namespace
+
+TEST_CASE("bf16 attention on AVX512-BF16 dot products gives float32 attention's outputs and gradients",
+          "[model][cpu][attention_bf16]") {
+  if (!cpu_attention_bf16_dot_available(32)) {
+    WARN("not run: this CPU has no AVX512-BF16");
+    return;
+  }
+  torch::manual_seed(12);
+  const int threads = at::get_num_threads();
+  at::set_num_threads(2);  // (image, head) pairs split across threads
+  // One token; a pair; the main job's 13 and 25 (a padded pair, a partial vector of keys); vit_mini_patch4_32's 65;
+  // whole vectors;
+  // 197 (ViT-B/16's) in heads of 64; a head of 16 channels (one vector) and of 48 (three).
+  for (const auto& [batch, tokens, heads, head_dim] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{3, 1, 2, 32},
+                                                       {2, 2, 2, 32},
+                                                       {5, 13, 4, 32},
+                                                       {3, 25, 4, 32},
+                                                       {7, 65, 4, 32},
+                                                       {2, 64, 2, 16},
+                                                       {2, 197, 2, 64},
+                                                       {3, 33, 3, 48}}) {
+    CAPTURE(batch, tokens, heads, head_dim);
+    const int64_t dim = heads * head_dim;
+    const auto qkv = (torch::randn({batch, tokens, 3 * dim}) * 1.5).to(torch::kBFloat16);
+    const auto upstream = torch::randn({batch, tokens, dim}).to(torch::kBFloat16);
+    REQUIRE(cpu_attention_bf16_dot_available(head_dim));
+
+    auto ours_in = leaf(qkv);
+    const auto ours = cpu_attention_bf16_dot(ours_in, heads);
+    REQUIRE(ours.scalar_type() == torch::kBFloat16);
+    REQUIRE(ours.sizes() == torch::IntArrayRef{batch, tokens, dim});
+    auto same_in = leaf(qkv.to(torch::kFloat));
+    const auto same = rounded_probabilities_attention(same_in, heads);
+    auto exact_in = leaf(qkv.to(torch::kFloat));
+    const auto exact = reference_attention(exact_in, heads);
+    // Against its own arithmetic in float32: the output's rounding to bf16 and the order of float32 sums apart, within
+    // a rounding step of the largest output; against float32 attention, within the probabilities' rounding too.
+    const double largest = exact.abs().max().item<double>();
+    CHECK(max_diff(ours.to(torch::kFloat), same.detach()) <= largest / 256);
+    CHECK(max_diff(ours.to(torch::kFloat), exact.detach()) <= largest / 64);
+    {
+      torch::NoGradGuard no_grad;  // inference keeps no probabilities for a backward pass: the same output
+      CHECK(torch::equal(cpu_attention_bf16_dot(qkv, heads), ours));
+    }
+
+    ours.backward(upstream);
+    same.backward(upstream.to(torch::kFloat));
+    exact.backward(upstream.to(torch::kFloat));
+    REQUIRE(ours_in.grad().scalar_type() == torch::kBFloat16);
+    const auto expected = exact_in.grad();
+    if (tokens > 1) CHECK(expected.abs().max().item<double>() > 0.1);  // not a comparison of zeros
+    // q, k and v's gradients, each where the projection holds it: the bf16 gradient of the scores in between.
+    CHECK(max_diff(ours_in.grad().to(torch::kFloat), same_in.grad()) <= expected.abs().max().item<double>() / 128);
+    CHECK(max_diff(ours_in.grad().to(torch::kFloat), expected) <= expected.abs().max().item<double>() / 32);
+  }
+  at::set_num_threads(threads);
+}
+
 TEST_CASE("bf16 attention keeps each image and head to itself, and reads a strided projection",
           "[model][cpu][attention_bf16]") {
   torch::manual_seed(10);
-  // What each kernel is compared with: the float32 attention for the one-pass kernel, the operator path (scores
-  // rounded to bf16 as there) for the chunked one.
+  // What each kernel is compared with: the float32 attention for the one-pass kernel, the same with the
+  // probabilities rounded to bf16 for the dot-product one, the operator path (scores rounded to bf16 as there) for
+  // the chunked one.
   const auto expected_of = [](const torch::Tensor& qkv, int64_t heads) {
-    if (cpu_attention_bf16_one_pass(qkv, heads)) return reference_attention(qkv.to(torch::kFloat), heads);
+    const Bf16AttentionKernel kernel = cpu_attention_bf16_kernel(qkv, heads);
+    if (kernel == Bf16AttentionKernel::one_pass) return reference_attention(qkv.to(torch::kFloat), heads);
+    if (kernel == Bf16AttentionKernel::dot_product) {
+      return rounded_probabilities_attention(qkv.to(torch::kFloat), heads);
+    }
     CpuBf16Autocast autocast;
     return operator_attention_bf16(qkv, heads).to(torch::kFloat);
   };
@@ -832,24 +915,40 @@ TEST_CASE("bf16 attention refuses what it cannot take", "[model][cpu][attention_
   const auto ok = torch::zeros({2, 13, 3 * 64}, torch::kBFloat16);
   CHECK(cpu_attention_bf16_available(ok, 4));
   CHECK_FALSE(cpu_attention_bf16_available(ok.to(torch::kFloat), 4));                             // float32
-  CHECK(cpu_attention_bf16_available(ok, 8));  // heads of 8: to the chunked kernel
+  CHECK(cpu_attention_bf16_available(ok, 8));  // heads of 8: to the chunked kernel (not whole vectors)
   CHECK_FALSE(cpu_attention_bf16_one_pass(ok, 8));
   CHECK_FALSE(cpu_attention_bf16_available(ok, 5));                                               // 64 / 5
   CHECK(cpu_attention_bf16_one_pass(ok, 4));
+  // The dispatcher's choice: the dot-product kernel wherever the CPU has it and the heads are whole vectors.
+  const bool dot = cpu_attention_bf16_dot_available(64);
+  CHECK(dot == cpu::has_bf16_dot());
+  CHECK(cpu_attention_bf16_kernel(ok, 4) == (dot ? Bf16AttentionKernel::dot_product : Bf16AttentionKernel::one_pass));
+  CHECK(cpu_attention_bf16_kernel(ok, 8) == Bf16AttentionKernel::chunked);
   const auto longer = torch::zeros({2, kBf16AttentionMaxTokens + 1, 3 * 64}, torch::kBFloat16);
-  CHECK(cpu_attention_bf16_available(longer, 4));  // to the chunked kernel
+  CHECK(cpu_attention_bf16_available(longer, 4));
+  CHECK(cpu_attention_bf16_kernel(longer, 4) ==
+        (dot ? Bf16AttentionKernel::dot_product : Bf16AttentionKernel::chunked));
+  CHECK_FALSE(cpu_attention_bf16_dot_available(8));
+  CHECK_FALSE(cpu_attention_bf16_dot_available(24));
+  CHECK_FALSE(cpu_attention_bf16_dot_available(272));
   CHECK_FALSE(cpu_attention_bf16_one_pass(longer, 4));
   CHECK_FALSE(cpu_attention_bf16_available(ok.reshape({26, 3 * 64}), 4));                         // not (B, N, 3D)
   CHECK_THAT(test::error_of([&] { cpu_attention_bf16(ok, 5); }),
              test::Contains("cpu_attention_bf16: qkv [2, 13, 192]"));
+  CHECK_THAT(test::error_of([&] { cpu_attention_bf16_one_pass_kernel(longer, 4); }),
+             test::Contains("not a sequence the one-pass kernel takes"));
 
-  // A second derivative would silently miss this function's part: each kernel refuses it by name.
-  for (const int64_t tokens : {int64_t{3}, kBf16AttentionMaxTokens + 1}) {
-    auto qkv = torch::randn({1, tokens, 3 * 16}).to(torch::kBFloat16).requires_grad_(true);
-    const auto out = cpu_attention_bf16(qkv, 1);
+  // A second derivative would silently miss this function's part: each kernel refuses it by name (the one-pass, the
+  // chunked, and, where the CPU has it, the dot-product kernel).
+  const auto refuses_create_graph = [](const torch::Tensor& out, const torch::Tensor& qkv) {
     CHECK_THAT(test::error_of([&] { torch::autograd::grad({out.sum()}, {qkv}, {}, true, /*create_graph=*/true); }),
-               test::Contains("create_graph"));
-  }
+               test::Contains("cpu_attention_bf16: a differentiable backward (create_graph"));
+  };
+  auto short_qkv = torch::randn({1, 3, 3 * 16}).to(torch::kBFloat16).requires_grad_(true);
+  refuses_create_graph(cpu_attention_bf16_one_pass_kernel(short_qkv, 1), short_qkv);
+  auto qkv = torch::randn({1, kBf16AttentionMaxTokens + 1, 3 * 16}).to(torch::kBFloat16).requires_grad_(true);
+  refuses_create_graph(cpu_attention_bf16_chunked(qkv, 1), qkv);
+  if (cpu_attention_bf16_dot_available(16)) refuses_create_graph(cpu_attention_bf16_dot(qkv, 1), qkv);
 }
 
 }  // namespace vit
