@@ -10,7 +10,7 @@
 
 namespace vit {
 
-// Whether this CPU runs the kernel and it takes heads of `head_dim` channels (a multiple of 16, at most 256).
+// Whether this CPU runs the kernel and it takes heads of `head_dim` channels (a multiple of 16).
 bool cpu_attention_bf16_dot_available(int64_t head_dim);
 
 // qkv (B, N, 3 * D) bf16 on the CPU, laid out as timm's Attention.qkv output: (B, N, 3, heads, D / heads) ->

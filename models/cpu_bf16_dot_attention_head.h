@@ -16,10 +16,11 @@
 
 namespace vit::cpu {
 
-// Whether this CPU runs AVX512-BF16 (and the AVX-512 BW, VL and DQ instructions the kernels use beside it).
+// Whether this CPU runs AVX512-BF16 (and the AVX-512 BW, VL and DQ instructions the kernels use beside it); false
+// on any CPU but x86-64, where the kernels do nothing.
 bool has_bf16_dot();
 
-// Whether the kernels take heads of `head_dim` channels: a multiple of 16 (whole vectors), at most 256.
+// Whether the kernels take heads of `head_dim` channels: a multiple of 16 (whole vectors).
 bool bf16_dot_head_dim_supported(int64_t head_dim);
 
 // One head of `tokens` tokens and `head_dim` channels. Pointers are to bf16 bit patterns; q, k, v and their

@@ -930,7 +930,6 @@ TEST_CASE("bf16 attention refuses what it cannot take", "[model][cpu][attention_
         (dot ? Bf16AttentionKernel::dot_product : Bf16AttentionKernel::chunked));
   CHECK_FALSE(cpu_attention_bf16_dot_available(8));
   CHECK_FALSE(cpu_attention_bf16_dot_available(24));
-  CHECK_FALSE(cpu_attention_bf16_dot_available(272));
   CHECK_FALSE(cpu_attention_bf16_one_pass(longer, 4));
   CHECK_FALSE(cpu_attention_bf16_available(ok.reshape({26, 3 * 64}), 4));                         // not (B, N, 3D)
   CHECK_THAT(test::error_of([&] { cpu_attention_bf16(ok, 5); }),
