@@ -356,8 +356,10 @@ size_t Bf16DotHead::backward_scratch() const {
 
 void Bf16DotHead::forward(const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t qkv_row, float scale,
                           uint16_t* out, int64_t out_row, uint16_t* probs, float* scratch) const {
-#ifdef VIT_HAVE_BF16_DOT  // (elsewhere has_bf16_dot() is false and callers never get here)
+#ifdef VIT_HAVE_BF16_DOT
   forward_on_avx512(Sizes{tokens, head_dim}, q, k, v, qkv_row, scale, out, out_row, probs, scratch);
+#else  // has_bf16_dot() is false: callers never get here
+  (void)q, (void)k, (void)v, (void)qkv_row, (void)scale, (void)out, (void)out_row, (void)probs, (void)scratch;
 #endif
 }
 
@@ -367,6 +369,9 @@ void Bf16DotHead::backward(const uint16_t* q, const uint16_t* k, const uint16_t*
 #ifdef VIT_HAVE_BF16_DOT
   backward_on_avx512(Sizes{tokens, head_dim}, q, k, v, qkv_row, scale, grad_out, out_row, probs, grad_q, grad_k, grad_v,
                      scratch);
+#else  // has_bf16_dot() is false: callers never get here
+  (void)q, (void)k, (void)v, (void)qkv_row, (void)scale, (void)grad_out, (void)out_row, (void)probs, (void)grad_q,
+      (void)grad_k, (void)grad_v, (void)scratch;
 #endif
 }
 

@@ -824,13 +824,14 @@ TEST_CASE("bf16 attention on AVX512-BF16 dot products gives float32 attention's 
   at::set_num_threads(2);  // (image, head) pairs split across threads
   // One token; a pair; the main job's 13 and 25 (a padded pair, a partial vector of keys); vit_mini_patch4_32's 65;
   // whole vectors;
-  // 197 (ViT-B/16's) in heads of 64; a head of 16 channels (one vector) and of 48 (three).
+  // 197 (ViT-B/16's) in heads of 64; heads of 16 channels (one vector, whole and odd sequences) and of 48 (three).
   for (const auto& [batch, tokens, heads, head_dim] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{3, 1, 2, 32},
                                                        {2, 2, 2, 32},
                                                        {5, 13, 4, 32},
                                                        {3, 25, 4, 32},
                                                        {7, 65, 4, 32},
                                                        {2, 64, 2, 16},
+                                                       {2, 33, 2, 16},
                                                        {2, 197, 2, 64},
                                                        {3, 33, 3, 48}}) {
     CAPTURE(batch, tokens, heads, head_dim);
