@@ -96,6 +96,10 @@ TEST_CASE("timm's constructor arguments: applied, or refused naming the argument
   c.depth = 4;
   CHECK_THROWS_WITH(apply_timm_args(nlohmann::json{{"depth", 6}}, c, "arch", TimmArgs::CheckShapes),
                     Contains("model_args depth = 6 does not fit the checkpoint's tensors"));
+  // An MLP ratio whose width no integer holds is refused as not fitting, never converted (fuzz_timm_config).
+  CHECK_THROWS_WITH(apply_timm_args(nlohmann::json{{"mlp_ratio", 4.7e17}}, c, "arch", TimmArgs::CheckShapes),
+                    Contains("model_args mlp_ratio = 4.7e+17 does not fit the checkpoint's tensors"));
+  CHECK_NOTHROW(apply_timm_args(nlohmann::json{{"mlp_ratio", c.mlp_ratio}}, c, "arch", TimmArgs::CheckShapes));
   apply_timm_args(nlohmann::json{{"depth", 6}, {"act_layer", "silu"}}, c, "arch", TimmArgs::NotInShapes);
   CHECK(c.depth == 4);
   CHECK(c.act_layer == Activation::Silu);
