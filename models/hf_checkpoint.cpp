@@ -116,9 +116,9 @@ std::string strip_prefix(const std::string& name, std::string* prefix = nullptr)
 }
 
 // DINOv2's packed SwiGLU hidden width for its config: transformers' Dinov2SwiGLUFFN rounds two thirds of
-// hidden_size * mlp_ratio up to a multiple of 8.
+// hidden_size * mlp_ratio up to a multiple of 8. 0 where the product is no width.
 int64_t dinov2_swiglu_hidden(int64_t hidden_size, double mlp_ratio) {
-  const auto hidden = static_cast<int64_t>(static_cast<double>(hidden_size) * mlp_ratio);
+  const int64_t hidden = layer_width_or_zero(static_cast<double>(hidden_size) * mlp_ratio);
   return (static_cast<int64_t>(static_cast<double>(hidden) * 2.0 / 3.0) + 7) / 8 * 8;
 }
 
@@ -199,7 +199,11 @@ ModelMetadata hf_metadata(const json& config, const json* preprocessor, const Te
       c.mlp_ratio = static_cast<double>(whole(config.at("intermediate_size"), "intermediate_size")) /
                     static_cast<double>(c.embed_dim);
     } else if (config.value("use_swiglu_ffn", false)) {  // transformers' Dinov2SwiGLUFFN: always SiLU
-      const int64_t hidden = dinov2_swiglu_hidden(c.embed_dim, config.value("mlp_ratio", 4.0));
+      const double ratio = config.value("mlp_ratio", 4.0);
+      const int64_t hidden = dinov2_swiglu_hidden(c.embed_dim, ratio);
+      if (hidden == 0)
+        fail(source, "config.json mlp_ratio " + json(ratio).dump() + " with hidden_size " +
+                         std::to_string(c.embed_dim) + " gives no MLP width from 1 to 2^31 - 1");
       c.mlp_layer = MlpLayer::SwiGluPacked;
       c.mlp_ratio = static_cast<double>(2 * hidden) / static_cast<double>(c.embed_dim);
     } else {

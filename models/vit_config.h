@@ -101,6 +101,13 @@ void from_json(const nlohmann::json& j, PosEmbed& value);
 void to_json(nlohmann::json& j, const DistToken& value);
 void from_json(const nlohmann::json& j, DistToken& value);
 
+// floor(width) as a layer width, or 0 where that is no width from 1 to 2^31 - 1 (a NaN, negative or huge product of
+// a size and a ratio read from a file): the integer conversion itself would be undefined there.
+inline int64_t layer_width_or_zero(double width) {
+  const double whole = std::floor(width);
+  return whole >= 1.0 && whole < 2147483648.0 ? static_cast<int64_t>(whole) : 0;
+}
+
 // One struct for the whole architecture; field names follow timm's VisionTransformer arguments.
 struct ViTConfig {
   int64_t image_size = 224;    // square input side in pixels; pixels past the last whole patch are unused (timm)
@@ -159,10 +166,10 @@ struct ViTConfig {
   // The pooled feature width the head reads.
   int64_t num_features() const { return global_pool == GlobalPool::TokenAvg ? 2 * embed_dim : embed_dim; }
   // Truncated like timm's int(dim * mlp_ratio) (896 * 2.572 = 2304.5 is 2304 wide), with a little slack so that a
-  // ratio read back from a checkpoint (3840 / 704) gives the same width again.
-  int64_t mlp_hidden_dim() const {
-    return static_cast<int64_t>(std::floor(static_cast<double>(embed_dim) * mlp_ratio + 1e-6));
-  }
+  // ratio read back from a checkpoint (3840 / 704) gives the same width again. 0 where that is no width from 1 to
+  // 2^31 - 1 (a NaN, negative or huge ratio), which validate() refuses: callers that run before it (checkpoint
+  // readers comparing widths) get a width no tensor has, never an undefined conversion.
+  int64_t mlp_hidden_dim() const { return layer_width_or_zero(static_cast<double>(embed_dim) * mlp_ratio + 1e-6); }
   // The width fc2 reads: half of fc1's for the packed SwiGLU, whose fc1 holds both halves.
   int64_t mlp_inner_dim() const {
     return mlp_layer == MlpLayer::SwiGluPacked ? mlp_hidden_dim() / 2 : mlp_hidden_dim();

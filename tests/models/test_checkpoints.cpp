@@ -362,6 +362,17 @@ TEST_CASE("Hugging Face: config.json and preprocessor_config.json", "[checkpoint
     CHECK_THAT(error_of([&] { hf_metadata(wrong, nullptr, shapes, "hf"); }),
                Contains("'hf': config.json num_channels must be 1 or 3, got " + std::to_string(channels)));
   }
+  // A DINOv2 SwiGLU ratio whose width no integer holds (like fuzz_timm_config's 4.7e17) is refused by name, never
+  // converted.
+  for (const double ratio : {4.7e17, -4.0, 1e-9}) {
+    wrong = config;
+    wrong["model_type"] = "dinov2";
+    wrong["use_swiglu_ffn"] = true;
+    wrong["mlp_ratio"] = ratio;
+    CHECK_THAT(error_of([&] { hf_metadata(wrong, nullptr, shapes, "hf"); }),
+               Contains("'hf': config.json mlp_ratio " + json(ratio).dump() + " with hidden_size " +
+                        std::to_string(config.at("hidden_size").get<int64_t>()) + " gives no MLP width"));
+  }
 }
 
 TEST_CASE("model files: layouts told apart, with errors naming the file and tensor", "[checkpoint]") {
