@@ -39,6 +39,12 @@ void EvalTransformOptions::validate(int channels) const {
   if (image_size <= 0) throw std::invalid_argument("image size must be positive, got " + std::to_string(image_size));
   if (!(crop_pct > 0.0 && crop_pct <= 1.0))
     throw std::invalid_argument("crop_pct must be in (0, 1], got " + std::to_string(crop_pct));
+  if (!(static_cast<double>(image_size) / crop_pct <= kMaxEvalResizeSide)) {
+    std::ostringstream message;  // shortest form of each number: 1e-300, not 0.000000
+    message << "image size " << image_size << " with crop_pct " << crop_pct << " resizes the short side to "
+            << static_cast<double>(image_size) / crop_pct << " pixels; at most " << kMaxEvalResizeSide;
+    throw std::invalid_argument(message.str());
+  }
   check_normalization(normalization, channels);
 }
 

@@ -139,6 +139,14 @@ TEST_CASE("transform options are validated with the field named", "[transforms]"
   EvalTransformOptions e;
   e.crop_pct = 1.5;
   CHECK_THROWS_WITH(e.validate(3), Contains("crop_pct must be in (0, 1]"));
+  // A crop_pct whose resize no int holds (undefined to convert) or no memory holds is refused, naming the sizes.
+  e.crop_pct = 1e-300;
+  CHECK_THROWS_WITH(e.validate(3), Contains("image size 224 with crop_pct 1e-300 resizes the short side to 2.24e+302 "
+                                            "pixels; at most 65536"));
+  e.crop_pct = 224.0 / 65537;
+  CHECK_THROWS_WITH(e.validate(3), Contains("pixels; at most 65536"));
+  e.crop_pct = 224.0 / 65536;  // the largest resize allowed
+  CHECK_NOTHROW(e.validate(3));
 }
 
 }  // namespace vit::data

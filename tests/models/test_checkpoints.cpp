@@ -124,6 +124,14 @@ TEST_CASE("timm: config.json gives heads, pooling, preprocessing and label names
   config["pretrained_cfg"]["interpolation"] = "bicubic";
   config["label_names"] = {"only one"};
   CHECK_THAT(error_of([&] { timm_metadata(shapes, &config, "ckpt"); }), Contains("3 classes but 1 class names"));
+  config["label_names"] = {"x", "y", "z"};
+  // A crop_pct whose resize no int holds is refused by name, never converted to a size (vit info, evaluation).
+  config["pretrained_cfg"]["crop_pct"] = 1e-300;
+  CHECK_THAT(error_of([&] { timm_metadata(shapes, &config, "ckpt"); }),
+             Contains("crop_pct 1e-300 resizes images to a short side of ") &&
+                 Contains(" pixels for image_size " + std::to_string(m.config.image_size) + "; at most 65536"));
+  config["pretrained_cfg"]["crop_pct"] = 0.875;
+  CHECK(timm_metadata(shapes, &config, "ckpt").preprocess.crop_pct == 0.875);
 }
 
 TEST_CASE("timm: config.json values that are malformed or contradict the tensors are refused, naming them",

@@ -171,7 +171,7 @@ TEST_CASE("invalid configs are rejected with the field and value", "[config]") {
     CHECK_NOTHROW(c.validate());
   }
   SECTION("a ratio that gives no width from 1 to 2^31 - 1 gives 0, never an out-of-range conversion") {
-    c.embed_dim = 192;
+    REQUIRE(c.embed_dim == 192);
     for (const double ratio : {std::numeric_limits<double>::quiet_NaN(), -4.0, 0.001, 4.7e17, 2147483648.0 / 192}) {
       c.mlp_ratio = ratio;
       CHECK(c.mlp_hidden_dim() == 0);
@@ -179,6 +179,7 @@ TEST_CASE("invalid configs are rejected with the field and value", "[config]") {
     }
     c.mlp_ratio = 2147483647.0 / 192;  // the widest width an int holds
     CHECK(c.mlp_hidden_dim() == 2147483647);
+    CHECK_NOTHROW(c.validate());
     c.mlp_ratio = 4.0;
     CHECK(c.mlp_hidden_dim() == 768);
   }
