@@ -9,6 +9,8 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "util/image_limits.h"
+
 namespace vit::data {
 namespace {
 

@@ -20,11 +20,8 @@ struct Normalization {
   std::vector<float> std{0.5f, 0.5f, 0.5f};
 };
 
-// The longest short side evaluation resizes an image to: OpenCV's sizes are int, and an image 65,536 pixels on its
-// short side is already 4 G pixels. A hostile crop_pct (1e-300 from a config file) is refused by it, not converted.
-constexpr double kMaxEvalResizeSide = 65536.0;
-
-// Evaluation: resize the short side to floor(image_size / crop_pct), center-crop image_size, normalise.
+// Evaluation: resize the short side to floor(image_size / crop_pct) (at most kMaxEvalResizeSide,
+// util/image_limits.h), center-crop image_size, normalise.
 struct EvalTransformOptions {
   int64_t image_size = 224;
   double crop_pct = 0.875;

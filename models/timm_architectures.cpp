@@ -1,6 +1,5 @@
 #include "models/timm_architectures.h"
 
-#include <cmath>
 #include <map>
 #include <optional>
 #include <set>

@@ -8,6 +8,7 @@
 #include "models/pos_embed.h"
 #include "models/safetensors.h"
 #include "models/state_dict.h"
+#include "util/image_limits.h"
 
 namespace vit {
 namespace {
@@ -123,14 +124,13 @@ ModelMetadata metadata_from_json(const std::string& text, const std::string& sou
 void ModelMetadata::validate() const {
   config.validate();
   preprocess.validate(config.in_chans);
-  // Evaluation resizes the short side to image_size / crop_pct (data/transforms.h's kMaxEvalResizeSide bounds it
-  // where images are read; checked here for every reader of a model, `vit info` too): a hostile crop_pct is refused,
-  // never converted to a size.
+  // Evaluation resizes the short side to image_size / crop_pct: bounded here for every reader of a model (`vit info`
+  // prints it), as evaluation options are where images are read.
   const double resize = static_cast<double>(config.image_size) / preprocess.crop_pct;
-  if (!(resize <= 65536.0))
+  if (!(resize <= kMaxEvalResizeSide))
     throw std::invalid_argument("crop_pct " + json(preprocess.crop_pct).dump() + " resizes images to a short side of " +
                                 json(resize).dump() + " pixels for image_size " + std::to_string(config.image_size) +
-                                "; at most 65536");
+                                "; at most " + std::to_string(static_cast<int64_t>(kMaxEvalResizeSide)));
   if (static_cast<int64_t>(class_names.size()) != config.num_classes)
     throw std::invalid_argument("model has " + std::to_string(config.num_classes) + " classes but " +
                                 std::to_string(class_names.size()) + " class names");
