@@ -115,11 +115,17 @@ std::string strip_prefix(const std::string& name, std::string* prefix = nullptr)
   return name;
 }
 
-// DINOv2's packed SwiGLU hidden width for its config: transformers' Dinov2SwiGLUFFN rounds two thirds of
-// hidden_size * mlp_ratio up to a multiple of 8. 0 where the product is no width.
+// The widest SwiGLU hidden width H vit can hold: its packed fc1 is 2H wide, at most 2^31 - 1, and H is a
+// multiple of 8.
+constexpr int64_t kMaxDinov2SwigluHidden = (int64_t{1} << 30) - 8;
+
+// DINOv2's SwiGLU hidden width for its config: transformers' Dinov2SwiGLUFFN rounds two thirds of
+// hidden_size * mlp_ratio up to a multiple of 8. 0 where that is no width from 8 to kMaxDinov2SwigluHidden (a
+// product under 2 rounds to 0; a NaN, negative or huge one is no width at all).
 int64_t dinov2_swiglu_hidden(int64_t hidden_size, double mlp_ratio) {
-  const int64_t hidden = layer_width_or_zero(static_cast<double>(hidden_size) * mlp_ratio);
-  return (static_cast<int64_t>(static_cast<double>(hidden) * 2.0 / 3.0) + 7) / 8 * 8;
+  const int64_t product = layer_width_or_zero(static_cast<double>(hidden_size) * mlp_ratio);
+  const int64_t hidden = (static_cast<int64_t>(static_cast<double>(product) * 2.0 / 3.0) + 7) / 8 * 8;
+  return hidden <= kMaxDinov2SwigluHidden ? hidden : 0;
 }
 
 // The mlp_ratio a DINOv2 config.json needs for vit's packed SwiGLU of fc1 width 2H: 1.5 H / D, which the
@@ -203,7 +209,10 @@ ModelMetadata hf_metadata(const json& config, const json* preprocessor, const Te
       const int64_t hidden = dinov2_swiglu_hidden(c.embed_dim, ratio);
       if (hidden == 0)
         fail(source, "config.json mlp_ratio " + json(ratio).dump() + " with hidden_size " +
-                         std::to_string(c.embed_dim) + " gives no MLP width from 1 to 2^31 - 1");
+                         std::to_string(c.embed_dim) +
+                         " gives no SwiGLU width: two thirds of their product, rounded up to a multiple of 8, "
+                         "must be from 8 to " +
+                         std::to_string(kMaxDinov2SwigluHidden));
       c.mlp_layer = MlpLayer::SwiGluPacked;
       c.mlp_ratio = static_cast<double>(2 * hidden) / static_cast<double>(c.embed_dim);
     } else {

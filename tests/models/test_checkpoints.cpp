@@ -372,14 +372,18 @@ TEST_CASE("Hugging Face: config.json and preprocessor_config.json", "[checkpoint
   }
   // A DINOv2 SwiGLU ratio whose width no integer holds (like fuzz_timm_config's 4.7e17) is refused by name, never
   // converted.
-  for (const double ratio : {4.7e17, -4.0, 1e-9}) {
+  // With hidden_size 24: 1.5 / 24 is a product of 1.5, whose two thirds round to 0; 7e7 a product that fits an int
+  // but whose packed width 2H does not.
+  for (const double ratio : {4.7e17, -4.0, 1e-9, 1.5 / 24.0, 7e7}) {
     wrong = config;
     wrong["model_type"] = "dinov2";
     wrong["use_swiglu_ffn"] = true;
     wrong["mlp_ratio"] = ratio;
     CHECK_THAT(error_of([&] { hf_metadata(wrong, nullptr, shapes, "hf"); }),
                Contains("'hf': config.json mlp_ratio " + json(ratio).dump() + " with hidden_size " +
-                        std::to_string(config.at("hidden_size").get<int64_t>()) + " gives no MLP width"));
+                        std::to_string(config.at("hidden_size").get<int64_t>()) +
+                        " gives no SwiGLU width: two thirds of their product, rounded up to a multiple of 8, "
+                        "must be from 8 to 1073741816"));
   }
 }
 
