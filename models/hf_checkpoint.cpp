@@ -1,6 +1,8 @@
 #include "models/hf_checkpoint.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <optional>
 #include <regex>
 #include <stdexcept>
@@ -115,17 +117,23 @@ std::string strip_prefix(const std::string& name, std::string* prefix = nullptr)
   return name;
 }
 
-// The widest SwiGLU hidden width H vit can hold: its packed fc1 is 2H wide, at most 2^31 - 1, and H is a
-// multiple of 8.
-constexpr int64_t kMaxDinov2SwigluHidden = (int64_t{1} << 30) - 8;
+// DINOv2's SwiGLU hidden width for the whole part of hidden_size * mlp_ratio: transformers' Dinov2SwiGLUFFN takes
+// two thirds of it and rounds up to a multiple of 8.
+constexpr int64_t dinov2_swiglu_width_of(int64_t product) { return (product * 2 / 3 + 7) / 8 * 8; }
 
-// DINOv2's SwiGLU hidden width for its config: transformers' Dinov2SwiGLUFFN rounds two thirds of
-// hidden_size * mlp_ratio up to a multiple of 8. 0 where that is no width from 8 to kMaxDinov2SwigluHidden (a
-// product under 2 rounds to 0; a NaN, negative or huge one is no width at all).
+// The products that give a width vit holds: at least 8 (a product of 1 gives 0), and the packed fc1, 2 x the width,
+// within an int.
+constexpr int64_t kMinDinov2SwigluProduct = 2;
+constexpr int64_t kMaxDinov2SwigluProduct = 1610612725;
+static_assert(dinov2_swiglu_width_of(kMinDinov2SwigluProduct - 1) == 0 &&
+              dinov2_swiglu_width_of(kMinDinov2SwigluProduct) == 8);
+static_assert(2 * dinov2_swiglu_width_of(kMaxDinov2SwigluProduct) <= std::numeric_limits<int32_t>::max() &&
+              2 * dinov2_swiglu_width_of(kMaxDinov2SwigluProduct + 1) > std::numeric_limits<int32_t>::max());
+
+// The width for a config, 0 where its product is outside those bounds (a NaN, negative or huge one too).
 int64_t dinov2_swiglu_hidden(int64_t hidden_size, double mlp_ratio) {
   const int64_t product = layer_width_or_zero(static_cast<double>(hidden_size) * mlp_ratio);
-  const int64_t hidden = (static_cast<int64_t>(static_cast<double>(product) * 2.0 / 3.0) + 7) / 8 * 8;
-  return hidden <= kMaxDinov2SwigluHidden ? hidden : 0;
+  return product >= kMinDinov2SwigluProduct && product <= kMaxDinov2SwigluProduct ? dinov2_swiglu_width_of(product) : 0;
 }
 
 // The mlp_ratio a DINOv2 config.json needs for vit's packed SwiGLU of fc1 width 2H: 1.5 H / D, which the
@@ -209,10 +217,11 @@ ModelMetadata hf_metadata(const json& config, const json* preprocessor, const Te
       const int64_t hidden = dinov2_swiglu_hidden(c.embed_dim, ratio);
       if (hidden == 0)
         fail(source, "config.json mlp_ratio " + json(ratio).dump() + " with hidden_size " +
-                         std::to_string(c.embed_dim) +
-                         " gives no SwiGLU width: two thirds of their product, rounded up to a multiple of 8, "
-                         "must be from 8 to " +
-                         std::to_string(kMaxDinov2SwigluHidden));
+                         std::to_string(c.embed_dim) + " gives no SwiGLU width: their product must be at least " +
+                         std::to_string(kMinDinov2SwigluProduct) + " and under " +
+                         std::to_string(kMaxDinov2SwigluProduct + 1) +
+                         " (the width is two thirds of it rounded up to a multiple of 8; the packed fc1 of twice "
+                         "that must fit an int)");
       c.mlp_layer = MlpLayer::SwiGluPacked;
       c.mlp_ratio = static_cast<double>(2 * hidden) / static_cast<double>(c.embed_dim);
     } else {

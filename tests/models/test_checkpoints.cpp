@@ -371,20 +371,31 @@ TEST_CASE("Hugging Face: config.json and preprocessor_config.json", "[checkpoint
                Contains("'hf': config.json num_channels must be 1 or 3, got " + std::to_string(channels)));
   }
   // A DINOv2 SwiGLU ratio whose width no integer holds (like fuzz_timm_config's 4.7e17) is refused by name, never
-  // converted.
-  // With hidden_size 24: 1.5 / 24 is a product of 1.5, whose two thirds round to 0; 7e7 a product that fits an int
-  // but whose packed width 2H does not.
-  for (const double ratio : {4.7e17, -4.0, 1e-9, 1.5 / 24.0, 7e7}) {
+  // converted. With hidden_size 24: 1.5 / 24 is a product of 1.5, whose whole part's two thirds truncate to 0; 7e7
+  // a product that fits an int but whose packed fc1 (2 x 1,120,000,000) does not.
+  const auto swiglu = [&](int64_t hidden_size, double ratio) {
     wrong = config;
     wrong["model_type"] = "dinov2";
     wrong["use_swiglu_ffn"] = true;
+    wrong["hidden_size"] = hidden_size;
     wrong["mlp_ratio"] = ratio;
-    CHECK_THAT(error_of([&] { hf_metadata(wrong, nullptr, shapes, "hf"); }),
-               Contains("'hf': config.json mlp_ratio " + json(ratio).dump() + " with hidden_size " +
-                        std::to_string(config.at("hidden_size").get<int64_t>()) +
-                        " gives no SwiGLU width: two thirds of their product, rounded up to a multiple of 8, "
-                        "must be from 8 to 1073741816"));
+    try {
+      hf_metadata(wrong, nullptr, shapes, "hf");
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string();  // accepted
+  };
+  for (const double ratio : {4.7e17, -4.0, 1e-9, 1.5 / 24.0, 7e7}) {
+    CHECK_THAT(swiglu(24, ratio), Contains("'hf': config.json mlp_ratio " + json(ratio).dump() +
+                                           " with hidden_size 24 gives no SwiGLU width: their product must be at "
+                                           "least 2 and under 1610612726"));
   }
+  // The bounds, on exact products (hidden_size 2): 2 gives width 8, 1,610,612,725 the widest, 2 x 1,073,741,816
+  // within an int (the file is then refused for its tensors, not its width); one more and the packed fc1 is not.
+  for (const double ratio : {1.0, 805306362.5}) CHECK_THAT(swiglu(2, ratio), !Contains("SwiGLU width"));
+  CHECK_THAT(swiglu(2, 805306363.0), Contains("with hidden_size 2 gives no SwiGLU width"));
+  CHECK_THAT(swiglu(2, 0.5), Contains("with hidden_size 2 gives no SwiGLU width"));
 }
 
 TEST_CASE("model files: layouts told apart, with errors naming the file and tensor", "[checkpoint]") {
