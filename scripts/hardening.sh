@@ -18,6 +18,9 @@ fi
 seconds=${1:-30}
 [[ $seconds =~ ^[0-9]+$ ]] || { echo "usage: $0 [--fuzz-only] [FUZZ_SECONDS]" >&2; exit 2; }
 jobs=$(nproc)
+# A new build folder gets Ninja, which compiles the next targets' files while a library links (make waits for each
+# target); one already configured keeps its generator.
+export CMAKE_GENERATOR=${CMAKE_GENERATOR:-Ninja}
 
 # -O1 with line tables: the sanitizers' usual trade between speed and readable stacks.
 cmake -S . -B build-hardening -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \

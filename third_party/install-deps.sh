@@ -19,7 +19,7 @@ case $mode in
 esac
 
 build_packages=(
-  build-essential cmake git pkg-config
+  build-essential cmake ninja-build git pkg-config
   libtorch-dev            # LibTorch 1.13 (CPU)
   libdnnl-dev             # oneDNN's sgemm for the float32 CPU model (models/cpu_gemm.h)
   libopencv-dev           # image decoding and transforms

@@ -4,6 +4,7 @@
 #include <torch/nn/module.h>
 
 #include <fstream>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -374,28 +375,30 @@ TEST_CASE("Hugging Face: config.json and preprocessor_config.json", "[checkpoint
   // converted. With hidden_size 24: 1.5 / 24 is a product of 1.5, whose whole part's two thirds truncate to 0; 7e7
   // a product that fits an int but whose packed fc1 (2 x 1,120,000,000) does not.
   const auto swiglu = [&](int64_t hidden_size, double ratio) {
-    wrong = config;
-    wrong["model_type"] = "dinov2";
-    wrong["use_swiglu_ffn"] = true;
-    wrong["hidden_size"] = hidden_size;
-    wrong["mlp_ratio"] = ratio;
-    try {
-      hf_metadata(wrong, nullptr, shapes, "hf");
-    } catch (const std::exception& e) {
-      return std::string(e.what());
-    }
-    return std::string();  // accepted
+    json dinov2 = config;
+    dinov2["model_type"] = "dinov2";
+    dinov2["use_swiglu_ffn"] = true;
+    dinov2["hidden_size"] = hidden_size;
+    dinov2["mlp_ratio"] = ratio;
+    return dinov2;
+  };
+  const auto swiglu_error = [&](int64_t hidden_size, double ratio) {
+    return error_of([&] { hf_metadata(swiglu(hidden_size, ratio), nullptr, shapes, "hf"); });
   };
   for (const double ratio : {4.7e17, -4.0, 1e-9, 1.5 / 24.0, 7e7}) {
-    CHECK_THAT(swiglu(24, ratio), Contains("'hf': config.json mlp_ratio " + json(ratio).dump() +
-                                           " with hidden_size 24 gives no SwiGLU width: their product must be at "
-                                           "least 2 and under 1610612726"));
+    CHECK_THAT(swiglu_error(24, ratio), Contains("'hf': config.json mlp_ratio " + json(ratio).dump() +
+                                                 " with hidden_size 24 gives no SwiGLU width: their product must be "
+                                                 "at least 2 and under 1610612726"));
   }
-  // The bounds, on exact products (hidden_size 2): 2 gives width 8, 1,610,612,725 the widest, 2 x 1,073,741,816
-  // within an int (the file is then refused for its tensors, not its width); one more and the packed fc1 is not.
-  for (const double ratio : {1.0, 805306362.5}) CHECK_THAT(swiglu(2, ratio), !Contains("SwiGLU width"));
-  CHECK_THAT(swiglu(2, 805306363.0), Contains("with hidden_size 2 gives no SwiGLU width"));
-  CHECK_THAT(swiglu(2, 0.5), Contains("with hidden_size 2 gives no SwiGLU width"));
+  // The bounds, on exact products (hidden_size 2): 2 gives width 8, 1,610,612,725 the widest, 1,073,741,816, whose
+  // packed fc1 (twice that) still fits an int; one more either way and there is no width.
+  for (const auto& [ratio, width] : {std::pair{1.0, int64_t{8}}, std::pair{805306362.5, int64_t{1073741816}}}) {
+    const ViTConfig accepted = hf_metadata(swiglu(2, ratio), nullptr, shapes, "hf").config;
+    CHECK(accepted.mlp_layer == MlpLayer::SwiGluPacked);
+    CHECK(accepted.mlp_ratio == static_cast<double>(width));  // the packed fc1 (2 x width) over hidden_size 2
+  }
+  CHECK_THAT(swiglu_error(2, 805306363.0), Contains("with hidden_size 2 gives no SwiGLU width"));
+  CHECK_THAT(swiglu_error(2, 0.5), Contains("with hidden_size 2 gives no SwiGLU width"));
 }
 
 TEST_CASE("model files: layouts told apart, with errors naming the file and tensor", "[checkpoint]") {
