@@ -18,9 +18,10 @@ fi
 seconds=${1:-30}
 [[ $seconds =~ ^[0-9]+$ ]] || { echo "usage: $0 [--fuzz-only] [FUZZ_SECONDS]" >&2; exit 2; }
 jobs=$(nproc)
-# A new build folder gets Ninja, which compiles the next targets' files while a library links (make waits for each
-# target); one already configured keeps its generator.
-export CMAKE_GENERATOR=${CMAKE_GENERATOR:-Ninja}
+# Ninja (where installed: third_party/install-deps.sh) for a new build folder: it builds the named targets below as
+# one graph, where CMake's make files build them one after another, each target's last link leaving the other core
+# idle. One already configured keeps its generator.
+if command -v ninja >/dev/null; then export CMAKE_GENERATOR=${CMAKE_GENERATOR:-Ninja}; fi
 
 # -O1 with line tables: the sanitizers' usual trade between speed and readable stacks.
 cmake -S . -B build-hardening -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \

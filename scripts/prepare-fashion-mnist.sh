@@ -2,9 +2,6 @@
 # every dependency, builds `vit`, and converts Debian's Fashion-MNIST into an image folder tree. Sets `vit` (the
 # executable) and `data` (the tree: train/ and val/, the 10,000 test images as validation data).
 bash third_party/install-deps.sh --no-test-tools
-# A new build folder gets Ninja, which compiles the next targets' files while a library links (make waits for each
-# target); one already configured keeps its generator.
-export CMAKE_GENERATOR=${CMAKE_GENERATOR:-Ninja}
 # Tests stay off in a new build folder (their tools are not installed here); one already configured with them
 # (a developer's, or scripts/test.sh's) keeps them, since only the vit target is built below.
 tests_option=()

@@ -19,7 +19,7 @@ case $mode in
 esac
 
 build_packages=(
-  build-essential cmake ninja-build git pkg-config
+  build-essential cmake git pkg-config
   libtorch-dev            # LibTorch 1.13 (CPU)
   libdnnl-dev             # oneDNN's sgemm for the float32 CPU model (models/cpu_gemm.h)
   libopencv-dev           # image decoding and transforms
@@ -51,6 +51,7 @@ test_packages=(
   python3-numpy
   python3-pil                         # benchmark images (bench/make_jpeg_folder.py), fuzzing seeds
   clang libclang-rt-14-dev            # the sanitizer build and libFuzzer (scripts/hardening.sh)
+  ninja-build                         # the sanitizer build's generator (scripts/hardening.sh)
   libomp-14-dev                       # clang's OpenMP, which vit's CPU kernels need (models/cpu_parallel_for.h)
   llvm-14                             # llvm-symbolizer: sanitizer reports with file and line
 )
